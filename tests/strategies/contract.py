@@ -1,0 +1,31 @@
+"""Every concrete strategy, discovered, so the contract suite covers each one.
+
+A strategy module added under ``balancekit.strategies`` joins the suite with
+no change here.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+
+import balancekit.strategies as package
+from balancekit.strategies.base import Balancer
+
+
+def all_strategies() -> list[type[Balancer]]:
+    for info in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"{package.__name__}.{info.name}")
+    found: list[type[Balancer]] = []
+    pending = list(Balancer.__subclasses__())
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        if not inspect.isabstract(cls) and cls.__module__.startswith(package.__name__):
+            found.append(cls)
+    return sorted(set(found), key=lambda cls: cls.__name__)
+
+
+STRATEGIES = all_strategies()
+KEYS = [f"key-{i}" for i in range(200)]
