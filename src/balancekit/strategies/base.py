@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 
 from ..clock import Clock, monotonic
 from ..errors import DuplicateServer, NoServerAvailable, UnknownServer
-from ..lease import Lease
+from ..lease import Lease, LeaseOwner
 
 __all__ = ["Balancer", "Member", "Servers", "check_server", "check_weight", "parse_servers"]
 
@@ -244,12 +244,27 @@ class Balancer(abc.ABC):
         Raises:
             NoServerAvailable, TypeError: as :meth:`get_server`.
         """
+        return self._open(self, key, None)
+
+    def _open(self, owner: LeaseOwner, key: Any, server: str | None) -> Lease:
+        """Count a lease for ``owner`` on ``server``, or on the choice for ``key``.
+
+        A Pool opens leases through this so that its own ``_release`` sees
+        them first (then calls ours) and so that a sticky client can be
+        pinned to its server, even one the strategy would no longer choose.
+        """
         now = self._clock()
         with self._lock:
-            member = self._choose(key)
+            if server is None:
+                member = self._choose(key)
+            else:
+                found = self._members.get(server)
+                if found is None:
+                    raise UnknownServer(server)
+                member = found
             member.in_flight += 1
             self._acquired(member, now)
-        return Lease(self, member.server, now, member)
+        return Lease(owner, member.server, now, member)
 
     def _release(self, lease: Lease, ok: bool) -> bool:
         now = self._clock()
