@@ -39,7 +39,17 @@ class Lease:
         moved: ``True`` when a sticky client was re-routed to a new server (Pool only).
     """
 
-    __slots__ = ("_owner", "cookie", "latency", "moved", "ok", "server", "started", "token")
+    __slots__ = (
+        "_owner",
+        "context",
+        "cookie",
+        "latency",
+        "moved",
+        "ok",
+        "server",
+        "started",
+        "token",
+    )
 
     def __init__(
         self,
@@ -51,7 +61,8 @@ class Lease:
         self._owner = owner
         self.server = server
         self.started = started
-        self.token = token  # the owner's record of this lease's server
+        self.token = token  # the strategy's record of this lease's server
+        self.context: object = None  # a wrapping owner's record (the Pool's)
         self.latency: float | None = None
         self.ok: bool | None = None
         self.cookie: str | None = None
