@@ -1,0 +1,297 @@
+"""Maglev hashing: a prime-sized lookup table filled from per-server permutations.
+
+Eisenbud et al., "Maglev: A Fast and Reliable Software Network Load Balancer"
+(NSDI 2016). Every server owns a permutation of the ``M`` table slots, given by
+an ``(offset, skip)`` pair: slot ``(offset + j * skip) mod M`` is its ``j``-th
+preference (``M`` prime, so every skip in ``[1, M)`` visits every slot). The
+servers take turns claiming their next preferred slot that is still free until
+the table is full; a key goes to ``table[hash(key) mod M]``.
+
+:func:`populate` is that fill, a pure function over explicit ``(offset, skip)``
+pairs so the paper's worked example can be checked directly.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from ..clock import Clock
+from ..hashing import hash_bytes, hash_key, hash_server
+from .base import Balancer, Member, Servers
+
+__all__ = ["Maglev", "is_prime", "populate"]
+
+_SEED_LIMIT = 1 << 64
+
+
+def is_prime(n: int) -> bool:
+    """Whether ``n`` is prime (deterministic Miller-Rabin, exact below 3.3e24).
+
+    >>> [p for p in range(20) if is_prime(p)]
+    [2, 3, 5, 7, 11, 13, 17, 19]
+    >>> is_prime(65537), is_prime(65536)
+    (True, False)
+
+    Complexity: O(log(n)^3) bit operations.
+    """
+    if n < 2:
+        return False
+    bases = (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41)
+    for p in bases:
+        if n % p == 0:
+            return n == p
+    d, r = n - 1, 0
+    while d % 2 == 0:
+        d //= 2
+        r += 1
+    for a in bases:
+        x = pow(a, d, n)
+        if x in (1, n - 1):
+            continue
+        for _ in range(r - 1):
+            x = x * x % n
+            if x == n - 1:
+                break
+        else:
+            return False
+    return True
+
+
+def populate(
+    preferences: Sequence[tuple[int, int]],
+    table_size: int,
+    weights: Sequence[float] | None = None,
+) -> list[int]:
+    """Fill a Maglev lookup table; entry ``j`` is the index of the backend owning slot ``j``.
+
+    ``preferences[i]`` is backend ``i``'s ``(offset, skip)``. Backends take
+    turns in index order, each claiming the next free slot of its permutation.
+
+    With ``weights``, every backend takes a first turn at time 0, then its
+    ``k``-th turn (``k >= 1``) at time ``(k + 0.5) * max(weights) / weights[i]``
+    (ties in index order): the heaviest backends move once per round, one of
+    half that weight every other round. A backend whose fair share is ``x``
+    entries gets ``max(1, round(x))`` of them, give or take the one turn cut
+    off when the table fills (Webster's apportionment, with every backend
+    guaranteed an entry). Equal weights are exactly the paper's round robin,
+    so entry counts differ by at most 1.
+
+    >>> populate([(3, 4), (0, 2), (3, 1)], 7)
+    [1, 0, 1, 0, 2, 2, 0]
+    >>> populate([(3, 4), (3, 1)], 7)
+    [0, 0, 0, 0, 1, 1, 1]
+    >>> populate([(0, 1), (1, 1)], 7, weights=[1, 2]).count(1)
+    5
+
+    Complexity: O(M log M) expected probes (plus O(M log n) heap steps when
+    weights differ), for ``n`` backends and table size ``M``.
+
+    Raises:
+        ValueError: ``table_size`` not prime, more backends than slots, an
+            offset or skip out of range, or weights not positive and finite
+            or not one per backend.
+    """
+    size = table_size
+    if not is_prime(size):
+        raise ValueError(f"table_size must be a prime number, got {size!r}")
+    count = len(preferences)
+    if count > size:
+        raise ValueError(f"{count} backends cannot share a table of {size} slots")
+    for offset, skip in preferences:
+        if not (0 <= offset < size and 1 <= skip < size):
+            raise ValueError(
+                f"(offset, skip) must be in [0, {size}) x [1, {size}), got {(offset, skip)}"
+            )
+    if weights is not None:
+        if len(weights) != count:
+            raise ValueError(
+                f"weights must give one weight per backend, got {len(weights)} for {count}"
+            )
+        for weight in weights:
+            if not (math.isfinite(weight) and weight > 0):
+                raise ValueError(f"weights must be finite numbers > 0, got {weight!r}")
+        if len(set(weights)) == 1:
+            weights = None
+    if not count:
+        return []
+    owner = [-1] * size
+    nexts = [offset for offset, _ in preferences]
+    skips = [skip for _, skip in preferences]
+    turns = _round_robin(count, size) if weights is None else _weighted_turns(weights, size)
+    for i in turns:
+        # Walk this backend's permutation past the slots others already hold.
+        slot = nexts[i]
+        skip = skips[i]
+        while owner[slot] >= 0:
+            slot += skip
+            if slot >= size:
+                slot -= size
+        owner[slot] = i
+        slot += skip
+        nexts[i] = slot - size if slot >= size else slot
+    return owner
+
+
+def _round_robin(count: int, size: int) -> list[int]:
+    """The backend of each of the ``size`` turns of an unweighted fill."""
+    rounds, rest = divmod(size, count)
+    return list(range(count)) * rounds + list(range(rest))
+
+
+def _weighted_turns(weights: Sequence[float], size: int) -> list[int]:
+    """The backend of each of the ``size`` turns of a weighted fill (see :func:`populate`)."""
+    heaviest = max(weights)
+    steps = [heaviest / weight for weight in weights]
+    taken = [0] * len(weights)
+    # Each backend's next turn time is recomputed from its turn count, not
+    # accumulated, so rounding cannot drift over tens of thousands of turns.
+    heap = [(0.0, i) for i in range(len(weights))]
+    turns = []
+    for _ in range(size):
+        _, i = heap[0]
+        turns.append(i)
+        taken[i] += 1
+        heapq.heapreplace(heap, ((taken[i] + 0.5) * steps[i], i))
+    return turns
+
+
+def _check_seed(seed: object) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an int in [0, 2**64), got {seed!r}")
+    if not 0 <= seed < _SEED_LIMIT:
+        raise ValueError(f"seed must be an int in [0, 2**64), got {seed!r}")
+    return seed
+
+
+class Maglev(Balancer):
+    """Maglev consistent hashing: O(1) lookups in a prime-sized table.
+
+    Each server of weight > 0 owns a share of the ``table_size`` entries
+    proportional to its weight (equal weights: counts differ by at most one);
+    a key's server is ``table[hash(key) % table_size]``. Servers are filled
+    in sorted id order, so placement does not depend on insertion order.
+    A membership change rebuilds the table, and most entries keep their
+    server: few keys move.
+
+    >>> lb = Maglev(["a", "b", "c"], table_size=101)
+    >>> lb.get_server("user-42") == lb.get_server("user-42")
+    True
+    >>> lb.table_size, lb.seed
+    (101, 0)
+
+    ``table_size`` should be much larger than the number of servers ``n``:
+    the paper recommends ``M >= 100 * n``. Only ``n <= M`` is enforced.
+
+    Complexity: ``get_server`` and ``acquire`` O(1) (plus O(len(key)) to
+    hash the key); a membership or weight change O(M log M).
+
+    Thread safety: ``get_server`` takes no lock; it reads the current table,
+    which is never modified once built: a rebuild builds a new table and swaps
+    it in with one assignment, so a concurrent reader sees the old or the new
+    table, never a mix. ``acquire`` and membership changes use the lock.
+
+    Raises:
+        ValueError: ``table_size`` is not prime, or more servers have a weight
+            > 0 than the table has entries (also from ``add_server`` and
+            ``set_weight``, which then change nothing); ``seed`` outside
+            [0, 2**64).
+        TypeError: ``table_size`` or ``seed`` is not an ``int``.
+    """
+
+    requires_key = True
+
+    def __init__(
+        self,
+        servers: Servers = (),
+        *,
+        table_size: int = 65537,
+        seed: int = 0,
+        clock: Clock | None = None,
+    ) -> None:
+        if isinstance(table_size, bool) or not isinstance(table_size, int):
+            raise TypeError(f"table_size must be a prime int, got {table_size!r}")
+        if not is_prime(table_size):
+            raise ValueError(f"table_size must be a prime number, got {table_size!r}")
+        self._size = table_size
+        self._seed = _check_seed(seed)
+        self._table: list[str] = []
+        super().__init__(servers, clock=clock)
+
+    @property
+    def table_size(self) -> int:
+        """The number of table entries ``M`` (a prime)."""
+        return self._size
+
+    @property
+    def seed(self) -> int:
+        """The hash seed for keys and server permutations."""
+        return self._seed
+
+    def _rebuild(self) -> None:
+        live = sorted((m.server, m.weight) for m in self._members.values() if m.weight > 0)
+        size = self._size
+        if len(live) > size:
+            raise ValueError(
+                f"table_size {size} is too small for {len(live)} servers of weight > 0; "
+                f"use a prime of at least 100 * {len(live)}"
+            )
+        names = [server for server, _ in live]
+        preferences = [
+            (
+                hash_server(name, 0, self._seed) % size,
+                hash_server(name, 1, self._seed) % (size - 1) + 1,
+            )
+            for name in names
+        ]
+        owners = populate(preferences, size, [weight for _, weight in live])
+        # One assignment publishes the new table to lock-free readers.
+        self._table = [names[i] for i in owners]
+
+    def _reweighted(self, member: Member, old: float) -> None:
+        try:
+            self._rebuild()
+        except ValueError:
+            member.weight = old  # the base class has already stored the new weight
+            raise
+
+    def get_server(self, key: Any = None) -> str:
+        """The server for ``key``: ``table[hash(key) % table_size]``, without the lock.
+
+        Complexity: O(1) plus O(len(key)).
+
+        Raises:
+            TypeError: no key, or a key that is not ``str``, ``bytes`` or ``int``.
+            NoServerAvailable: no server has a weight > 0.
+        """
+        table = self._table
+        digest = hash_bytes(key.encode(), self._seed) if type(key) is str else self._hash_other(key)
+        if table:
+            return table[digest % self._size]
+        raise self._unavailable()
+
+    def _hash_other(self, key: object) -> int:
+        if key is None:
+            raise TypeError("Maglev needs a key (str, bytes or int) for every pick, got None")
+        return hash_key(key, self._seed)
+
+    def _choose(self, key: Any) -> Member:
+        return self._members[self.get_server(key)]
+
+    def _options(self) -> dict[str, object]:
+        return {"table_size": self._size, "seed": self._seed}
+
+    def _check(self) -> None:
+        super()._check()
+        table = self._table
+        live = {s: m.weight for s, m in self._members.items() if m.weight > 0}
+        assert len(table) == (self._size if live else 0), (len(table), self._size)
+        counts: dict[str, int] = {}
+        for server in table:
+            counts[server] = counts.get(server, 0) + 1
+        assert set(counts) == set(live), (sorted(counts), sorted(live))
+        assert sum(counts.values()) == len(table)
+        if live and len(set(live.values())) == 1:
+            assert max(counts.values()) - min(counts.values()) <= 1, counts
