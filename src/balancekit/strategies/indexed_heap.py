@@ -1,0 +1,196 @@
+"""IndexedHeap: a binary min-heap that knows where each item sits.
+
+A plain :mod:`heapq` list can only pop its top; changing the key of an item
+in the middle means a linear search and a re-heapify, O(n). Keeping a map
+from item to position lets one changed key be sifted into place in
+O(log n), which is what least-connections needs on every acquire and
+release.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterator
+from typing import Any, Generic, Protocol, TypeVar
+
+__all__ = ["IndexedHeap"]
+
+
+class _Ordered(Protocol):
+    def __lt__(self, other: Any, /) -> bool: ...
+
+
+T = TypeVar("T", bound=Hashable)
+K = TypeVar("K", bound=_Ordered)
+
+
+class IndexedHeap(Generic[T, K]):
+    """A min-heap of distinct hashable items, each with a key that may change.
+
+    Keys are compared with ``<`` only; give them a unique tie-breaker (for
+    example a ``(load, sequence)`` tuple) if the order of equal keys matters.
+
+    >>> heap = IndexedHeap[str, int]()
+    >>> for item, key in [("a", 3), ("b", 1), ("c", 2)]:
+    ...     heap.push(item, key)
+    >>> heap.peek()
+    'b'
+    >>> heap.update("a", 0)
+    >>> heap.peek(), heap.key("a")
+    ('a', 0)
+    >>> heap.remove("a")
+    >>> heap.peek(), len(heap)
+    ('b', 2)
+
+    Complexity: ``peek``, ``key``, ``len``, ``in`` O(1); ``push``,
+    ``remove`` and ``update`` O(log n); memory O(n).
+    """
+
+    __slots__ = ("_items", "_keys", "_pos")
+
+    def __init__(self) -> None:
+        self._items: list[T] = []
+        self._keys: list[K] = []
+        self._pos: dict[T, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._pos
+
+    def __iter__(self) -> Iterator[T]:
+        """The items in heap-array order (not sorted). O(n)."""
+        return iter(list(self._items))
+
+    def peek(self) -> T:
+        """The item with the smallest key. O(1).
+
+        Raises:
+            IndexError: the heap is empty.
+        """
+        if not self._items:
+            raise IndexError("peek from an empty IndexedHeap")
+        return self._items[0]
+
+    def key(self, item: T) -> K:
+        """The key of ``item``. O(1).
+
+        Raises:
+            KeyError: ``item`` is not in the heap.
+        """
+        return self._keys[self._pos[item]]
+
+    def push(self, item: T, key: K) -> None:
+        """Insert ``item`` with ``key``. O(log n).
+
+        Raises:
+            ValueError: ``item`` is already in the heap.
+        """
+        if item in self._pos:
+            raise ValueError(f"item {item!r} is already in the heap")
+        self._items.append(item)
+        self._keys.append(key)
+        self._pos[item] = len(self._items) - 1
+        self._sift_up(len(self._items) - 1)
+
+    def remove(self, item: T) -> None:
+        """Take ``item`` out of the heap. O(log n).
+
+        Raises:
+            KeyError: ``item`` is not in the heap.
+        """
+        i = self._pos.pop(item)
+        items, keys = self._items, self._keys
+        last_item = items.pop()
+        last_key = keys.pop()
+        if i == len(items):
+            return  # it was the last slot: nothing to fill
+        items[i] = last_item
+        keys[i] = last_key
+        self._pos[last_item] = i
+        # The filler came from a leaf; it may belong above or below slot i.
+        if i and last_key < keys[(i - 1) >> 1]:
+            self._sift_up(i)
+        else:
+            self._sift_down(i)
+
+    def update(self, item: T, key: K) -> None:
+        """Give ``item`` a new key and move it to its place. O(log n).
+
+        Raises:
+            KeyError: ``item`` is not in the heap.
+        """
+        i = self._pos[item]
+        keys = self._keys
+        old = keys[i]
+        keys[i] = key
+        if key < old:
+            self._sift_up(i)
+        elif old < key:
+            self._sift_down(i)
+
+    def _sift_up(self, i: int) -> None:
+        items, keys, pos = self._items, self._keys, self._pos
+        item, key = items[i], keys[i]
+        while i:
+            parent = (i - 1) >> 1
+            parent_key = keys[parent]
+            if not key < parent_key:
+                break
+            parent_item = items[parent]
+            items[i] = parent_item
+            keys[i] = parent_key
+            pos[parent_item] = i
+            i = parent
+        items[i] = item
+        keys[i] = key
+        pos[item] = i
+
+    def _sift_down(self, i: int) -> None:
+        # Bottom-up, as heapq does: a key that grew (a server just picked)
+        # usually belongs near a leaf, so walk the smaller children down to
+        # a leaf with one comparison per level, then climb back the little
+        # that is needed. That halves the comparisons of the textbook loop.
+        items, keys, pos = self._items, self._keys, self._pos
+        end = len(items)
+        start = i
+        item, key = items[i], keys[i]
+        child = 2 * i + 1
+        while child < end:
+            right = child + 1
+            if right < end and not keys[child] < keys[right]:
+                child = right
+            child_item = items[child]
+            items[i] = child_item
+            keys[i] = keys[child]
+            pos[child_item] = i
+            i = child
+            child = 2 * i + 1
+        while i > start:
+            parent = (i - 1) >> 1
+            parent_key = keys[parent]
+            if not key < parent_key:
+                break
+            parent_item = items[parent]
+            items[i] = parent_item
+            keys[i] = parent_key
+            pos[parent_item] = i
+            i = parent
+        items[i] = item
+        keys[i] = key
+        pos[item] = i
+
+    def _check(self) -> None:
+        """Assert heap order and that the position map matches the array."""
+        items, keys, pos = self._items, self._keys, self._pos
+        assert len(items) == len(keys) == len(pos), (len(items), len(keys), len(pos))
+        for i, item in enumerate(items):
+            assert pos[item] == i, (item, pos[item], i)
+            if i:
+                assert not keys[i] < keys[(i - 1) >> 1], (i, keys[i], keys[(i - 1) >> 1])
+
+    def __repr__(self) -> str:
+        pairs = ", ".join(
+            f"{item!r}: {key!r}" for item, key in zip(self._items, self._keys, strict=True)
+        )
+        return f"IndexedHeap({{{pairs}}})"
