@@ -1,0 +1,166 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from balancekit.clock import ManualClock
+from balancekit.errors import NoServerAvailable, UnknownServer
+from balancekit.strategies.response_time import LeastResponseTime
+
+
+def one_server(default_rtt: float, decay: float = 1.0) -> tuple[LeastResponseTime, ManualClock]:
+    clock = ManualClock()
+    return LeastResponseTime(["s"], decay=decay, default_rtt=default_rtt, clock=clock), clock
+
+
+def test_tower_peak_ewma_vectors() -> None:
+    # tower's peak_ewma "compound decay" test: decay 1 s, default RTT 20 ms.
+    lb, clock = one_server(0.020)
+    assert lb.load("s") == pytest.approx(0.020)
+    clock.set(0.1)
+    rsp0 = lb.acquire()
+    assert lb.load("s") > 0.020
+    clock.set(0.2)
+    rsp1 = lb.acquire()
+    assert lb.load("s") > 0.040
+    clock.set(0.3)
+    rsp0.release()
+    assert lb.load("s") == pytest.approx(0.4)  # peak 0.2 s x (1 open + 1)
+    clock.set(0.4)
+    rsp1.release()
+    assert lb.load("s") == pytest.approx(0.2)
+    clock.advance(1.0)
+    assert lb.load("s") < 0.1
+    clock.advance(10.0)
+    assert lb.load("s") < 1e-4
+    lb._check()
+
+
+def test_tower_idle_decay_vector() -> None:
+    lb, clock = one_server(0.010)
+    assert lb.load("s") == pytest.approx(0.010)
+    clock.set(0.1)
+    assert 0.009 < lb.load("s") < 0.010
+    clock.set(0.2)
+    assert 0.008 < lb.load("s") < 0.009
+
+
+def test_reading_the_load_changes_nothing() -> None:
+    lb, clock = one_server(0.5, decay=2.0)
+    clock.set(1.0)
+    first = lb.load("s")
+    for _ in range(5):
+        assert lb.load("s") == first
+    assert first == pytest.approx(0.5 * math.exp(-0.5))
+
+
+def test_slower_sample_moves_the_estimate_by_the_decay_weight() -> None:
+    lb, clock = one_server(1.0, decay=4.0)
+    clock.set(2.0)
+    lease = lb.acquire()
+    clock.set(2.5)
+    lease.release()  # rtt 0.5 < 1.0: e = 1.0 + (0.5 - 1.0) * (1 - exp(-2.5 / 4))
+    expected = 1.0 + (0.5 - 1.0) * (1 - math.exp(-2.5 / 4.0))
+    assert lb.load("s") == pytest.approx(expected, rel=1e-12)
+
+
+def test_equal_sample_keeps_the_estimate_exact() -> None:
+    lb, clock = one_server(0.25, decay=3.0)
+    for _ in range(20):
+        lease = lb.acquire()
+        clock.advance(0.25)
+        lease.release()
+        assert lb.load("s") == 0.25
+
+
+def test_failures_count_as_at_least_the_penalty() -> None:
+    clock = ManualClock()
+    lb = LeastResponseTime(["a", "b"], decay=10.0, default_rtt=0.05, clock=clock)
+    with pytest.raises(RuntimeError), lb.acquire() as lease:  # a fails fast
+        clock.advance(0.001)
+        raise RuntimeError("refused")
+    assert lease.server == "a"
+    assert lb.load("a") == pytest.approx(0.3)  # the default failure_penalty, not 1 ms
+    assert lb.get_server() == "b"
+    slow = lb.acquire()
+    clock.advance(0.8)
+    slow.release(ok=False)  # a slow failure keeps its real latency
+    assert lb.load("b") == pytest.approx(0.8)
+
+
+def test_fast_server_attracts_traffic() -> None:
+    clock = ManualClock()
+    lb = LeastResponseTime(["fast", "slow"], decay=5.0, default_rtt=0.1, clock=clock)
+    latency = {"fast": 0.01, "slow": 0.2}
+    counts = {"fast": 0, "slow": 0}
+    for _ in range(200):
+        lease = lb.acquire()
+        counts[lease.server] += 1
+        clock.advance(latency[lease.server])
+        lease.release()
+        lb._check()
+    assert counts["fast"] > 190, counts
+
+
+def test_open_requests_and_weight_scale_the_load() -> None:
+    clock = ManualClock()
+    lb = LeastResponseTime({"a": 2, "b": 1}, default_rtt=0.1, clock=clock)
+    assert lb.load("a") == pytest.approx(0.05)
+    lb.acquire()
+    lb.acquire()
+    assert lb.load("a") == pytest.approx(0.1 * 2 / 2)
+    assert lb.in_flight("a") == 1 and lb.in_flight("b") == 1
+
+
+def test_ties_rotate() -> None:
+    lb = LeastResponseTime(["a", "b", "c"], clock=ManualClock())
+    assert [lb.get_server() for _ in range(6)] == ["a", "b", "c", "a", "b", "c"]
+
+
+def test_weight_zero_and_membership() -> None:
+    clock = ManualClock()
+    lb = LeastResponseTime({"a": 1, "z": 0}, clock=clock)
+    assert lb.load("z") == math.inf
+    assert {lb.get_server() for _ in range(5)} == {"a"}
+    lb.remove_server("a")
+    with pytest.raises(NoServerAvailable):
+        lb.get_server()
+    with pytest.raises(UnknownServer):
+        lb.load("a")
+    clock.advance(50.0)
+    lb.add_server("a")  # a new server starts at default_rtt, stamped now
+    assert lb.load("a") == pytest.approx(0.030)
+    lb._check()
+
+
+def test_options_are_readable_and_in_repr() -> None:
+    lb = LeastResponseTime({"a": 1}, decay=2, default_rtt=0, failure_penalty=1.5)
+    assert (lb.decay, lb.default_rtt, lb.failure_penalty) == (2.0, 0.0, 1.5)
+    assert repr(lb) == (
+        "LeastResponseTime({'a': 1.0}, decay=2.0, default_rtt=0.0, failure_penalty=1.5)"
+    )
+    defaults = LeastResponseTime()
+    assert (defaults.decay, defaults.default_rtt, defaults.failure_penalty) == (10.0, 0.03, 0.3)
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "error"),
+    [
+        ("decay", 0, ValueError),
+        ("decay", -1.0, ValueError),
+        ("decay", math.inf, ValueError),
+        ("decay", math.nan, ValueError),
+        ("decay", "10", TypeError),
+        ("decay", True, TypeError),
+        ("default_rtt", -0.001, ValueError),
+        ("default_rtt", math.inf, ValueError),
+        ("default_rtt", None, TypeError),
+        ("failure_penalty", -1, ValueError),
+        ("failure_penalty", math.nan, ValueError),
+        ("failure_penalty", False, TypeError),
+    ],
+)
+def test_bad_options_name_the_option_and_value(option: str, value: object, error: type) -> None:
+    with pytest.raises(error, match=rf"{option} must be .* got {value!r}".replace("(", r"\(")):
+        LeastResponseTime(["a"], **{option: value})  # type: ignore[arg-type]
