@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from balancekit.errors import NoServerAvailable
-from balancekit.hashing import hash_key
+from balancekit.hashing import hash_bytes, hash_key
 from balancekit.strategies.jump import JumpHash, jump_bucket
 
 # Published with the paper's reference implementation.
@@ -137,16 +137,64 @@ def test_readding_appends_at_the_end() -> None:
     assert lb.buckets == ("b", "c", "a")
 
 
-def test_weights_only_decide_bucket_membership() -> None:
-    lb = JumpHash({"a": 5, "zero": 0, "b": 0.5})
-    assert lb.buckets == ("a", "b")
-    assert "zero" in lb
+def test_weights_above_zero_count_the_same() -> None:
+    lb = JumpHash({"a": 5, "b": 0.5})
     counts = Counter(lb.get_server(k) for k in KEYS)
-    assert set(counts) == {"a", "b"}
     assert abs(counts["a"] - counts["b"]) < 0.05 * len(KEYS)
-    lb.set_weight("zero", 2)
-    assert lb.buckets == ("a", "zero", "b")  # back in its insertion place
+    view = lb._view
+    lb.set_weight("a", 0.25)  # a slow-start ramp step: nothing to redo
+    assert lb._view is view
     lb._check()
+
+
+def test_weight_zero_keeps_the_bucket_and_moves_only_its_keys() -> None:
+    lb = JumpHash(SERVERS)
+    before = {k: lb.get_server(k) for k in KEYS}
+    lb.set_weight("s3", 0)
+    assert lb.buckets == tuple(SERVERS)  # nothing renumbered
+    after = {k: lb.get_server(k) for k in KEYS}
+    moved = [k for k in KEYS if after[k] != before[k]]
+    assert {before[k] for k in moved} == {"s3"}
+    assert len(moved) == sum(1 for k in KEYS if before[k] == "s3")
+    # Its keys spread over all the others, not onto a neighbour.
+    spread = Counter(after[k] for k in moved)
+    assert set(spread) == set(SERVERS) - {"s3"}
+    assert max(spread.values()) < 2 * len(moved) / 9
+    lb.set_weight("s3", 1)
+    assert {k: lb.get_server(k) for k in KEYS} == before
+    lb._check()
+
+
+def test_redirect_is_the_documented_rehash_chain() -> None:
+    lb = JumpHash({**dict.fromkeys(SERVERS, 1), "s2": 0, "s5": 0, "s6": 0})
+    alive = [s not in ("s2", "s5", "s6") for s in SERVERS]
+    redirected = 0
+    for key in KEYS[:2000]:
+        digest = hash_key(key)
+        bucket = jump.hash(digest, 10)
+        if not alive[bucket]:
+            redirected += 1
+            data = digest.to_bytes(8, "little")
+            attempt = 1
+            while not alive[bucket]:
+                bucket = jump.hash(hash_bytes(data, attempt), 10)
+                attempt += 1
+        assert lb.get_server(key) == SERVERS[bucket], key
+    assert redirected > 400
+
+
+@pytest.mark.parametrize(("total", "live"), [(200, 1), (100, 2), (64, 3)])
+def test_thin_pools_still_pick_live_servers(total: int, live: int) -> None:
+    weights = {
+        f"n{i}": (1 if i % (total // live) == 7 % (total // live) else 0) for i in range(total)
+    }
+    lb = JumpHash(weights)
+    wanted = {s for s, w in weights.items() if w}
+    assert len(wanted) == live
+    picks = Counter(lb.get_server(k) for k in KEYS[:3000])
+    assert set(picks) == wanted
+    assert min(picks.values()) > 3000 / live / 2
+    assert [lb.get_server(k) for k in KEYS[:300]] == [lb.get_server(k) for k in KEYS[:300]]
 
 
 @pytest.mark.parametrize("key", [None, 1.5, True, ["a"]])

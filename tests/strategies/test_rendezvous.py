@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from balancekit.errors import NoServerAvailable
-from balancekit.hashing import hash_bytes, hash_key, hash_server, unit_interval
+from balancekit.hashing import hash_bytes, hash_server, key_bytes, unit_interval
+from balancekit.strategies import rendezvous
 from balancekit.strategies.rendezvous import Rendezvous
 
 SERVERS = [f"s{i}" for i in range(10)]
@@ -23,28 +24,28 @@ GOLDEN_KEYS += [b"bytes-key", 42, 2**70]
 
 
 def reference_ranking(servers: dict[str, float], key: object, seed: int = 0) -> list[str]:
-    """The documented definition, computed the slow way: -w / ln(u), ties to the larger id."""
-    digest = hash_key(key, seed).to_bytes(8, "little")
+    """The documented definition, the slow way: by -w / ln(u), then pair hash, then smaller id."""
     scored = []
     for server, weight in servers.items():
         if weight > 0:
-            u = unit_interval(hash_bytes(digest, hash_server(server, 0, seed)))
-            scored.append((-weight / math.log(u), server))
-    return [server for _, server in sorted(scored, reverse=True)]
+            pair = hash_bytes(key_bytes(key), hash_server(server, 0, seed))
+            scored.append((-weight / math.log(unit_interval(pair)), pair, server))
+    scored.sort(key=lambda t: (-t[0], -t[1], t[2]))
+    return [server for _, _, server in scored]
 
 
 def test_golden_vectors_equal_weights() -> None:
     lb = Rendezvous(["a", "b", "c", "d"])
-    assert [lb.get_server(k) for k in GOLDEN_KEYS] == ["c", "a", "a", "a", "b", "a", "a", "b", "c"]
-    assert lb.get_n_servers("user-1", 4) == ["c", "a", "d", "b"]
-    assert lb.get_n_servers("user-2", 4) == ["a", "b", "c", "d"]
+    assert [lb.get_server(k) for k in GOLDEN_KEYS] == ["d", "b", "a", "b", "a", "b", "a", "b", "a"]
+    assert lb.get_n_servers("user-1", 4) == ["d", "c", "a", "b"]
+    assert lb.get_n_servers("user-2", 4) == ["b", "d", "c", "a"]
 
 
 def test_golden_vectors_weighted() -> None:
     lb = Rendezvous({"a": 1, "b": 2, "c": 3, "d": 0.5})
-    assert [lb.get_server(k) for k in GOLDEN_KEYS] == ["c", "b", "c", "c", "b", "a", "a", "b", "c"]
-    assert lb.get_n_servers("user-2", 4) == ["b", "c", "a", "d"]
-    assert lb.get_n_servers("user-3", 4) == ["c", "a", "d", "b"]
+    assert [lb.get_server(k) for k in GOLDEN_KEYS] == ["c", "b", "a", "b", "a", "c", "c", "b", "a"]
+    assert lb.get_n_servers("user-2", 4) == ["b", "c", "d", "a"]
+    assert lb.get_n_servers("user-3", 4) == ["a", "c", "b", "d"]
 
 
 @settings(max_examples=40)
@@ -75,6 +76,19 @@ def test_equal_weights_rank_like_any_common_weight() -> None:
     for key in KEYS[:300]:
         assert ones.get_n_servers(key, 10) == sevens.get_n_servers(key, 10)
         assert ones.get_n_servers(key, 10) == reference_ranking(dict.fromkeys(SERVERS, 1), key)
+
+
+def test_score_ties_go_to_the_larger_pair_hash(monkeypatch: pytest.MonkeyPatch) -> None:
+    lb = Rendezvous({"a": 1, "b": 2, "c": 3})
+    by_hash = sorted("abc", key=lambda s: -hash_bytes(b"k", hash_server(s, 0, 0)))
+    monkeypatch.setattr(rendezvous, "_scores", lambda hashes, weights: [1.0] * len(hashes))
+    assert lb.get_server("k") == by_hash[0]
+    assert lb.get_n_servers("k", 3) == by_hash
+
+
+def test_equal_hashes_go_to_the_smaller_id() -> None:
+    assert rendezvous._ranked([2.0, 2.0, 1.0], [7, 7, 9], 3) == [0, 1, 2]
+    assert rendezvous._ranked([5, 9, 9], [5, 9, 9], 2) == [1, 2]
 
 
 def test_insertion_order_does_not_matter() -> None:

@@ -54,24 +54,42 @@ def _jump(key: int, buckets: int) -> int:
     return bucket
 
 
-class JumpHash(Balancer):
-    """Jump consistent hashing over the servers of weight > 0, in insertion order.
+class _Buckets:
+    """One immutable view of the buckets: every member in order, and which are live."""
 
-    Bucket ``i`` is the ``i``-th server of weight > 0 in the order the servers
-    were given and added. Order matters here, unlike in the other hash
-    strategies, because jump hash maps keys to bucket *numbers*:
+    __slots__ = ("alive", "live", "names")
+
+    def __init__(self, members: list[Member]) -> None:
+        self.names = tuple(m.server for m in members)
+        self.alive = tuple(m.weight > 0 for m in members)
+        self.live = tuple(m.server for m in members if m.weight > 0)
+
+    def __repr__(self) -> str:
+        return f"_Buckets({self.names!r}, live={self.live!r})"
+
+
+class JumpHash(Balancer):
+    """Jump consistent hashing: bucket ``i`` is the ``i``-th server, in insertion order.
+
+    Order matters here, unlike in the other hash strategies, because jump hash
+    maps keys to bucket *numbers* ``0..n-1``:
 
     - adding a server appends a bucket and moves only the keys that now land
       on it (about ``1 / n`` of them);
     - removing the *last* server moves only its keys;
-    - removing any other server (or setting its weight to 0) renumbers every
-      bucket after it, which moves most keys of those servers too. Remove and
-      add servers at the end, or use :class:`~balancekit.strategies.maglev.Maglev`
-      or :class:`~balancekit.strategies.rendezvous.Rendezvous` when servers
-      leave from the middle.
+    - removing any other server renumbers every bucket after it, which moves
+      most keys of those servers too. Remove servers from the end only, or
+      take one out with ``set_weight(server, 0)`` instead (below), or use
+      :class:`~balancekit.strategies.maglev.Maglev` or
+      :class:`~balancekit.strategies.rendezvous.Rendezvous`.
 
-    Jump hash is unweighted: any weight > 0 is one bucket, weight 0 takes the
-    server out of the bucket list (renumbering, as a removal does).
+    Jump hash is unweighted: every weight > 0 counts the same. A server of
+    weight 0 keeps its bucket, so nothing is renumbered; a key that lands on
+    it is redirected: it is hashed again with seeds 1, 2, ... up to 32 and
+    jumped over all buckets until it lands on a live one (else, in very thin
+    pools, it jumps over the live servers only). Only that server's keys move,
+    and they come back when its weight does: this is what a Pool's health
+    checks and draining rely on.
 
     An ``int`` key in [0, 2**64) is the algorithm's 64-bit key unchanged, so
     results equal the reference implementation; other keys are hashed with
@@ -82,53 +100,62 @@ class JumpHash(Balancer):
     ['s0', 's55', 's62', 's8']
 
     Complexity: ``get_server`` and ``acquire`` O(log n) (plus O(len(key)));
-    a membership or weight change O(n); memory O(n).
+    times ``n / live`` expected attempts when servers have weight 0; a
+    membership change O(n), a weight change O(1) unless it crosses 0, then
+    O(n); memory O(n).
 
-    Thread safety: ``get_server`` takes no lock; it reads the bucket tuple,
+    Thread safety: ``get_server`` takes no lock; it reads one bucket view,
     which a change replaces with one assignment, never modifies.
     """
 
     requires_key = True
 
     def __init__(self, servers: Servers = (), *, clock: Clock | None = None) -> None:
-        self._buckets: tuple[str, ...] = ()
+        self._view = _Buckets([])
         super().__init__(servers, clock=clock)
 
     @property
     def buckets(self) -> tuple[str, ...]:
-        """The servers in bucket order (those of weight > 0). O(1)."""
-        return self._buckets
+        """Every server in bucket order, weight 0 included. O(1)."""
+        return self._view.names
 
     def _rebuild(self) -> None:
-        self._buckets = tuple(m.server for m in self._members.values() if m.weight > 0)
+        self._view = _Buckets(list(self._members.values()))
+
+    def _reweighted(self, member: Member, old: float) -> None:
+        if (old > 0) != (member.weight > 0):  # other weights change nothing here
+            self._rebuild()
 
     def get_server(self, key: Any = None) -> str:
         """The server for ``key``, without the lock.
 
-        Complexity: O(log n) plus O(len(key)).
+        Complexity: O(log n) plus O(len(key)); see the class for weight 0.
 
         Raises:
             TypeError: no key, or a key that is not ``str``, ``bytes`` or ``int``.
             NoServerAvailable: no server has a weight > 0.
         """
-        buckets = self._buckets
+        view = self._view
         if type(key) is str:
             digest = hash_bytes(key.encode(), 0)
         elif type(key) is int and 0 <= key <= _MASK:
             digest = key
         else:
             digest = _hash_other(key)
-        count = len(buckets)
-        if not count:
+        if not view.live:
             raise self._unavailable()
-        # _jump inlined: the call costs a quarter of a lookup.
+        count = len(view.names)
+        # _jump inlined: the call would cost a quarter of a lookup.
+        state = digest
         bucket = -1
         candidate = 0
         while candidate < count:
             bucket = candidate
-            digest = (digest * _MULTIPLIER + 1) & _MASK
-            candidate = int((bucket + 1) * (_TWO_31 / ((digest >> 33) + 1)))
-        return buckets[bucket]
+            state = (state * _MULTIPLIER + 1) & _MASK
+            candidate = int((bucket + 1) * (_TWO_31 / ((state >> 33) + 1)))
+        if view.alive[bucket]:
+            return view.names[bucket]
+        return _redirect(view, digest)
 
     def _choose(self, key: Any) -> Member:
         # get_server takes no lock, so calling it under ours is safe.
@@ -136,8 +163,26 @@ class JumpHash(Balancer):
 
     def _check(self) -> None:
         super()._check()
-        live = [s for s, m in self._members.items() if m.weight > 0]
-        assert list(self._buckets) == live, (self._buckets, live)
+        view = self._view
+        assert list(view.names) == list(self._members), (view.names, list(self._members))
+        assert view.alive == tuple(self._members[s].weight > 0 for s in view.names)
+        assert view.live == tuple(s for s in view.names if self._members[s].weight > 0)
+
+
+_REDIRECTS = 32
+
+
+def _redirect(view: _Buckets, digest: int) -> str:
+    """Where a key whose bucket has weight 0 goes: the first live bucket of a rehash chain."""
+    data = digest.to_bytes(8, "little")
+    count = len(view.names)
+    for attempt in range(1, _REDIRECTS + 1):
+        digest = hash_bytes(data, attempt)
+        bucket = _jump(digest, count)
+        if view.alive[bucket]:
+            return view.names[bucket]
+    # Nearly every bucket is dead: give up on stability for a bounded cost.
+    return view.live[_jump(digest, len(view.live))]
 
 
 def _hash_other(key: object) -> int:

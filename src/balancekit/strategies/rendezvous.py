@@ -8,11 +8,12 @@ use the logarithmic method (Schindelhauer and Schomaker, 2005): with ``u`` the
 pair hash mapped into (0, 1), the score ``-w / ln(u)`` makes a server win a
 share of keys proportional to its weight ``w``.
 
-The pair hash: the key is hashed once to 64 bits; then, per server, those 8
-bytes are hashed again with XXH3-64 seeded by the server's own precomputed
-64-bit hash. XXH3 keyed by a seed is a strong 64-bit mixer, and one C call per
-server is cheaper in CPython than any mixer written in Python. Scores tie with
-probability about 2**-50; a tie goes to the larger server id.
+The pair hash: per server, the key's bytes are hashed with XXH3-64 seeded by
+that server's own precomputed 64-bit hash (``hash_server(id, 0, seed)``).
+A seeded XXH3 is a well-mixed 64-bit function of (key, server), and looping
+the C hash over the servers with ``map`` costs far less in CPython than
+hashing the key once and mixing in Python. Scores tie with probability about
+2**-50; a tie goes to the larger pair hash, then to the smaller server id.
 """
 
 from __future__ import annotations
@@ -20,11 +21,10 @@ from __future__ import annotations
 import heapq
 import math
 from itertools import repeat
-from operator import rshift
 from typing import Any
 
 from ..clock import Clock
-from ..hashing import hash_bytes, hash_key, hash_server
+from ..hashing import hash_bytes, hash_server, key_bytes
 from .base import Balancer, Member, Servers
 
 __all__ = ["Rendezvous"]
@@ -100,14 +100,11 @@ class Rendezvous(Balancer):
         seeds = tuple(hash_server(name, 0, self._seed) for name in names)
         self._snap = _Snapshot(names, seeds, tuple(weight for _, weight in live))
 
-    def _key_digest(self, key: object) -> bytes:
-        if type(key) is str:
-            digest = hash_bytes(key.encode(), self._seed)
-        elif key is None:
+    @staticmethod
+    def _key_bytes(key: object) -> bytes:
+        if key is None:
             raise TypeError("Rendezvous needs a key (str, bytes or int) for every pick, got None")
-        else:
-            digest = hash_key(key, self._seed)
-        return digest.to_bytes(8, "little")
+        return key_bytes(key)
 
     def get_server(self, key: Any = None) -> str:
         """The server with the highest score for ``key``, without the lock.
@@ -119,14 +116,20 @@ class Rendezvous(Balancer):
             NoServerAvailable: no server has a weight > 0.
         """
         snap = self._snap
-        digest = self._key_digest(key)
-        if not snap.names:
+        data = key.encode() if type(key) is str else self._key_bytes(key)
+        names = snap.names
+        if not names:
             raise self._unavailable()
-        hashes = map(hash_bytes, repeat(digest), snap.seeds)
+        hashes = list(map(hash_bytes, repeat(data), snap.seeds))
         if snap.weights is None:
-            # Equal weights: -w / ln(u) grows with u, and u with the top 52 bits.
-            return max(zip(map(rshift, hashes, repeat(12)), snap.names, strict=True))[1]
-        return max(zip(_scores(hashes, snap.weights), snap.names, strict=True))[1]
+            # Equal weights: -w / ln(u) grows with u, and u with the hash, so
+            # the largest hash wins (index() takes the smallest id on a tie).
+            return names[hashes.index(max(hashes))]
+        scores = _scores(hashes, snap.weights)
+        best = max(scores)
+        if scores.count(best) == 1:
+            return names[scores.index(best)]
+        return names[_ranked(scores, hashes, 1)[0]]
 
     def get_n_servers(self, key: Any, n: int) -> list[str]:
         """The ``min(n, servers of weight > 0)`` highest-scoring servers, best first.
@@ -149,17 +152,12 @@ class Rendezvous(Balancer):
         if n < 1:
             raise ValueError(f"n must be an int >= 1, got {n!r}")
         snap = self._snap
-        digest = self._key_digest(key)
+        data = self._key_bytes(key)
         if not snap.names:
             raise self._unavailable()
-        hashes = map(hash_bytes, repeat(digest), snap.seeds)
-        if snap.weights is None:
-            ranked = heapq.nlargest(
-                n, zip(map(rshift, hashes, repeat(12)), snap.names, strict=True)
-            )
-        else:
-            ranked = heapq.nlargest(n, zip(_scores(hashes, snap.weights), snap.names, strict=True))
-        return [name for _, name in ranked]
+        hashes = list(map(hash_bytes, repeat(data), snap.seeds))
+        scores = hashes if snap.weights is None else _scores(hashes, snap.weights)
+        return [snap.names[i] for i in _ranked(scores, hashes, n)]
 
     def _choose(self, key: Any) -> Member:
         # get_server takes no lock, so calling it under ours is safe.
@@ -180,7 +178,13 @@ class Rendezvous(Balancer):
             assert len({self._members[s].weight for s in live}) <= 1
 
 
-def _scores(hashes: Any, weights: tuple[float, ...]) -> list[float]:
+def _scores(hashes: list[int], weights: tuple[float, ...]) -> list[float]:
     """``-w / ln(u)`` per server, with ``u`` as :func:`~balancekit.hashing.unit_interval`."""
     log = math.log
     return [-w / log(((h >> 12) + 0.5) / _TWO_52) for h, w in zip(hashes, weights, strict=True)]
+
+
+def _ranked(scores: list[float] | list[int], hashes: list[int], n: int) -> list[int]:
+    """Indices of the ``n`` best: highest score, then highest hash, then lowest index."""
+    best = heapq.nlargest(n, zip(scores, hashes, range(0, -len(hashes), -1), strict=True))
+    return [-negated for _, _, negated in best]
