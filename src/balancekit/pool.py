@@ -1,0 +1,549 @@
+"""Pool: one strategy plus health checks, draining, stickiness, slow start and panic mode.
+
+The Pool is the recommended entry point. It owns no algorithm of its own: it
+keeps every member in the strategy and steers it through weights. A server
+that is unhealthy or draining gets effective weight 0 (a member that receives
+nothing, so its open leases and learned state survive), a server that joins or
+recovers ramps up over ``slow_start`` seconds, and when too few servers are
+healthy the Pool stops trusting health (panic mode) and uses them all::
+
+    eligible  = healthy and active                (health x administration)
+    effective = weight x ramp(time since eligible)   if eligible
+              = weight                               if panic and active
+              = 0                                    otherwise
+
+Effective weights are recomputed only when something changes (a state change,
+a membership or weight change, a ramp step), never per request; a ramp moves
+in at most ``RAMP_STEPS`` steps so that hash strategies rebuild rarely.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .clock import Clock, monotonic
+from .drain import Drainer, DrainState
+from .errors import DuplicateServer, UnknownServer
+from .events import StateChange
+from .health import HealthState, HealthTracker
+from .lease import Lease
+from .sticky import StickySession
+from .strategies.base import Balancer, check_server, check_weight
+
+__all__ = ["Pool", "ServerStats"]
+
+RAMP_STEPS = 20
+"""A slow-start ramp updates a server's weight at most this many times."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerStats:
+    """One server's RED metrics and state, as :meth:`Pool.stats` reports them.
+
+    ``requests`` and ``errors`` count released leases; latencies are seconds
+    from acquire to release (``0.0`` before the first release).
+    """
+
+    server: str
+    weight: float
+    effective_weight: float
+    health: HealthState | None
+    drain: DrainState
+    in_flight: int
+    requests: int
+    errors: int
+    latency_mean: float
+    latency_max: float
+
+
+class _Record:
+    """The Pool's per-server bookkeeping (one per membership: a re-added server is new)."""
+
+    __slots__ = (
+        "effective",
+        "errors",
+        "in_flight",
+        "latency_max",
+        "latency_sum",
+        "requests",
+        "since",
+        "weight",
+    )
+
+    def __init__(self, weight: float, effective: float, since: float) -> None:
+        self.weight = weight  # as configured by the user
+        self.effective = effective  # as last given to the strategy
+        self.since = since  # when it last became eligible: the start of its ramp
+        self.in_flight = 0
+        self.requests = 0
+        self.errors = 0
+        self.latency_sum = 0.0
+        self.latency_max = 0.0
+
+
+class Pool:
+    """A strategy with health checks, draining, stickiness, slow start and panic mode.
+
+    >>> from balancekit import ManualClock, RoundRobin
+    >>> clock = ManualClock()
+    >>> pool = Pool(RoundRobin(["a", "b"]), clock=clock)
+    >>> with pool.acquire() as lease:
+    ...     clock.advance(0.05)
+    ...     lease.server
+    0.05
+    'a'
+    >>> pool.drain("b").new
+    <DrainState.DRAINED: 'drained'>
+    >>> {pool.acquire().server for _ in range(4)}
+    {'a'}
+    >>> pool.stats()["a"].requests
+    1
+
+    Args:
+        strategy: any :class:`~balancekit.strategies.base.Balancer`; its
+            servers are the pool's initial members.
+        health: a :class:`~balancekit.health.HealthTracker`, or ``None`` for
+            no health checking (every member counts as healthy).
+        drainer: a :class:`~balancekit.drain.Drainer`; one with default options
+            is made when ``None``.
+        sticky: a :class:`~balancekit.sticky.StickySession` for cookie affinity.
+        slow_start: seconds over which a joining or recovering server ramps up
+            (0 disables). Weighted strategies only: plain ``RoundRobin``
+            ignores weights, so it cannot ramp.
+        slow_start_aggression: Envoy's aggression; 1 ramps linearly, larger
+            values ramp faster at first.
+        slow_start_min_weight_percent: the ramp starts at least this share of
+            the weight (Envoy's default 10).
+        panic_threshold: when the healthy share of active servers is strictly
+            below this (0..1), route to all active servers regardless of health.
+        clock: shared by every component; when ``None``, the first component's
+            explicit clock, else :func:`time.monotonic`.
+
+    Complexity: ``acquire`` and release cost the strategy's pick plus O(1),
+    except at a state change or ramp step, which costs O(n) plus the weight
+    updates the strategy performs. Thread-safe.
+
+    Raises:
+        ValueError, TypeError: a bad option, or components with different clocks.
+    """
+
+    def __init__(
+        self,
+        strategy: Balancer,
+        *,
+        health: HealthTracker | None = None,
+        drainer: Drainer | None = None,
+        sticky: StickySession | None = None,
+        slow_start: float = 0.0,
+        slow_start_aggression: float = 1.0,
+        slow_start_min_weight_percent: float = 10.0,
+        panic_threshold: float = 0.5,
+        clock: Clock | None = None,
+    ) -> None:
+        if not isinstance(strategy, Balancer):
+            raise TypeError(f"strategy must be a Balancer, got {strategy!r}")
+        self._slow_start = _number("slow_start", slow_start, low=0.0)
+        self._aggression = _number("slow_start_aggression", slow_start_aggression, low=0.0)
+        if self._aggression == 0:
+            raise ValueError(f"slow_start_aggression must be > 0, got {slow_start_aggression!r}")
+        self._min_percent = _number(
+            "slow_start_min_weight_percent", slow_start_min_weight_percent, low=0.0, high=100.0
+        )
+        self._panic_threshold = _number("panic_threshold", panic_threshold, low=0.0, high=1.0)
+        components: list[Any] = [strategy, health, drainer, sticky]
+        if clock is None:
+            explicit = [c._clock for c in components if c is not None and c._clock_explicit]
+            clock = explicit[0] if explicit else monotonic
+        for component in components:
+            if component is not None:
+                component._adopt_clock(clock)
+        self._clock = clock
+        self._strategy = strategy
+        self._health = health
+        self._drainer = drainer if drainer is not None else Drainer(clock=clock)
+        self._sticky = sticky
+        self._lock = threading.Lock()
+        self._changes: list[StateChange] = []
+        self._panic = False
+        self._wake = -math.inf
+        self._ramp_wake = math.inf
+        self._records: dict[str, _Record] = {}
+        for server, weight in strategy.servers.items():
+            self._register(server)
+            # Initial members are the baseline: they do not ramp.
+            self._records[server] = _Record(weight, weight, -math.inf)
+        with self._lock:
+            self._refresh(clock())
+
+    # -- membership -------------------------------------------------------------
+
+    def add_server(self, server: str, weight: float = 1) -> None:
+        """Add a server to the strategy and every component; it ramps up if slow start is on.
+
+        Raises:
+            DuplicateServer: it is already a member. TypeError, ValueError: a
+            bad id or weight. Nothing changes in either case.
+        """
+        check_server(server)
+        value = check_weight(weight)
+        with self._lock:
+            if server in self._records:
+                raise DuplicateServer(server)
+            now = self._clock()
+            self._strategy.add_server(server, 0)
+            try:
+                self._register(server)
+            except BaseException:
+                self._strategy.remove_server(server)
+                raise
+            self._records[server] = _Record(value, 0.0, now)
+            self._refresh(now)
+
+    def remove_server(self, server: str) -> None:
+        """Remove a server everywhere; its open leases may still be released.
+
+        Raises:
+            UnknownServer: it is not a member.
+        """
+        with self._lock:
+            if self._records.pop(server, None) is None:
+                raise UnknownServer(server)
+            self._strategy.remove_server(server)
+            for component in (self._health, self._drainer, self._sticky):
+                if component is not None and server in component:
+                    component.remove_server(server)
+            self._refresh(self._clock())
+
+    def set_weight(self, server: str, weight: float) -> None:
+        """Change a server's configured weight (the Pool derives the effective one).
+
+        Raises:
+            UnknownServer: it is not a member. TypeError, ValueError: a bad weight.
+        """
+        value = check_weight(weight)
+        with self._lock:
+            record = self._records.get(server)
+            if record is None:
+                raise UnknownServer(server)
+            record.weight = value
+            self._refresh(self._clock())
+
+    def _register(self, server: str) -> None:
+        done = []
+        try:
+            for component in (self._health, self._drainer, self._sticky):
+                if component is not None and server not in component:
+                    component.add_server(server)
+                    done.append(component)
+        except BaseException:
+            for component in done:
+                component.remove_server(server)
+            raise
+
+    @property
+    def servers(self) -> Mapping[str, float]:
+        """A snapshot of the configured weights ``{server: weight}``. O(n)."""
+        with self._lock:
+            return {server: record.weight for server, record in self._records.items()}
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def __contains__(self, server: object) -> bool:
+        return server in self._records
+
+    # -- requests ---------------------------------------------------------------
+
+    def acquire(self, key: Any = None, *, cookie: str | bytes | None = None) -> Lease:
+        """Choose an eligible server and count one request on it until the lease is released.
+
+        With a ``StickySession``, a valid ``cookie`` naming a server that may
+        still take its clients pins the request there; otherwise the strategy
+        chooses. ``lease.cookie`` is then the value to send back and
+        ``lease.moved`` is true when a cookie was given but could not be
+        honoured (its server is gone, unhealthy or drained, or it was invalid).
+
+        Raises:
+            NoServerAvailable: no eligible server (not even in panic mode).
+            TypeError: a hash strategy got no key.
+        """
+        now = self._clock()
+        with self._lock:
+            if now >= self._wake:
+                self._advance(now)
+            lease = None
+            sticky = self._sticky
+            if sticky is not None and cookie is not None:
+                named = sticky.server_from_cookie(cookie)
+                if named is not None and self._keeps_sticky(named):
+                    lease = self._strategy._open(self, key, named)
+            if lease is None:
+                lease = self._strategy._open(self, key, None)
+                lease.moved = cookie is not None and sticky is not None
+            record = self._records[lease.server]
+            lease.context = record
+            record.in_flight += 1
+            self._drainer.opened(lease.server)
+            if sticky is not None:
+                lease.cookie = sticky.cookie_for(lease.server)
+            return lease
+
+    def _keeps_sticky(self, server: str) -> bool:
+        record = self._records.get(server)
+        if record is None:
+            return False
+        healthy = self._panic or self._health is None or self._health.is_healthy(server)
+        return healthy and self._drainer.accepts_sticky(server)
+
+    def _release(self, lease: Lease, ok: bool) -> bool:
+        if not self._strategy._release(lease, ok):
+            return False
+        server = lease.server
+        with self._lock:
+            record = lease.context
+            if not isinstance(record, _Record) or self._records.get(server) is not record:
+                return True  # the server left the pool: nothing of it to account
+            latency = lease.latency or 0.0
+            record.in_flight -= 1
+            record.requests += 1
+            record.errors += not ok
+            record.latency_sum += latency
+            record.latency_max = max(record.latency_max, latency)
+            changed = False
+            change = self._drainer.closed(server)
+            if change is not None:
+                self._changes.append(change)
+                changed = True
+            if self._health is not None:
+                change = self._health.observe(server, ok)
+                if change is not None:
+                    self._note(change)
+                    self._changes.append(change)
+                    changed = True
+            if changed:
+                self._refresh(lease.started + latency)
+        return True
+
+    # -- health, draining, events ----------------------------------------------
+
+    def due_checks(self) -> list[str]:
+        """Servers whose active health probe should start now (none without a tracker)."""
+        if self._health is None:
+            return []
+        with self._lock:
+            due = self._health.due()
+            self._wake = -math.inf  # a started probe brings a timeout deadline
+            return due
+
+    def record_check(self, server: str, ok: bool) -> StateChange | None:
+        """Report an active probe's result; returns the health change it caused, if any.
+
+        Raises:
+            ValueError: the pool has no HealthTracker. UnknownServer: not a member.
+        """
+        if self._health is None:
+            raise ValueError("record_check needs a Pool created with health=HealthTracker(...)")
+        with self._lock:
+            change = self._health.record(server, ok)
+            if change is not None:
+                self._note(change)
+                self._refresh(change.at)
+            self._wake = -math.inf
+            return change
+
+    def drain(self, server: str, timeout: float | None = None) -> StateChange:
+        """Stop sending new work to ``server``; see :meth:`Drainer.drain`."""
+        with self._lock:
+            change = self._drainer.drain(server, timeout)
+            self._refresh(change.at)
+            self._wake = -math.inf
+            return change
+
+    def cancel_drain(self, server: str) -> StateChange:
+        """Return a draining or drained server to service; see :meth:`Drainer.cancel`."""
+        with self._lock:
+            change = self._drainer.cancel(server)
+            self._refresh(change.at)
+            return change
+
+    def poll(self) -> list[StateChange]:
+        """Changes since the last poll: lease releases, probe timeouts, ejections ending,
+        drain deadlines. Changes already returned by a call are not repeated."""
+        with self._lock:
+            self._advance(self._clock())
+            changes, self._changes = self._changes, []
+            return changes
+
+    def next_deadline(self) -> float | None:
+        """The clock time at which something may change next, or ``None``."""
+        with self._lock:
+            times = [self._ramp_wake, *self._component_deadlines()]
+            soonest = min(times)
+            return None if soonest == math.inf else soonest
+
+    def _component_deadlines(self) -> list[float]:
+        found = [self._drainer.next_deadline()]
+        if self._health is not None:
+            found.append(self._health.next_deadline())
+        return [math.inf if t is None else t for t in found]
+
+    def _advance(self, now: float) -> None:
+        changed = False
+        if self._health is not None:
+            for change in self._health.poll():
+                self._note(change)
+                self._changes.append(change)
+                changed = True
+        drained = self._drainer.poll()
+        self._changes.extend(drained)
+        if changed or drained or now >= self._ramp_wake:
+            self._refresh(now)
+        self._wake = min([self._ramp_wake, *self._component_deadlines()])
+
+    def _note(self, change: StateChange) -> None:
+        record = self._records.get(change.server)
+        if record is not None and change.new is HealthState.HEALTHY:
+            record.since = change.at  # a recovered server ramps up like a new one
+
+    # -- weights ----------------------------------------------------------------
+
+    def _refresh(self, now: float) -> None:
+        """Recompute every effective weight and push the changed ones to the strategy."""
+        health, drainer = self._health, self._drainer
+        active = [s for s in self._records if drainer.is_active(s)]
+        healthy = [s for s in active if health is None or health.is_healthy(s)]
+        self._panic = bool(active) and len(healthy) < self._panic_threshold * len(active)
+        eligible = set(active if self._panic else healthy)
+        self._ramp_wake = math.inf
+        for server, record in self._records.items():
+            weight = 0.0
+            if server in eligible:
+                weight = record.weight
+                if not self._panic:
+                    factor, step = self._ramp(now - record.since)
+                    weight *= factor
+                    self._ramp_wake = min(self._ramp_wake, record.since + step)
+            if weight != record.effective:
+                self._strategy.set_weight(server, weight)
+                record.effective = weight
+
+    def _ramp(self, elapsed: float) -> tuple[float, float]:
+        """Envoy's slow-start factor after ``elapsed`` seconds, and the elapsed time of
+        its next step (``inf`` once the ramp is over).
+
+        factor = max(min_percent / 100, (max(elapsed, 1) / window) ** (1 / aggression)),
+        quantised down to multiples of 1 / RAMP_STEPS.
+        """
+        window = self._slow_start
+        if window <= 0 or elapsed >= window:
+            return 1.0, math.inf
+        raw = (max(elapsed, 1.0) / window) ** (1.0 / self._aggression)
+        floor_steps = max(raw, self._min_percent / 100.0) * RAMP_STEPS
+        # The epsilon keeps a float just under a step (0.4999999) from holding it back.
+        steps = math.floor(floor_steps + 1e-9)
+        factor = min(1.0, max(self._min_percent / 100.0, steps / RAMP_STEPS))
+        next_step = (steps + 1) / RAMP_STEPS
+        return factor, min(window, window * next_step**self._aggression)
+
+    # -- reading ----------------------------------------------------------------
+
+    @property
+    def panic(self) -> bool:
+        """Whether the pool is in panic mode (health ignored)."""
+        return self._panic
+
+    def is_eligible(self, server: str) -> bool:
+        """Whether the strategy may currently send new work to ``server``."""
+        with self._lock:
+            record = self._records.get(server)
+            if record is None:
+                raise UnknownServer(server)
+            return record.effective > 0
+
+    def stats(self) -> dict[str, ServerStats]:
+        """Per-server requests, errors, latency, in-flight and state (RED metrics). O(n)."""
+        with self._lock:
+            return {
+                server: ServerStats(
+                    server=server,
+                    weight=record.weight,
+                    effective_weight=record.effective,
+                    health=None if self._health is None else self._health.state(server),
+                    drain=self._drainer.state(server),
+                    in_flight=record.in_flight,
+                    requests=record.requests,
+                    errors=record.errors,
+                    latency_mean=record.latency_sum / record.requests if record.requests else 0.0,
+                    latency_max=record.latency_max,
+                )
+                for server, record in self._records.items()
+            }
+
+    @property
+    def strategy(self) -> Balancer:
+        """The strategy the pool steers."""
+        return self._strategy
+
+    @property
+    def health(self) -> HealthTracker | None:
+        """The health tracker, if any."""
+        return self._health
+
+    @property
+    def drainer(self) -> Drainer:
+        """The drainer."""
+        return self._drainer
+
+    @property
+    def sticky(self) -> StickySession | None:
+        """The sticky-session helper, if any."""
+        return self._sticky
+
+    @property
+    def clock(self) -> Clock:
+        """The clock shared by every component."""
+        return self._clock
+
+    @property
+    def slow_start(self) -> float:
+        """The slow-start window in seconds (0: off)."""
+        return self._slow_start
+
+    @property
+    def panic_threshold(self) -> float:
+        """The healthy share below which the pool panics."""
+        return self._panic_threshold
+
+    def _check(self) -> None:
+        """Assert the pool's invariants (tests call this)."""
+        assert set(self._records) == set(self._strategy.servers), "members differ from strategy"
+        for server, record in self._records.items():
+            assert record.in_flight >= 0, (server, record.in_flight)
+            assert self._strategy.servers[server] == record.effective, server
+            assert record.errors <= record.requests, server
+        self._strategy._check()
+
+    def __repr__(self) -> str:
+        parts = [repr(self._strategy)]
+        for name in ("health", "sticky"):
+            if getattr(self, f"_{name}") is not None:
+                parts.append(f"{name}={getattr(self, f'_{name}')!r}")
+        parts.append(f"drainer={self._drainer!r}")
+        if self._slow_start:
+            parts.append(f"slow_start={self._slow_start!r}")
+        parts.append(f"panic_threshold={self._panic_threshold!r}")
+        return f"Pool({', '.join(parts)})"
+
+
+def _number(name: str, value: object, *, low: float, high: float = math.inf) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    result = float(value)
+    if not (math.isfinite(result) and low <= result <= high):
+        bounds = f">= {low:g}" if high == math.inf else f"in [{low:g}, {high:g}]"
+        raise ValueError(f"{name} must be a finite number {bounds}, got {value!r}")
+    return result
