@@ -1,0 +1,306 @@
+"""The ``balancekit`` command: ``compare`` strategies on a scenario, or ``simulate`` one.
+
+``main(argv)`` returns the exit status: 0 on success, 2 for bad arguments or
+a bad scenario file (one line on stderr, never a traceback). Tables go to
+stdout; progress lines go to stderr once a run has taken more than a second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn, TextIO
+
+from .scenario import BUILTIN_SCENARIO, Scenario, ScenarioError, load_scenario
+from .simulate import SimulationResult, UnknownStrategy, compare, simulate, strategy_names
+
+__all__ = ["main", "render_chart", "render_details", "render_table"]
+
+PROGRESS_AFTER = 1.0
+"""Seconds of work after which each finished strategy is reported on stderr."""
+
+
+class _UsageError(Exception):
+    """Bad command-line input: reported in one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise _UsageError(message)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="balancekit",
+        description="Simulate load-balancing strategies on a workload and compare them.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    common = _Parser(add_help=False)
+    common.add_argument(
+        "--scenario", metavar="FILE", help="a .toml or .json scenario (default: the built-in one)"
+    )
+    common.add_argument("--seed", type=_seed, help="override the scenario's seed")
+    common.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    run = commands.add_parser(
+        "compare", parents=[common], help="run every strategy (or some) and compare them"
+    )
+    run.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    run.add_argument(
+        "--strategies", metavar="A,B,...", type=_names, help="a comma-separated subset"
+    )
+    one = commands.add_parser("simulate", parents=[common], help="one strategy in detail")
+    one.add_argument("--strategy", required=True, metavar="NAME", help="e.g. least-connections")
+    commands.add_parser("strategies", help="list the strategy names")
+    return parser
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
+    return value
+
+
+def _names(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"must name at least one strategy, got {text!r}")
+    return names
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``balancekit`` command with ``argv`` (default: ``sys.argv[1:]``).
+
+    Returns the exit status: 0, or 2 after printing one line to stderr for
+    bad arguments, an unknown strategy or a bad scenario file.
+    """
+    try:
+        return _run(list(sys.argv[1:] if argv is None else argv), sys.stdout, sys.stderr)
+    except (_UsageError, ScenarioError, UnknownStrategy) as error:
+        print(f"balancekit: error: {error}", file=sys.stderr)
+    except OSError as error:
+        where = f": {error.filename}" if error.filename else ""
+        print(f"balancekit: error: {error.strerror or error}{where}", file=sys.stderr)
+    except SystemExit as done:  # --help and --version print, then exit
+        return done.code if isinstance(done.code, int) else 0
+    return 2
+
+
+def _run(argv: list[str], out: TextIO, err: TextIO) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "strategies":
+        print("\n".join(strategy_names()), file=out)
+        return 0
+    scenario = load_scenario(Path(args.scenario)) if args.scenario else BUILTIN_SCENARIO
+    if args.seed is not None:
+        scenario = scenario.with_seed(args.seed)
+    blocks = _can_draw_blocks(out)
+    if args.command == "simulate":
+        result = simulate(scenario, args.strategy)
+        if args.json:
+            print(json.dumps(result.to_dict(), indent=2), file=out)
+        else:
+            print(render_details(scenario, result, blocks=blocks), file=out)
+        return 0
+    names = args.strategies or list(strategy_names())
+    results = compare(scenario, names, progress=_Progress(err, len(names)))
+    if args.json:
+        document = {
+            "scenario": scenario.name,
+            "seed": scenario.seed,
+            "results": [result.to_dict() for result in results],
+        }
+        print(json.dumps(document, indent=2), file=out)
+        return 0
+    print(render_table(scenario, results, markdown=args.markdown), file=out)
+    print(file=out)
+    chart = render_chart(scenario, results, blocks=blocks)
+    print(f"```text\n{chart}\n```" if args.markdown else chart, file=out)
+    return 0
+
+
+class _Progress:
+    """Reports each finished strategy on stderr once the work has taken a second."""
+
+    def __init__(self, err: TextIO, total: int) -> None:
+        self.err = err
+        self.total = total
+        self.done = 0
+
+    def __call__(self, result: SimulationResult, seconds: float) -> None:
+        self.done += 1
+        if seconds >= PROGRESS_AFTER:
+            line = f"balancekit: [{self.done}/{self.total}] {result.strategy} ({seconds:.1f} s)"
+            print(line, file=self.err, flush=True)
+
+    def __repr__(self) -> str:
+        return f"<progress {self.done}/{self.total}>"
+
+
+def _can_draw_blocks(out: TextIO) -> bool:
+    try:
+        "".join(_EIGHTHS).encode(getattr(out, "encoding", None) or "ascii")
+    except (UnicodeEncodeError, LookupError):
+        return False
+    return True
+
+
+# -- rendering ------------------------------------------------------------------
+
+_EIGHTHS = ("", "\u258f", "\u258e", "\u258d", "\u258c", "\u258b", "\u258a", "\u2589", "\u2588")
+"""Block characters of 1/8 to 8/8 of a cell's width."""
+_COLUMNS = (
+    ("strategy", "strategy"),
+    ("req/s", "throughput (req/s)"),
+    ("p50 ms", "p50 (ms)"),
+    ("p95 ms", "p95 (ms)"),
+    ("p99 ms", "p99 (ms)"),
+    ("errors", "errors"),
+    ("peak/mean", "peak/mean"),
+    ("cache hit", "cache hit"),
+    ("keys moved", "keys moved"),
+)
+
+
+def _row(result: SimulationResult) -> list[str]:
+    def percent(value: float | None) -> str:
+        return "-" if value is None else f"{100 * value:.1f} %"
+
+    return [
+        result.strategy,
+        f"{result.throughput:.1f}",
+        f"{1000 * result.latency_p50:.1f}",
+        f"{1000 * result.latency_p95:.1f}",
+        f"{1000 * result.latency_p99:.1f}",
+        str(result.errors),
+        f"{result.peak_to_mean:.2f}",
+        percent(result.cache_hit_ratio),
+        percent(result.keys_moved),
+    ]
+
+
+def render_table(
+    scenario: Scenario, results: Sequence[SimulationResult], *, markdown: bool = False
+) -> str:
+    """One row per strategy: throughput, latency percentiles, errors, spread, cache, keys moved.
+
+    Plain text aligned in columns, or a Markdown table. O(rows).
+    """
+    rows = [_row(result) for result in results]
+    if markdown:
+        lines = ["| " + " | ".join(long for _, long in _COLUMNS) + " |"]
+        lines.append("| --- |" + " ---: |" * (len(_COLUMNS) - 1))
+        lines += ["| " + " | ".join(row) + " |" for row in rows]
+        return "\n".join(lines)
+    header = [short for short, _ in _COLUMNS]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        first = cells[0].ljust(widths[0])
+        rest = (cell.rjust(width) for cell, width in zip(cells[1:], widths[1:], strict=True))
+        return "  ".join([first, *rest]).rstrip()
+
+    title = f"{scenario.name} (seed {scenario.seed}): {_summary(scenario, results)}"
+    return "\n".join([title, line(header), *(line(row) for row in rows)])
+
+
+def _summary(scenario: Scenario, results: Sequence[SimulationResult]) -> str:
+    count = results[0].requests if results else 0
+    servers = len(scenario.servers)
+    return f"{count} requests, {servers} servers; latency over completed requests"
+
+
+def _bar(value: float, scale: float, width: int, blocks: bool) -> str:
+    cells = 0.0 if scale <= 0 else value / scale * width
+    if not blocks:
+        return ("#" * round(cells)).ljust(width)
+    full = int(cells)
+    eighth = round((cells - full) * 8)
+    if eighth == 8:
+        full, eighth = full + 1, 0
+    return ("\u2588" * full + _EIGHTHS[eighth]).ljust(width)
+
+
+def render_chart(
+    scenario: Scenario,
+    results: Sequence[SimulationResult],
+    *,
+    blocks: bool = True,
+    width: int = 8,
+) -> str:
+    """Requests per server for each strategy, as bars; the first row is the weighted fair
+    share of the same total. ``blocks=False`` draws with ``#`` only. O(rows x servers).
+    """
+    names = [spec.name for spec in scenario.servers]
+    label = max([len("fair share"), *(len(r.strategy) for r in results)])
+    cell = max(width, *(len(name) for name in names))
+    total_weight = sum(spec.weight for spec in scenario.servers)
+    rows: list[tuple[str, list[float]]] = []
+    if results:
+        total = sum(s.requests for s in results[0].servers)
+        fair = [total * spec.weight / total_weight for spec in scenario.servers]
+        rows.append(("fair share", fair))
+    rows += [(r.strategy, [float(s.requests) for s in r.servers]) for r in results]
+    scale = max((max(values) for _, values in rows), default=0.0)
+    lines = ["requests per server (bar length ~ count; fair share = total x weight / sum)"]
+    lines.append(" " * label + "  " + " ".join(name.ljust(cell) for name in names))
+    for name, values in rows:
+        bars = " ".join(_bar(v, scale, cell, blocks) for v in values)
+        lines.append(f"{name.ljust(label)}  {bars}".rstrip())
+    return "\n".join(lines)
+
+
+def render_details(scenario: Scenario, result: SimulationResult, *, blocks: bool = True) -> str:
+    """One strategy's run: totals, latency percentiles, a per-server table with load
+    bars, and the health and drain transitions the pool reported. O(servers + transitions).
+    """
+    ms = 1000.0
+    lines = [
+        f"{result.strategy} on {scenario.name} (seed {scenario.seed})",
+        f"  requests {result.requests}, completed {result.completed}, errors {result.errors}"
+        f" (rejected {result.rejected}), {result.elapsed:.1f} simulated s,"
+        f" {result.throughput:.1f} req/s",
+        f"  latency ms: mean {result.latency_mean * ms:.1f}  p50 {result.latency_p50 * ms:.1f}"
+        f"  p95 {result.latency_p95 * ms:.1f}  p99 {result.latency_p99 * ms:.1f}"
+        f"  max {result.latency_max * ms:.1f}",
+    ]
+    extras = [f"peak/mean {result.peak_to_mean:.2f}"]
+    if result.cache_hit_ratio is not None:
+        extras.append(f"cache hit {100 * result.cache_hit_ratio:.1f} %")
+    if result.keys_moved is not None:
+        extras.append(f"keys moved {100 * result.keys_moved:.1f} %")
+    lines.append("  " + "  ".join(extras))
+    header = ["server", "capacity", "speed", "weight", "requests", "errors", "mean ms"]
+    table = [header]
+    for spec, server in zip(scenario.servers, result.servers, strict=True):
+        table.append(
+            [
+                server.name,
+                str(spec.capacity),
+                f"{spec.speed:g}",
+                f"{spec.weight:g}",
+                str(server.requests),
+                str(server.errors),
+                f"{server.latency_mean * ms:.1f}",
+            ]
+        )
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    scale = max((s.requests for s in result.servers), default=0)
+    lines.append("")
+    for row in table:
+        cells = [row[0].ljust(widths[0])] + [
+            c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)
+        ]
+        bar = "" if row is header else _bar(float(row[4]), scale, 20, blocks)
+        lines.append(("  " + "  ".join(cells) + "  " + bar).rstrip())
+    if result.transitions:
+        lines += ["", "  state changes:"]
+        for t in result.transitions:
+            lines.append(f"  {t.at:9.3f} s  {t.server}: {t.old} -> {t.new}")
+    return "\n".join(lines)

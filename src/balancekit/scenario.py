@@ -1,0 +1,581 @@
+"""Scenario: what the simulator runs, validated, loaded from TOML or JSON, and a built-in one.
+
+A :class:`Scenario` is a frozen description of a workload and of the servers
+that take it: the servers (concurrency ``capacity``, ``speed`` and
+``weight``), how requests arrive (Poisson at ``rate`` or replayed from a
+trace), how long they take (:class:`ServiceSpec`), which keys they carry
+(:class:`KeySpec`), whether a server keeps a cache of the keys it served
+(:class:`CacheSpec`), server failures and drains, and the health-check and
+slow-start settings of the :class:`~balancekit.pool.Pool` under test.
+
+Every field is checked when the object is built; a bad value raises
+:class:`ScenarioError` naming the field (with its path in the file, such as
+``servers[2].capacity``) and the value. The file format is described in
+docs/simulator.md.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from .errors import BalancekitError
+
+__all__ = [
+    "BUILTIN_SCENARIO",
+    "CacheSpec",
+    "DrainSpec",
+    "FailureSpec",
+    "HealthSpec",
+    "KeySpec",
+    "Scenario",
+    "ScenarioError",
+    "ServerSpec",
+    "ServiceSpec",
+    "TraceRow",
+    "load_scenario",
+    "scenario_from_dict",
+]
+
+MAX_UNIVERSE = 1_000_000
+"""The most distinct keys a scenario may draw from (keys are rendered as IPv4 addresses)."""
+
+
+class ScenarioError(BalancekitError, ValueError):
+    """A scenario field has a bad value; ``field`` is its path, such as ``servers[2].capacity``.
+
+    >>> str(ScenarioError("capacity", "must be an integer >= 1, got 0").within("servers[2]"))
+    'servers[2].capacity must be an integer >= 1, got 0'
+    """
+
+    def __init__(self, field: str, detail: str) -> None:
+        self.field = field
+        self.detail = detail
+        super().__init__(f"{field} {detail}" if field else detail)
+
+    def within(self, prefix: str) -> ScenarioError:
+        """The same error with ``prefix`` prepended to its field path. O(1)."""
+        return ScenarioError(f"{prefix}.{self.field}" if self.field else prefix, self.detail)
+
+
+def _bad(name: str, expected: str, value: object) -> ScenarioError:
+    return ScenarioError(name, f"must be {expected}, got {value!r}")
+
+
+def _number(name: str, value: object, *, low: float = 0.0, strict: bool = False) -> float:
+    """A finite real number >= ``low`` (> ``low`` when ``strict``); ``bool`` is not a number."""
+    expected = f"a finite number {'>' if strict else '>='} {low:g}"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _bad(name, expected, value)
+    result = float(value)
+    if not math.isfinite(result) or result < low or (strict and result == low):
+        raise _bad(name, expected, value)
+    return result
+
+
+def _integer(name: str, value: object, *, low: int = 1, high: int | None = None) -> int:
+    expected = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _bad(name, expected, value)
+    if value < low or (high is not None and value > high):
+        raise _bad(name, expected, value)
+    return value
+
+
+def _text(name: str, value: object) -> str:
+    if not isinstance(value, str) or not value:
+        raise _bad(name, "a non-empty string", value)
+    return value
+
+
+def _choice(name: str, value: object, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise _bad(name, "one of " + ", ".join(repr(c) for c in choices), value)
+    return str(value)
+
+
+def _store(obj: object, name: str, value: object) -> None:
+    object.__setattr__(obj, name, value)  # normalising a frozen dataclass in __post_init__
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    """One server: ``capacity`` requests served at once (more wait in its FIFO queue),
+    ``speed`` as a service-rate multiplier (2.0 halves every service time) and the
+    ``weight`` the pool gives it.
+
+    >>> ServerSpec("s1", capacity=8, speed=1.5, weight=12)
+    ServerSpec(name='s1', capacity=8, speed=1.5, weight=12.0)
+    """
+
+    name: str
+    capacity: int = 1
+    speed: float = 1.0
+    weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        _text("name", self.name)
+        _integer("capacity", self.capacity)
+        _store(self, "speed", _number("speed", self.speed, strict=True))
+        _store(self, "weight", _number("weight", self.weight, strict=True))
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """Service time at speed 1, in seconds: ``fixed`` (always ``mean``), ``exponential``
+    (mean ``mean``) or ``lognormal`` (mean ``mean``, log-space deviation ``sigma``:
+    heavy-tailed, with a rare request far slower than the rest).
+    """
+
+    distribution: str = "exponential"
+    mean: float = 0.05
+    sigma: float = 1.0
+
+    def __post_init__(self) -> None:
+        _choice("distribution", self.distribution, ("fixed", "exponential", "lognormal"))
+        _store(self, "mean", _number("mean", self.mean, strict=True))
+        _store(self, "sigma", _number("sigma", self.sigma))
+
+
+@dataclass(frozen=True)
+class KeySpec:
+    """The key each request carries: ``none``, ``uniform`` over ``universe`` keys, or
+    ``zipf`` over ``universe`` keys with exponent ``s`` (key 0 is the hottest).
+    """
+
+    distribution: str = "none"
+    universe: int = 1000
+    s: float = 1.0
+
+    def __post_init__(self) -> None:
+        _choice("distribution", self.distribution, ("none", "uniform", "zipf"))
+        _integer("universe", self.universe, high=MAX_UNIVERSE)
+        _store(self, "s", _number("s", self.s, strict=True))
+
+
+@dataclass(frozen=True)
+class CacheSpec:
+    """Per-server caches: a request whose key was last served by the same server is a
+    hit; a miss takes ``miss_factor`` times as long.
+    """
+
+    miss_factor: float = 2.0
+
+    def __post_init__(self) -> None:
+        _store(self, "miss_factor", _number("miss_factor", self.miss_factor, low=1.0))
+
+
+@dataclass(frozen=True)
+class FailureSpec:
+    """``server`` is down from ``at`` until ``until``: what it holds fails at ``at``, new
+    requests fail after ``error_time`` seconds, and its health probes fail.
+    """
+
+    server: str
+    at: float
+    until: float
+    error_time: float = 0.001
+
+    def __post_init__(self) -> None:
+        _text("server", self.server)
+        _store(self, "at", _number("at", self.at))
+        _store(self, "until", _number("until", self.until))
+        if self.until <= self.at:
+            raise _bad("until", f"later than at ({self.at:g})", self.until)
+        _store(self, "error_time", _number("error_time", self.error_time))
+
+
+@dataclass(frozen=True)
+class DrainSpec:
+    """``server`` is drained at ``at``; requests still open after ``timeout`` are cut."""
+
+    server: str
+    at: float
+    timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        _text("server", self.server)
+        _store(self, "at", _number("at", self.at))
+        _store(self, "timeout", _number("timeout", self.timeout))
+
+
+@dataclass(frozen=True)
+class HealthSpec:
+    """The pool's :class:`~balancekit.health.HealthTracker` options (``enabled=False``: none).
+
+    The simulator answers each probe the moment it is due: it succeeds iff
+    the server is up.
+    """
+
+    enabled: bool = True
+    interval: float = 5.0
+    timeout: float = 2.0
+    unhealthy_threshold: int = 3
+    healthy_threshold: int = 2
+    jitter: float = 0.0
+    consecutive_failures: int = 5
+    base_ejection: float = 30.0
+    max_ejection: float = 300.0
+    max_ejected_percent: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.enabled, bool):
+            raise _bad("enabled", "true or false", self.enabled)
+        for name in ("interval", "timeout", "base_ejection", "max_ejection"):
+            _store(self, name, _number(name, getattr(self, name), strict=True))
+        for name in ("unhealthy_threshold", "healthy_threshold", "consecutive_failures"):
+            _integer(name, getattr(self, name))
+        _store(self, "jitter", _number("jitter", self.jitter))
+        _store(
+            self, "max_ejected_percent", _number("max_ejected_percent", self.max_ejected_percent)
+        )
+        if self.timeout >= self.interval:
+            raise _bad("timeout", f"shorter than interval ({self.interval:g})", self.timeout)
+        if self.jitter >= self.interval:
+            raise _bad("jitter", f"shorter than interval ({self.interval:g})", self.jitter)
+        if self.max_ejection < self.base_ejection:
+            raise _bad(
+                "max_ejection", f">= base_ejection ({self.base_ejection:g})", self.max_ejection
+            )
+        if self.max_ejected_percent > 100:
+            raise _bad("max_ejected_percent", "a number in [0, 100]", self.max_ejected_percent)
+
+    def options(self) -> dict[str, Any]:
+        """The keyword arguments for ``HealthTracker``. O(1)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "enabled"}
+
+
+class TraceRow(NamedTuple):
+    """One replayed request: arrival ``time``, its ``key`` and its ``service`` time at
+    speed 1 (``None``: drawn from the scenario's keys or service distribution)."""
+
+    time: float
+    key: str | None
+    service: float | None
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A workload and the servers that take it; see docs/simulator.md.
+
+    Requests arrive as a Poisson process of ``rate`` per second, or as the
+    ``trace`` rows; arrivals stop after ``requests`` of them or at ``duration``
+    seconds, whichever comes first (a Poisson scenario needs one of them).
+
+    >>> s = Scenario((ServerSpec("a"), ServerSpec("b")), rate=10.0, requests=100)
+    >>> s.requests, s.keys.distribution, s.health.interval
+    (100, 'none', 5.0)
+    >>> Scenario((ServerSpec("a"),), rate=-1.0, requests=5)
+    Traceback (most recent call last):
+    ...
+    balancekit.scenario.ScenarioError: rate must be a finite number > 0, got -1.0
+
+    Raises:
+        ScenarioError: (a ``ValueError``) a field has a bad value, or a failure
+            or drain names a server that is not in ``servers``.
+    """
+
+    servers: tuple[ServerSpec, ...]
+    rate: float | None = None
+    trace: tuple[TraceRow, ...] | None = None
+    requests: int | None = None
+    duration: float | None = None
+    service: ServiceSpec = field(default_factory=ServiceSpec)
+    keys: KeySpec = field(default_factory=KeySpec)
+    cache: CacheSpec | None = None
+    failures: tuple[FailureSpec, ...] = ()
+    drains: tuple[DrainSpec, ...] = ()
+    health: HealthSpec = field(default_factory=HealthSpec)
+    slow_start: float = 0.0
+    panic_threshold: float = 0.5
+    seed: int = 0
+    name: str = "scenario"
+
+    def __post_init__(self) -> None:
+        _store(self, "servers", tuple(self.servers))
+        _store(self, "failures", tuple(self.failures))
+        _store(self, "drains", tuple(self.drains))
+        if not self.servers:
+            raise _bad("servers", "at least one server", self.servers)
+        names = [s.name for s in self.servers]
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                raise _bad(f"servers[{i}].name", "unique", name)
+        if (self.rate is None) == (self.trace is None):
+            raise _bad("rate", "given, or else trace, but not both", self.rate)
+        if self.rate is not None:
+            _store(self, "rate", _number("rate", self.rate, strict=True))
+            if self.requests is None and self.duration is None:
+                raise _bad("requests", "given (or duration) for Poisson arrivals", None)
+        if self.trace is not None:
+            _store(self, "trace", tuple(TraceRow(*row) for row in self.trace))
+        if self.requests is not None:
+            _integer("requests", self.requests)
+        if self.duration is not None:
+            _store(self, "duration", _number("duration", self.duration, strict=True))
+        for name, kind in (
+            ("service", ServiceSpec),
+            ("keys", KeySpec),
+            ("health", HealthSpec),
+            ("cache", CacheSpec),
+        ):
+            value = getattr(self, name)
+            if not isinstance(value, kind) and not (name == "cache" and value is None):
+                raise _bad(name, f"a {kind.__name__}", value)
+        self._check_events(set(names))
+        _store(self, "slow_start", _number("slow_start", self.slow_start))
+        threshold = _number("panic_threshold", self.panic_threshold)
+        if threshold > 1:
+            raise _bad("panic_threshold", "a number in [0, 1]", self.panic_threshold)
+        _store(self, "panic_threshold", threshold)
+        _integer("seed", self.seed, low=0)
+        _text("name", self.name)
+
+    def _check_events(self, names: set[str]) -> None:
+        down: dict[str, float] = {}
+        for i, failure in enumerate(self.failures):
+            if not isinstance(failure, FailureSpec):
+                raise _bad(f"failures[{i}]", "a FailureSpec", failure)
+            if failure.server not in names:
+                raise _bad(f"failures[{i}].server", "the name of a server", failure.server)
+            if failure.at < down.get(failure.server, -math.inf):
+                raise _bad(f"failures[{i}].at", "after the server's previous failure", failure.at)
+            down[failure.server] = failure.until
+        drained: set[str] = set()
+        for i, drain in enumerate(self.drains):
+            if not isinstance(drain, DrainSpec):
+                raise _bad(f"drains[{i}]", "a DrainSpec", drain)
+            if drain.server not in names:
+                raise _bad(f"drains[{i}].server", "the name of a server", drain.server)
+            if drain.server in drained:
+                raise _bad(f"drains[{i}].server", "a server drained only once", drain.server)
+            drained.add(drain.server)
+
+    def with_seed(self, seed: int) -> Scenario:
+        """The same scenario with another seed. O(1) plus validation.
+
+        Raises:
+            ScenarioError: ``seed`` is not an integer >= 0.
+        """
+        return replace(self, seed=seed)
+
+
+# -- loading --------------------------------------------------------------------
+
+_TABLES: dict[str, type[Any]] = {
+    "service": ServiceSpec,
+    "keys": KeySpec,
+    "cache": CacheSpec,
+    "health": HealthSpec,
+}
+_ARRAYS: dict[str, type[Any]] = {
+    "servers": ServerSpec,
+    "failures": FailureSpec,
+    "drains": DrainSpec,
+}
+_SCALARS = (
+    "rate",
+    "trace",
+    "requests",
+    "duration",
+    "slow_start",
+    "panic_threshold",
+    "seed",
+    "name",
+)
+
+
+def _build(kind: type[Any], data: object, where: str) -> Any:
+    if not isinstance(data, Mapping):
+        raise _bad(where, "a table of fields", data)
+    known = [f.name for f in fields(kind)]
+    for key in data:
+        if key not in known:
+            raise ScenarioError(
+                f"{where}.{key}", f"is not a known field (expected one of: {', '.join(known)})"
+            )
+    try:
+        return kind(**data)
+    except TypeError:  # a required field is missing
+        missing = [f.name for f in fields(kind) if f.name not in data]
+        raise ScenarioError(f"{where}.{missing[0]}", "is required") from None
+    except ScenarioError as error:
+        raise error.within(where) from None
+
+
+def scenario_from_dict(data: Mapping[str, Any], *, base: Path | None = None) -> Scenario:
+    """Build a scenario from the parsed contents of a scenario file. O(size of the data).
+
+    ``trace`` is a list of ``[time, key, service]`` rows, or the path of a CSV
+    file of such rows relative to ``base`` (the scenario file's directory).
+
+    >>> scenario_from_dict({"rate": 5, "requests": 10, "servers": [{"name": "a"}]}).rate
+    5.0
+    >>> scenario_from_dict({"rate": 5, "requests": 10, "servers": [{"name": "a", "speed": 0}]})
+    Traceback (most recent call last):
+    ...
+    balancekit.scenario.ScenarioError: servers[0].speed must be a finite number > 0, got 0
+
+    Raises:
+        ScenarioError: an unknown or missing field or a bad value, named by its path.
+        OSError: a trace file cannot be read.
+    """
+    if not isinstance(data, Mapping):
+        raise _bad("scenario", "a table of fields", data)
+    allowed = (*_SCALARS, *_TABLES, *_ARRAYS)
+    for key in data:
+        if key not in allowed:
+            raise ScenarioError(
+                key, f"is not a known field (expected one of: {', '.join(allowed)})"
+            )
+    options: dict[str, Any] = {k: data[k] for k in _SCALARS if k in data}
+    for name, kind in _TABLES.items():
+        if name in data:
+            options[name] = _build(kind, data[name], name)
+    for name, kind in _ARRAYS.items():
+        if name in data:
+            items = data[name]
+            if not isinstance(items, list):
+                raise _bad(name, "a list of tables", items)
+            options[name] = tuple(
+                _build(kind, item, f"{name}[{i}]") for i, item in enumerate(items)
+            )
+    if "servers" not in options:
+        raise ScenarioError("servers", "is required")
+    trace = options.get("trace")
+    if isinstance(trace, str):
+        options["trace"] = read_trace((base or Path.cwd()) / trace)
+    elif trace is not None:
+        options["trace"] = _inline_trace(trace)
+    return Scenario(**options)
+
+
+def _trace_rows(rows: Iterable[tuple[str, object]]) -> tuple[TraceRow, ...]:
+    """Validate ``(label, [time, key, service])`` rows; ``label`` names a row in errors."""
+    result: list[TraceRow] = []
+    previous = 0.0
+    for here, row in rows:
+        if not isinstance(row, (list, tuple)) or len(row) != 3:
+            raise _bad(here, "a [time, key, service] row", row)
+        time = _number(f"{here}.time", row[0])
+        if time < previous:
+            raise _bad(f"{here}.time", f"not earlier than the row before ({previous:g})", row[0])
+        previous = time
+        key = row[1]
+        if key == "":
+            key = None
+        elif key is not None:
+            if isinstance(key, bool) or not isinstance(key, (int, str)):
+                raise _bad(f"{here}.key", "a string, an integer or empty", key)
+            key = str(key)
+        service = None if row[2] in (None, "") else _number(f"{here}.service", row[2], strict=True)
+        result.append(TraceRow(time, key, service))
+    return tuple(result)
+
+
+def _inline_trace(rows: object) -> tuple[TraceRow, ...]:
+    if not isinstance(rows, list) or not rows:
+        raise _bad("trace", "a file name or a non-empty list of [time, key, service] rows", rows)
+    return _trace_rows((f"trace[{i}]", row) for i, row in enumerate(rows))
+
+
+def read_trace(path: Path) -> tuple[TraceRow, ...]:
+    """Read a CSV trace of ``time,key,service`` rows (a ``time`` header line and ``#``
+    comments allowed; an empty key or service means "drawn"). O(rows).
+
+    Raises:
+        ScenarioError: an empty trace or a malformed row, named by its line.
+        OSError: the file cannot be read.
+    """
+    rows: list[tuple[str, object]] = []
+    with open(path, newline="", encoding="utf-8") as handle:
+        for number, cells in enumerate(csv.reader(handle), start=1):
+            if not cells or cells[0].lstrip().startswith("#"):
+                continue
+            if not rows and cells[0].strip().lower() == "time":
+                continue  # the header
+            here = f"{path.name} line {number}"
+            if len(cells) != 3:
+                raise _bad(here, "a time,key,service row", ",".join(cells))
+            time, key, service = (cell.strip() for cell in cells)
+            seconds = _parse_float(f"{here}.service", service) if service else None
+            rows.append((here, [_parse_float(f"{here}.time", time), key, seconds]))
+    if not rows:
+        raise _bad(path.name, "a trace of at least one row", "")
+    return _trace_rows(rows)
+
+
+def _parse_float(name: str, text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise _bad(name, "a number", text) from None
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Load a scenario from a ``.toml`` or ``.json`` file. O(file size).
+
+    Raises:
+        ScenarioError: malformed file, unknown suffix, TOML on Python 3.10, or
+            a bad field. OSError: the file (or its trace file) cannot be read.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".toml", ".json"):
+        raise _bad("scenario file", "a .toml or .json file", str(path))
+    text = path.read_text(encoding="utf-8")
+    if suffix == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ScenarioError("", f"malformed JSON in {path.name}: {error}") from None
+    else:
+        data = _parse_toml(text, path.name)
+    return scenario_from_dict(data, base=path.parent)
+
+
+def _parse_toml(text: str, name: str) -> Any:
+    if sys.version_info < (3, 11):
+        raise ScenarioError(
+            "", "TOML scenario files need Python 3.11 or later (tomllib); use a .json file"
+        )
+    else:
+        import tomllib
+
+        try:
+            return tomllib.loads(text)
+        except tomllib.TOMLDecodeError as error:
+            raise ScenarioError("", f"malformed TOML in {name}: {error}") from None
+
+
+# -- the built-in scenario -----------------------------------------------------
+
+BUILTIN_SCENARIO = Scenario(
+    name="builtin",
+    servers=(
+        ServerSpec("s1", capacity=8, speed=1.0, weight=8),
+        ServerSpec("s2", capacity=8, speed=1.0, weight=8),
+        ServerSpec("s3", capacity=4, speed=1.0, weight=4),
+        ServerSpec("s4", capacity=4, speed=0.5, weight=2),
+        ServerSpec("s5", capacity=12, speed=1.5, weight=18),
+        ServerSpec("s6", capacity=4, speed=0.5, weight=2),
+    ),
+    rate=250.0,
+    duration=40.0,
+    service=ServiceSpec("lognormal", mean=0.04, sigma=1.4),
+    keys=KeySpec("zipf", universe=5000, s=1.0),
+    cache=CacheSpec(miss_factor=2.0),
+    failures=(FailureSpec("s2", at=10.0, until=25.0),),
+    drains=(DrainSpec("s6", at=30.0, timeout=5.0),),
+    health=HealthSpec(interval=2.0, timeout=1.0, unhealthy_threshold=3, healthy_threshold=2),
+    slow_start=0.0,
+    seed=1,
+)
+"""Six unequal servers, heavy-tailed (lognormal) service times, Zipf-skewed keys with
+per-server caches, one failure and recovery of s2 and one drain of s6."""

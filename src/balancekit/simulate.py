@@ -1,0 +1,703 @@
+"""A deterministic discrete-event simulator that drives a real Pool over a ManualClock.
+
+What is simulated is the library itself: every request is a real
+``pool.acquire(key)`` on a real strategy, released with its outcome when the
+simulated server finishes it; health probes, passive ejection, panic mode,
+slow start and drains are the real :class:`~balancekit.pool.Pool` machinery.
+Only the servers are modelled: each has ``capacity`` slots and a FIFO queue,
+so a request's latency is its queueing time plus its service time
+(``service / speed``, times the cache ``miss_factor`` on a miss). A down
+server fails what it holds at once, fails new requests after ``error_time``
+and fails its probes.
+
+Events are kept in a heap of ``(time, seq, kind, payload)``; ``seq`` breaks
+ties in the order the events were scheduled, so a run is a pure function of
+the scenario, its seed and the strategy. Randomness comes from separate
+:class:`random.Random` streams per concern (arrivals, keys, service times,
+the strategy, health-check jitter), each seeded from the scenario seed, so
+every strategy sees exactly the same requests.
+"""
+
+from __future__ import annotations
+
+import heapq
+import importlib
+import inspect
+import math
+import pkgutil
+import random
+import re
+from bisect import bisect_right
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from . import quality
+from . import strategies as _package
+from .clock import Clock, ManualClock, monotonic
+from .errors import BalancekitError, NoServerAvailable
+from .health import HealthTracker
+from .lease import Lease
+from .pool import Pool
+from .scenario import Scenario, ServerSpec
+from .strategies.base import Balancer
+
+__all__ = [
+    "ServerResult",
+    "SimulationResult",
+    "Strategy",
+    "Transition",
+    "UnknownStrategy",
+    "compare",
+    "make_strategy",
+    "render_key",
+    "simulate",
+    "strategy_names",
+]
+
+KEY_SAMPLE = 2000
+"""How many distinct keys the keys-moved figure is measured on."""
+
+_ARRIVE, _DONE, _FAIL, _RECOVER, _DRAIN, _TICK, _BEFORE, _AFTER = range(8)
+_OVERDUE_STEP = 0.001  # a deadline already passed is retried this much later, never in a loop
+
+
+def render_key(index: int) -> str:
+    """Key number ``index`` as the client IPv4 address every hash strategy accepts. O(1).
+
+    >>> render_key(0), render_key(70000)
+    ('10.0.0.0', '10.1.17.112')
+    """
+    return f"10.{index >> 16 & 255}.{index >> 8 & 255}.{index & 255}"
+
+
+@dataclass(frozen=True)
+class ServerResult:
+    """One server's share of a run: requests routed to it, those that failed, and the
+    mean latency of those it served."""
+
+    name: str
+    requests: int
+    errors: int
+    latency_mean: float
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A health or drain state change the pool reported: ``server`` went ``old`` -> ``new``."""
+
+    at: float
+    server: str
+    old: str
+    new: str
+
+
+@dataclass(frozen=True)
+class SimulationResult:
+    """What one strategy did with one scenario.
+
+    ``requests`` arrived; ``completed`` succeeded, ``errors`` failed (down
+    server, drain cut-off, or ``rejected`` because no server was eligible).
+    ``throughput`` is completed requests per simulated second until the last
+    one finished. Latencies (seconds, nearest rank) are over completed
+    requests. ``peak_to_mean`` is the largest server's requests per unit of
+    weight over the mean of that figure (1.0 = shares exactly as weighted).
+    ``cache_hit_ratio`` is ``None`` without a cache or keys; ``keys_moved``
+    is the fraction of a key sample whose server changed across the first
+    failure or drain, for hash strategies (``None`` for the others).
+    """
+
+    strategy: str
+    scenario: str
+    seed: int
+    requests: int
+    completed: int
+    errors: int
+    rejected: int
+    elapsed: float
+    throughput: float
+    latency_mean: float
+    latency_p50: float
+    latency_p95: float
+    latency_p99: float
+    latency_max: float
+    peak_to_mean: float
+    cache_hit_ratio: float | None
+    keys_moved: float | None
+    servers: tuple[ServerResult, ...]
+    transitions: tuple[Transition, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The result as JSON-ready plain data. O(servers + transitions)."""
+        return asdict(self)
+
+
+class _Server:
+    __slots__ = (
+        "busy",
+        "capacity",
+        "errors",
+        "generation",
+        "held",
+        "latency",
+        "name",
+        "queue",
+        "requests",
+        "speed",
+        "up",
+    )
+
+    def __init__(self, spec: ServerSpec) -> None:
+        self.name = spec.name
+        self.capacity = spec.capacity
+        self.speed = spec.speed
+        self.up = True
+        self.generation = 0  # bumped by a failure: its cache is gone
+        self.busy = 0
+        self.queue: deque[_Request] = deque()
+        self.held: dict[int, _Request] = {}  # in service or queued, in arrival order
+        self.requests = 0
+        self.errors = 0
+        self.latency = 0.0
+
+    def __repr__(self) -> str:
+        return f"<server {self.name} up={self.up} busy={self.busy} queued={len(self.queue)}>"
+
+
+class _Request:
+    __slots__ = ("arrival", "done", "lease", "seq", "server", "service")
+
+    def __init__(self, seq: int, arrival: float, service: float, lease: Lease, server: _Server):
+        self.seq = seq
+        self.arrival = arrival
+        self.service = service
+        self.lease = lease
+        self.server = server
+        self.done = False
+
+    def __repr__(self) -> str:
+        return f"<request {self.seq} at {self.arrival} on {self.server.name} done={self.done}>"
+
+
+class _Run:
+    """One strategy over one scenario: the event loop and its bookkeeping."""
+
+    def __init__(self, scenario: Scenario, name: str, cls: type[Balancer]) -> None:
+        self.scenario = scenario
+        self.clock = ManualClock()
+        self.seed = scenario.seed
+        weights = {spec.name: spec.weight for spec in scenario.servers}
+        balancer = _instantiate(cls, weights, clock=self.clock, rng=self._rng("strategy"))
+        health = None
+        if scenario.health.enabled:
+            health = HealthTracker(
+                **scenario.health.options(), clock=self.clock, rng=self._rng("health")
+            )
+        self.pool = Pool(
+            balancer,
+            health=health,
+            slow_start=scenario.slow_start,
+            panic_threshold=scenario.panic_threshold,
+            clock=self.clock,
+        )
+        self.name = name
+        self.hashing = balancer.requires_key
+        self.servers = {spec.name: _Server(spec) for spec in scenario.servers}
+        self.heap: list[tuple[float, int, int, Any]] = []
+        self.seq = 0
+        self.tick_at = math.inf
+        self.open = 0
+        self.arrivals_done = False
+        self.latencies: list[float] = []
+        self.errors = self.rejected = self.hits = self.lookups = self.arrived = 0
+        self.last = 0.0
+        self.cached: dict[int, tuple[_Server, int]] = {}
+        self.rendered: dict[int, str] = {}
+        self.error_time: dict[str, float] = {}
+        self.transitions: list[Transition] = []
+        self.before: dict[str, str] = {}
+        self.moved: float | None = None
+
+    def _rng(self, concern: str) -> random.Random:
+        # A string seed is hashed with SHA-512 by random.Random: stable across processes.
+        return random.Random(f"balancekit:{self.seed}:{concern}")
+
+    def push(self, at: float, kind: int, payload: Any = None) -> None:
+        self.seq += 1
+        heapq.heappush(self.heap, (at, self.seq, kind, payload))
+
+    # -- the loop ---------------------------------------------------------------
+
+    def run(self) -> SimulationResult:
+        self._schedule_scenario_events()
+        requests = _requests(self.scenario)
+        self._next_arrival(requests)
+        self._reschedule(0.0, ticked=False)
+        heap, clock, pop = self.heap, self.clock, heapq.heappop
+        while heap:
+            at, _, kind, payload = pop(heap)
+            if kind == _ARRIVE:
+                clock.set(at)
+                self._arrive(at, payload)
+                self._next_arrival(requests)
+                continue  # an acquire moves no deadline earlier
+            if kind == _DONE:
+                request, ok = payload
+                if request.done:
+                    continue
+                clock.set(at)
+                self._finish(request, ok, at)
+                if ok:
+                    continue  # a success moves no deadline earlier
+            elif kind == _TICK:
+                self.tick_at = math.inf
+                if self.open == 0 and self.arrivals_done:
+                    continue  # nothing left to serve: let the heap run dry
+                clock.set(at)
+                self._tick()
+            else:
+                clock.set(at)
+                self._scenario_event(kind, payload)
+            self._reschedule(at, ticked=kind == _TICK)
+        return self._result()
+
+    def _reschedule(self, now: float, *, ticked: bool) -> None:
+        """Make sure a tick is pending at the pool's next deadline."""
+        deadline = self.pool.next_deadline()
+        if deadline is None:
+            return
+        if deadline < now or (ticked and deadline == now):
+            # Past, or still due right after a tick at this instant: never loop on one time.
+            deadline = now + _OVERDUE_STEP if ticked else now
+        if deadline < self.tick_at:
+            self.tick_at = deadline
+            self.push(deadline, _TICK)
+
+    def _tick(self) -> None:
+        pool, servers = self.pool, self.servers
+        for server in pool.due_checks():
+            self._note(pool.record_check(server, servers[server].up))
+        for change in pool.poll():
+            self._note(change)
+            if change.in_flight:  # a drain deadline: cut what is still open there
+                self._fail_all(servers[change.server], change.at)
+
+    def _note(self, change: Any) -> None:
+        if change is not None:
+            self.transitions.append(
+                Transition(change.at, change.server, change.old.value, change.new.value)
+            )
+
+    # -- requests ---------------------------------------------------------------
+
+    def _next_arrival(self, requests: Iterator[tuple[float, int | None, float]]) -> None:
+        item = next(requests, None)
+        if item is None:
+            self.arrivals_done = True
+        else:
+            self.push(item[0], _ARRIVE, item)
+
+    def _arrive(self, now: float, item: tuple[float, int | None, float]) -> None:
+        _, key, service = item
+        seq = self.arrived
+        self.arrived += 1
+        index = seq if key is None else key
+        name = self.rendered.get(index)
+        if name is None:
+            name = self.rendered[index] = render_key(index)
+        try:
+            lease = self.pool.acquire(name)
+        except NoServerAvailable:
+            self.rejected += 1
+            self.errors += 1
+            return
+        server = self.servers[lease.server]
+        server.requests += 1
+        self.open += 1
+        if not server.up:
+            request = _Request(seq, now, 0.0, lease, server)
+            self.push(now + self.error_time[server.name], _DONE, (request, False))
+            return
+        cache = self.scenario.cache
+        if cache is not None and key is not None:
+            self.lookups += 1
+            mark = (server, server.generation)
+            if self.cached.get(key) == mark:
+                self.hits += 1
+            else:
+                service *= cache.miss_factor
+                self.cached[key] = mark
+        request = _Request(seq, now, service / server.speed, lease, server)
+        server.held[seq] = request
+        if server.busy < server.capacity:
+            server.busy += 1
+            self.push(now + request.service, _DONE, (request, True))
+        else:
+            server.queue.append(request)
+
+    def _finish(self, request: _Request, ok: bool, now: float) -> None:
+        request.done = True
+        request.lease.release(ok)
+        self.open -= 1
+        self.last = now
+        server = request.server
+        if server.held.pop(request.seq, None) is not None and ok:
+            if server.queue:  # the freed slot goes to the head of the queue
+                following = server.queue.popleft()
+                self.push(now + following.service, _DONE, (following, True))
+            else:
+                server.busy -= 1
+        if ok:
+            latency = now - request.arrival
+            self.latencies.append(latency)
+            server.latency += latency
+        else:
+            self.errors += 1
+            server.errors += 1
+
+    def _fail_all(self, server: _Server, now: float) -> None:
+        for request in list(server.held.values()):
+            self._finish(request, False, now)
+        server.queue.clear()
+        server.busy = 0
+
+    # -- failures, drains, keys moved -------------------------------------------
+
+    def _schedule_scenario_events(self) -> None:
+        scenario = self.scenario
+        events = sorted(
+            [(f.at, 0, f) for f in scenario.failures] + [(d.at, 1, d) for d in scenario.drains],
+            key=lambda item: (item[0], item[1]),
+        )
+        first = events[0][2] if events and self.hashing else None
+        if first is not None:
+            self.push(first.at, _BEFORE)
+            if hasattr(first, "until"):
+                self.push(first.until, _AFTER)  # before that failure's own recovery
+        for failure in scenario.failures:
+            self.push(failure.at, _FAIL, failure)
+            self.push(failure.until, _RECOVER, failure)
+        for drain in scenario.drains:
+            self.push(drain.at, _DRAIN, drain)
+        if first is not None and not hasattr(first, "until"):
+            self.push(first.at, _AFTER)  # right after the drain
+
+    def _scenario_event(self, kind: int, payload: Any) -> None:
+        now = self.clock()
+        if kind == _FAIL:
+            server = self.servers[payload.server]
+            server.up = False
+            server.generation += 1
+            self.error_time[server.name] = payload.error_time
+            self._fail_all(server, now)
+        elif kind == _RECOVER:
+            self.servers[payload.server].up = True
+        elif kind == _DRAIN:
+            change = self.pool.drain(payload.server, payload.timeout)
+            self._note(change)
+        else:
+            self._tick()  # health and drains up to date before reading placement
+            mapping = self._placement()
+            if kind == _BEFORE:
+                self.before = mapping
+            else:
+                self.moved = quality.remapped_fraction(self.before, mapping)
+
+    def _placement(self) -> dict[str, str]:
+        strategy = self.pool.strategy
+        found: dict[str, str] = {}
+        for index in range(_sample_size(self.scenario)):
+            key = render_key(index)
+            try:
+                found[key] = strategy.get_server(key)
+            except NoServerAvailable:
+                found[key] = ""  # nowhere: counts as moved if it had a server
+        return found
+
+    # -- results ----------------------------------------------------------------
+
+    def _result(self) -> SimulationResult:
+        scenario = self.scenario
+        ordered = sorted(self.latencies)
+        completed = len(ordered)
+        servers = tuple(
+            ServerResult(
+                s.name,
+                s.requests,
+                s.errors,
+                s.latency / (s.requests - s.errors) if s.requests > s.errors else 0.0,
+            )
+            for s in self.servers.values()
+        )
+        counts = {s.name: s.requests for s in servers}
+        weights = {spec.name: spec.weight for spec in scenario.servers}
+        spread = quality.peak_to_mean(counts, weights) if self.arrived > self.rejected else 0.0
+        return SimulationResult(
+            strategy=self.name,
+            scenario=scenario.name,
+            seed=scenario.seed,
+            requests=self.arrived,
+            completed=completed,
+            errors=self.errors,
+            rejected=self.rejected,
+            elapsed=self.last,
+            throughput=completed / self.last if self.last > 0 else 0.0,
+            latency_mean=sum(ordered) / completed if completed else 0.0,
+            latency_p50=_percentile(ordered, 50),
+            latency_p95=_percentile(ordered, 95),
+            latency_p99=_percentile(ordered, 99),
+            latency_max=ordered[-1] if ordered else 0.0,
+            peak_to_mean=spread,
+            cache_hit_ratio=self.hits / self.lookups if self.lookups else None,
+            keys_moved=self.moved,
+            servers=servers,
+            transitions=tuple(self.transitions),
+        )
+
+
+def _percentile(ordered: list[float], p: float) -> float:
+    """Nearest rank: the smallest value with at least p % of the values at or below it."""
+    if not ordered:
+        return 0.0
+    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
+
+
+def _sample_size(scenario: Scenario) -> int:
+    if scenario.keys.distribution != "none":
+        return min(scenario.keys.universe, KEY_SAMPLE)
+    return KEY_SAMPLE
+
+
+def _requests(scenario: Scenario) -> Iterator[tuple[float, int | None, float]]:
+    """The request stream ``(arrival, key number or None, service at speed 1)``.
+
+    Arrivals, keys and service times each have their own random stream, so
+    the stream is the same whatever the strategy does.
+    """
+    seed = scenario.seed
+    arrivals = random.Random(f"balancekit:{seed}:arrivals")
+    draw_key = _key_drawer(scenario, random.Random(f"balancekit:{seed}:keys"))
+    draw_service = _service_drawer(scenario, random.Random(f"balancekit:{seed}:service"))
+    limit = scenario.requests if scenario.requests is not None else math.inf
+    end = scenario.duration if scenario.duration is not None else math.inf
+    count = 0
+    if scenario.trace is not None:
+        numbers: dict[str, int] = {}
+        for row in scenario.trace:
+            if count >= limit or row.time > end:
+                return
+            count += 1
+            key = draw_key() if row.key is None else numbers.setdefault(row.key, len(numbers))
+            yield row.time, key, draw_service() if row.service is None else row.service
+        return
+    assert scenario.rate is not None
+    now = 0.0
+    while count < limit:
+        now += arrivals.expovariate(scenario.rate)
+        if now > end:
+            return
+        count += 1
+        yield now, draw_key(), draw_service()
+
+
+def _key_drawer(scenario: Scenario, rng: random.Random) -> Callable[[], int | None]:
+    spec = scenario.keys
+    if spec.distribution == "none":
+        return lambda: None
+    universe = spec.universe
+    if spec.distribution == "uniform":
+        return lambda: rng.randrange(universe)
+    cumulative = _zipf_cumulative(universe, spec.s)
+    total = cumulative[-1]
+    return lambda: min(bisect_right(cumulative, rng.random() * total), universe - 1)
+
+
+def _zipf_cumulative(universe: int, s: float) -> list[float]:
+    running, result = 0.0, []
+    for rank in range(1, universe + 1):
+        running += rank**-s
+        result.append(running)
+    return result
+
+
+def _service_drawer(scenario: Scenario, rng: random.Random) -> Callable[[], float]:
+    spec = scenario.service
+    mean = spec.mean
+    if spec.distribution == "fixed":
+        return lambda: mean
+    if spec.distribution == "exponential":
+        return lambda: rng.expovariate(1.0 / mean)
+    sigma = spec.sigma
+    mu = math.log(mean) - sigma * sigma / 2  # so that the mean is `mean`
+    return lambda: rng.lognormvariate(mu, sigma)
+
+
+# -- public entry points -------------------------------------------------------
+
+
+Strategy = str | type[Balancer]
+"""A strategy name (see :func:`strategy_names`) or a Balancer subclass, such as your own."""
+
+
+def simulate(scenario: Scenario, strategy: Strategy) -> SimulationResult:
+    """Run ``scenario`` with one strategy: a name, or a Balancer subclass of your own.
+
+    Deterministic: the same scenario (seed included) gives an equal result.
+    A class is built as ``cls(weights, rng=..., clock=...)``, passing ``rng``
+    and ``clock`` only if its constructor takes them; its result is named by
+    the kebab-case class name.
+
+    >>> from balancekit.scenario import Scenario, ServerSpec, ServiceSpec
+    >>> s = Scenario((ServerSpec("a"), ServerSpec("b")), rate=5.0, requests=100,
+    ...              service=ServiceSpec("fixed", mean=0.1))
+    >>> r = simulate(s, "round-robin")
+    >>> r.completed, [x.requests for x in r.servers], round(r.latency_p50, 9)
+    (100, [50, 50], 0.1)
+
+    Complexity: O(R log R) for R requests, plus the pool's work per request.
+
+    Raises:
+        UnknownStrategy: (a ``KeyError``) ``strategy`` is not a known name.
+        TypeError: ``strategy`` is neither a name nor a Balancer subclass.
+    """
+    name, cls = _resolve(strategy, strategy_names())
+    return _Run(scenario, name, cls).run()
+
+
+def compare(
+    scenario: Scenario,
+    strategies: Iterable[Strategy] | None = None,
+    *,
+    progress: Callable[[SimulationResult, float], None] | None = None,
+    clock: Clock = monotonic,
+) -> list[SimulationResult]:
+    """Run ``scenario`` with each strategy (default: every one) and return the results in order.
+
+    ``progress(result, seconds)`` is called after each run with the time
+    spent so far on ``clock`` (wall time by default) for a progress display;
+    the results never depend on it.
+
+    Complexity: the sum of the :func:`simulate` runs.
+
+    Raises:
+        UnknownStrategy: (a ``KeyError``) an unknown name, before anything runs.
+        TypeError: an item is neither a name nor a Balancer subclass.
+    """
+    known = strategy_names()
+    chosen = [_resolve(item, known) for item in (known if strategies is None else strategies)]
+    results: list[SimulationResult] = []
+    started = clock()
+    for name, cls in chosen:
+        results.append(_Run(scenario, name, cls).run())
+        if progress is not None:
+            progress(results[-1], clock() - started)
+    return results
+
+
+def _resolve(strategy: Strategy, known: dict[str, type[Balancer]]) -> tuple[str, type[Balancer]]:
+    if isinstance(strategy, str):
+        cls = known.get(strategy)
+        if cls is None:
+            raise UnknownStrategy(strategy, known)
+        return strategy, cls
+    if isinstance(strategy, type) and issubclass(strategy, Balancer):
+        if inspect.isabstract(strategy):
+            raise TypeError(f"strategy must be a concrete Balancer subclass, got {strategy!r}")
+        return kebab(strategy.__name__), strategy
+    raise TypeError(f"strategy must be a name or a Balancer subclass, got {strategy!r}")
+
+
+# -- strategies by name --------------------------------------------------------
+
+_ORDER = (
+    "round-robin",
+    "weighted-round-robin",
+    "least-connections",
+    "power-of-two-choices",
+    "least-response-time",
+    "consistent-hash",
+    "bounded-load-hash",
+    "ip-hash",
+    "maglev",
+    "jump-hash",
+    "rendezvous",
+)
+"""The order results are shown in: simple to load-aware to hashing; others follow by name."""
+
+
+class UnknownStrategy(BalancekitError, KeyError):
+    """No strategy has that name; the message lists the names there are.
+
+    >>> str(UnknownStrategy("fastest", ["round-robin", "maglev"]))
+    "unknown strategy 'fastest'; choose from: round-robin, maglev"
+    """
+
+    def __init__(self, name: str, known: Iterable[str]) -> None:
+        self.name = name
+        self.known = tuple(known)
+        super().__init__(name)
+
+    def __str__(self) -> str:
+        # KeyError.__str__ would show only the quoted name.
+        return f"unknown strategy {self.name!r}; choose from: {', '.join(self.known)}"
+
+
+def kebab(name: str) -> str:
+    """A class name in kebab case. O(len(name)).
+
+    >>> kebab("PowerOfTwoChoices"), kebab("IPHash")
+    ('power-of-two-choices', 'ip-hash')
+    """
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "-", name).lower()
+
+
+def strategy_names() -> dict[str, type[Balancer]]:
+    """Every concrete strategy in :mod:`balancekit.strategies`, by kebab-case class name.
+
+    Modules are discovered, so a strategy added to the package appears here
+    with no edit. O(number of modules) on first use.
+
+    >>> names = strategy_names()
+    >>> list(names)[:2], names["round-robin"].__name__
+    (['round-robin', 'weighted-round-robin'], 'RoundRobin')
+    """
+    for info in pkgutil.iter_modules(_package.__path__):
+        importlib.import_module(f"{_package.__name__}.{info.name}")
+    found: dict[str, type[Balancer]] = {}
+    pending = list(Balancer.__subclasses__())
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        if not inspect.isabstract(cls) and cls.__module__.startswith(_package.__name__):
+            found[kebab(cls.__name__)] = cls
+    rank = {name: i for i, name in enumerate(_ORDER)}
+    return {n: found[n] for n in sorted(found, key=lambda n: (rank.get(n, len(rank)), n))}
+
+
+def make_strategy(
+    name: str, weights: dict[str, float], *, clock: Clock, rng: random.Random
+) -> Balancer:
+    """A new strategy ``name`` over ``weights``, on ``clock``, drawing from ``rng`` if it
+    takes one. O(the strategy's build).
+
+    >>> make_strategy("round-robin", {"a": 1.0}, clock=ManualClock(), rng=random.Random(0))
+    RoundRobin({'a': 1.0})
+
+    Raises:
+        UnknownStrategy: (a ``KeyError``) an unknown name; the message lists the known ones.
+    """
+    _, cls = _resolve(name, strategy_names())
+    return _instantiate(cls, weights, clock=clock, rng=rng)
+
+
+def _instantiate(
+    cls: type[Balancer], weights: dict[str, float], *, clock: Clock, rng: random.Random
+) -> Balancer:
+    accepted = inspect.signature(cls).parameters
+    options: dict[str, Any] = {}
+    if "rng" in accepted:
+        options["rng"] = rng
+    if "clock" in accepted:
+        options["clock"] = clock
+    return cls(weights, **options)
