@@ -14,6 +14,7 @@ For n in {10, 100, 1000} servers:
 from __future__ import annotations
 
 import random
+import statistics
 from collections.abc import Callable
 from itertools import cycle, islice
 
@@ -39,20 +40,18 @@ KEYS = [f"user-{i}:session" for i in range(4096)]
 INT_KEYS = [random.Random(7).getrandbits(64) for _ in range(4096)]
 
 
-def _measure(pick: Callable[[object], object], keys: list[object], budget: float) -> float:
-    """ns per pick, with enough operations to fill about ``budget`` seconds per run."""
+Loop = Callable[[int], None]
 
+
+def _pick_loop(pick: Callable[[object], object], keys: list[object]) -> Loop:
     def loop(ops: int) -> None:
         for key in islice(cycle(keys), ops):
             pick(key)
 
-    probe = 200
-    estimate = seconds(lambda: loop(probe), repeat=1) / probe
-    ops = max(200, min(200_000, int(budget / max(estimate, 1e-9))))
-    return ns_per_op(loop, ops, repeat=5)
+    return loop
 
 
-def _floor_loop(table: list[str], size: int, keys: list[str]) -> Callable[[int], None]:
+def _floor_loop(table: list[str], size: int, keys: list[str]) -> Loop:
     digest = xxhash.xxh3_64_intdigest
 
     def loop(ops: int) -> None:
@@ -60,6 +59,24 @@ def _floor_loop(table: list[str], size: int, keys: list[str]) -> Callable[[int],
             table[digest(key.encode()) % size]
 
     return loop
+
+
+def _interleaved(loops: list[Loop], budget: float, rounds: int = 7) -> list[float]:
+    """Median ns per operation of each loop, the loops taking turns in every round.
+
+    Taking turns means a burst of load from another process slows every case
+    alike, so the ratios between cases (Maglev against its floor) hold even on
+    a busy machine.
+    """
+    ops = []
+    for loop in loops:
+        estimate = seconds(lambda loop=loop: loop(200), repeat=1) / 200
+        ops.append(max(200, min(200_000, int(budget / max(estimate, 1e-9)))))
+    samples: list[list[float]] = [[] for _ in loops]
+    for _ in range(rounds):
+        for i, loop in enumerate(loops):
+            samples[i].append(ns_per_op(loop, ops[i], repeat=1))
+    return [statistics.median(runs) for runs in samples]
 
 
 def _lookups(n: int, budget: float) -> list[Row]:
@@ -105,15 +122,14 @@ def _lookups(n: int, budget: float) -> list[Row]:
                 str_keys,
             )
         )
-    rows = [
-        Row(GROUP, case, n, impl, _measure(pick, keys, budget)) for case, impl, pick, keys in cases
-    ]
     # The floor: Maglev's own table, looked up with no method call around it.
     floor = _floor_loop(list(maglev._table), maglev.table_size, KEYS)
-    rows.insert(
-        1, Row(GROUP, "get_server str", n, "floor: bare table lookup", ns_per_op(floor, 100_000, 5))
-    )
-    return rows
+    labels = [(case, impl) for case, impl, _, _ in cases]
+    labels.insert(1, ("get_server str", "floor: bare table lookup"))
+    loops = [_pick_loop(pick, keys) for _, _, pick, keys in cases]
+    loops.insert(1, floor)
+    timings = _interleaved(loops, budget)
+    return [Row(GROUP, case, n, impl, ns) for (case, impl), ns in zip(labels, timings, strict=True)]
 
 
 def _changes(n: int, repeat: int) -> list[Row]:

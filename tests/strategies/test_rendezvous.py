@@ -143,6 +143,17 @@ def test_adding_moves_keys_only_onto_the_new_server_and_readding_restores() -> N
     assert {k: lb.get_server(k) for k in before} == before
 
 
+def test_weight_change_moves_keys_only_to_or_from_that_server() -> None:
+    lb = Rendezvous({f"s{i}": 1 + i % 3 for i in range(10)})
+    before = {k: lb.get_server(k) for k in KEYS[:5000]}
+    lb.set_weight("s5", 6)
+    gained = [k for k in before if lb.get_server(k) != before[k]]
+    assert gained and all(lb.get_server(k) == "s5" for k in gained)
+    lb.set_weight("s5", 0.5)
+    lost = [k for k in before if lb.get_server(k) != before[k]]
+    assert lost and all(before[k] == "s5" for k in lost)
+
+
 def test_weight_zero_is_skipped_and_back_when_reweighted() -> None:
     lb = Rendezvous({"a": 1, "zero": 0, "b": 1})
     assert all("zero" not in lb.get_n_servers(k, 3) for k in KEYS[:300])

@@ -278,6 +278,7 @@ class Maglev(Balancer):
         return hash_key(key, self._seed)
 
     def _choose(self, key: Any) -> Member:
+        # get_server takes no lock, so calling it under ours is safe.
         return self._members[self.get_server(key)]
 
     def _options(self) -> dict[str, object]:
