@@ -368,3 +368,28 @@ def test_pool_over_every_strategy(cls: type[Balancer]) -> None:
     assert sum(s.requests for s in stats.values()) == 2 * len(KEYS)
     assert all(s.in_flight == 0 for s in stats.values())
     pool._check()
+
+
+def test_session_ids_stick_through_the_route_table() -> None:
+    pool, _ = make(sticky=True)
+    with pool.acquire(session="alice") as first:
+        pass
+    for _ in range(5):
+        with pool.acquire(session="alice") as lease:
+            assert lease.server == first.server and not lease.moved
+    fail_checks(pool, first.server)
+    with pool.acquire(session="alice") as lease:
+        assert lease.server != first.server and lease.moved
+    with pool.acquire(session="alice") as again:
+        assert again.server == lease.server and not again.moved
+    with pool.acquire(session="bob") as fresh:
+        assert not fresh.moved
+
+
+def test_session_without_sticky_is_an_error() -> None:
+    pool, _ = make(health=False)
+    with pytest.raises(ValueError, match="StickySession"):
+        pool.acquire(session="alice")
+    assert all(s.in_flight == 0 for s in pool.stats().values())
+    with pool.acquire(cookie="ignored") as lease:  # no sticky: cookies are ignored
+        assert lease.cookie is None and not lease.moved

@@ -258,38 +258,55 @@ class Pool:
 
     # -- requests ---------------------------------------------------------------
 
-    def acquire(self, key: Any = None, *, cookie: str | bytes | None = None) -> Lease:
+    def acquire(
+        self,
+        key: Any = None,
+        *,
+        cookie: str | bytes | None = None,
+        session: str | None = None,
+    ) -> Lease:
         """Choose an eligible server and count one request on it until the lease is released.
 
-        With a ``StickySession``, a valid ``cookie`` naming a server that may
-        still take its clients pins the request there; otherwise the strategy
-        chooses. ``lease.cookie`` is then the value to send back and
-        ``lease.moved`` is true when a cookie was given but could not be
-        honoured (its server is gone, unhealthy or drained, or it was invalid).
+        With a ``StickySession``, a valid ``cookie`` (or the route of an
+        application ``session`` id) naming a server that may still take its
+        clients pins the request there; otherwise the strategy chooses and the
+        session is bound to the new server. ``lease.cookie`` is the value to
+        send back; ``lease.moved`` is true when the request asked for a server
+        that could not be honoured (gone, unhealthy or drained, or an invalid
+        cookie). Without a ``StickySession`` a cookie is ignored.
 
         Raises:
             NoServerAvailable: no eligible server (not even in panic mode).
             TypeError: a hash strategy got no key.
+            ValueError: ``session`` given to a pool without a ``StickySession``.
         """
+        sticky = self._sticky
+        if session is not None and sticky is None:
+            raise ValueError("session affinity needs a Pool created with sticky=StickySession(...)")
         now = self._clock()
         with self._lock:
             if now >= self._wake:
                 self._advance(now)
             lease = None
-            sticky = self._sticky
-            if sticky is not None and cookie is not None:
-                named = sticky.server_from_cookie(cookie)
+            named = None
+            if sticky is not None:
+                if cookie is not None:
+                    named = sticky.server_from_cookie(cookie)
+                elif session is not None:
+                    named = sticky.route(session)
                 if named is not None and self._keeps_sticky(named):
                     lease = self._strategy._open(self, key, named)
             if lease is None:
                 lease = self._strategy._open(self, key, None)
-                lease.moved = cookie is not None and sticky is not None
+                lease.moved = sticky is not None and (cookie is not None or named is not None)
             record = self._records[lease.server]
             lease.context = record
             record.in_flight += 1
             self._drainer.opened(lease.server)
             if sticky is not None:
                 lease.cookie = sticky.cookie_for(lease.server)
+                if session is not None:
+                    sticky.bind(session, lease.server)
             return lease
 
     def _keeps_sticky(self, server: str) -> bool:
