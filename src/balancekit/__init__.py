@@ -1,25 +1,58 @@
 """balancekit: load-balancing algorithms for Python.
 
 Public names are re-exported here; nothing is defined in this module.
+``balancekit.quality``, ``balancekit.simulate`` and ``balancekit.testing``
+(which needs hypothesis) are imported on their own.
 """
 
 from ._version import __version__
 from .clock import Clock, ManualClock
+from .drain import Drainer, DrainState
 from .errors import BalancekitError, DuplicateServer, NoServerAvailable, UnknownServer
 from .events import StateChange
+from .health import HealthState, HealthTracker
 from .lease import Lease
-from .strategies import Balancer, RoundRobin
+from .pool import Pool, ServerStats
+from .route_store import MemoryRouteStore, RouteStore
+from .sticky import StickySession
+from .strategies import (
+    Balancer,
+    JumpHash,
+    LeastConnections,
+    LeastResponseTime,
+    Maglev,
+    PowerOfTwoChoices,
+    Rendezvous,
+    RoundRobin,
+    WeightedRoundRobin,
+)
 
 __all__ = [
     "BalancekitError",
     "Balancer",
     "Clock",
+    "DrainState",
+    "Drainer",
     "DuplicateServer",
+    "HealthState",
+    "HealthTracker",
+    "JumpHash",
     "Lease",
+    "LeastConnections",
+    "LeastResponseTime",
+    "Maglev",
     "ManualClock",
+    "MemoryRouteStore",
     "NoServerAvailable",
+    "Pool",
+    "PowerOfTwoChoices",
+    "Rendezvous",
     "RoundRobin",
+    "RouteStore",
+    "ServerStats",
     "StateChange",
+    "StickySession",
     "UnknownServer",
+    "WeightedRoundRobin",
     "__version__",
 ]
