@@ -1,0 +1,442 @@
+"""ConsistentHash: a hash ring with virtual nodes, bucketed by the top bits of the hash.
+
+A server of weight ``w`` owns ``round(vnodes * w)`` points (at least one when
+``w > 0``, none at weight 0); point ``i`` of server ``s`` sits at
+``hash_server(s, i, seed)``. A key goes to the owner of the first point
+strictly clockwise of ``hash_key(key, seed)``, wrapping past ``2**64``.
+
+Layout. The ``P`` points live in ``B = 2**bits`` buckets (``B`` a power of
+two near ``P / 4``): bucket ``j`` holds the points whose top ``bits`` bits
+are ``j``, as an ``array('Q')`` of sorted positions and a tuple of their
+owners followed by one more owner, the *successor*: the owner of the first
+point after the bucket. A lookup is one shift, one list index and a bisect
+over a handful of positions, all in one small object; a bisect over one
+long sorted list jumps across memory and is slower at large ``P``.
+
+Changes are local: a point enters or leaves one bucket, and only when it
+was the bucket's first point do the successors of the buckets just before
+it change (a short run, since few buckets are empty). When ``P`` outgrows
+or shrinks away from ``B`` the points are re-bucketed, which like a list's
+growth costs O(P) once per doubling, O(1) amortised per point.
+
+Collisions. Two servers may hash a point to the same position. Both points
+are kept, ordered by server id; the smaller id wins the position and the
+other takes over when the winner leaves. Ordering by id (not by arrival)
+keeps placement independent of insertion order.
+"""
+
+from __future__ import annotations
+
+import itertools
+from array import array
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterator
+from typing import Any
+
+from ..clock import Clock
+from ..errors import UnknownServer
+from ..hashing import hash_bytes, hash_key, hash_server
+from .base import Balancer, Member, Servers, check_weight
+
+__all__ = ["MAX_POINTS", "ConsistentHash"]
+
+MAX_POINTS = 1 << 20
+"""The most points one server may own (``vnodes * weight``), to keep a ring in memory."""
+
+_SEED_LIMIT = 1 << 64
+_LOAD = 4  # points per bucket after a re-bucketing: B is the power of two <= P / 4
+_NO_POSITIONS: array[int] = array("Q")  # shared by empty buckets, never mutated
+
+Bucket = tuple["array[int]", tuple[str, ...]]
+"""(sorted positions, their owners + the successor owner)."""
+
+
+def _bits_for(points: int) -> int:
+    """log2 of the bucket count for ``points`` points: 2**bits <= points / _LOAD."""
+    return max(0, (points // _LOAD).bit_length() - 1)
+
+
+def _bucketize(positions: list[int], owners: list[str], bits: int) -> list[Bucket]:
+    """Split sorted points (at least one) into ``2**bits`` buckets. O(P)."""
+    count = 1 << bits
+    shift = 64 - bits
+    total = len(positions)
+    table: list[Bucket] = []
+    lo = 0
+    for j in range(1, count + 1):
+        hi = bisect_left(positions, j << shift, lo) if j < count else total
+        successor = owners[hi] if hi < total else owners[0]
+        chunk = array("Q", positions[lo:hi]) if hi > lo else _NO_POSITIONS
+        table.append((chunk, (*owners[lo:hi], successor)))
+        lo = hi
+    return table
+
+
+def _check_seed(seed: object) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an int in [0, 2**64), got {seed!r}")
+    if not 0 <= seed < _SEED_LIMIT:
+        raise ValueError(f"seed must be an int in [0, 2**64), got {seed!r}")
+    return seed
+
+
+def _check_vnodes(vnodes: object) -> int:
+    if isinstance(vnodes, bool) or not isinstance(vnodes, int):
+        raise TypeError(f"vnodes must be an int in [1, {MAX_POINTS}], got {vnodes!r}")
+    if not 1 <= vnodes <= MAX_POINTS:
+        raise ValueError(f"vnodes must be an int in [1, {MAX_POINTS}], got {vnodes!r}")
+    return vnodes
+
+
+class ConsistentHash(Balancer):
+    """A consistent hash ring with virtual nodes; ``get_n_servers`` gives replicas.
+
+    >>> ring = ConsistentHash(["a", "b", "c"])
+    >>> ring.get_server("user-42")
+    'a'
+    >>> ring.get_n_servers("user-42", 2)
+    ['a', 'c']
+    >>> ring.remove_server("a")             # a's keys move to their next server
+    >>> ring.get_server("user-42")
+    'c'
+
+    Keys are ``str``, ``bytes`` or ``int`` (``42`` and ``"42"`` are one key).
+    Placement depends only on the server ids, weights, ``vnodes`` and
+    ``seed``: not on insertion order, the process or the machine.
+
+    Complexity: ``get_server`` and ``acquire`` O(1) expected (a bisect over
+    about 4 to 8 positions, plus O(len(key)) to hash); adding, removing or
+    reweighting a server of ``v`` points O(v) expected (O(P) when the bucket
+    count doubles or halves, amortised O(1) per point); building O(P log P).
+
+    Thread safety: ``get_server`` takes no lock. Each bucket is an immutable
+    object replaced by one assignment, and a re-bucketing publishes a whole
+    new table at once, so a concurrent lookup reads every bucket as it was
+    before or after a change; while ``add_server`` or ``remove_server`` runs,
+    a key may get its old server or its new one. ``acquire``,
+    ``get_n_servers`` and membership changes hold the lock.
+
+    Raises:
+        TypeError: ``vnodes`` or ``seed`` is not an ``int``.
+        ValueError: ``vnodes`` outside [1, 2**20], ``seed`` outside
+            [0, 2**64), or a weight that would give a server more than
+            ``MAX_POINTS`` points (also from ``add_server`` and
+            ``set_weight``, which then change nothing).
+    """
+
+    requires_key = True
+
+    def __init__(
+        self,
+        servers: Servers = (),
+        *,
+        vnodes: int = 160,
+        seed: int = 0,
+        clock: Clock | None = None,
+    ) -> None:
+        self._vnodes = _check_vnodes(vnodes)
+        self._seed = _check_seed(seed)
+        self._counts: dict[str, int] = {}  # points per server that has any
+        self._points = 0
+        self._table: list[Bucket] = [(_NO_POSITIONS, ())]
+        self._shift = 64
+        self._index: tuple[list[Bucket], int] = (self._table, self._shift)
+        super().__init__(servers, clock=clock)
+
+    @property
+    def vnodes(self) -> int:
+        """Points per unit of weight."""
+        return self._vnodes
+
+    @property
+    def seed(self) -> int:
+        """The hash seed for keys and points."""
+        return self._seed
+
+    def points(self, server: str) -> int:
+        """How many points ``server`` owns on the ring. O(1).
+
+        >>> ConsistentHash({"a": 1, "b": 0.5}, vnodes=10).points("b")
+        5
+
+        Raises:
+            UnknownServer: the server is not a member.
+        """
+        if server not in self._members:
+            raise UnknownServer(server)
+        return self._counts.get(server, 0)
+
+    # -- lookups ----------------------------------------------------------------
+
+    def get_server(self, key: Any = None) -> str:
+        """The server owning the first point clockwise of ``key``; lock-free.
+
+        Complexity: O(1) expected plus O(len(key)).
+
+        Raises:
+            NoServerAvailable: no server has a weight > 0.
+            TypeError: no key, or a key that is not ``str``, ``bytes`` or ``int``.
+        """
+        # The common case, a str, skips a call.
+        h = hash_bytes(key.encode(), self._seed) if type(key) is str else self._hash(key)
+        table, shift = self._index
+        positions, owners = table[h >> shift]
+        try:
+            return owners[bisect_right(positions, h)]
+        except IndexError:  # only the empty ring has a bucket without a successor
+            raise self._unavailable() from None
+
+    def get_n_servers(self, key: Any, n: int) -> list[str]:
+        """The first ``min(n, servers with points)`` distinct servers clockwise of ``key``.
+
+        The first is ``get_server(key)``; the second is where the key goes if
+        the first is removed, and so on: use them as replicas.
+
+        >>> ConsistentHash(["a", "b", "c"]).get_n_servers("user-42", 5)
+        ['a', 'c', 'b']
+
+        Complexity: O(points walked), about ``n * P / servers`` when equal
+        weights; O(P) in the worst case.
+
+        Raises:
+            TypeError: ``n`` is not an ``int``, or a bad key (as ``get_server``).
+            ValueError: ``n < 1``.
+            NoServerAvailable: no server has a weight > 0.
+        """
+        if isinstance(n, bool) or not isinstance(n, int):
+            raise TypeError(f"n must be an int >= 1, got {n!r}")
+        if n < 1:
+            raise ValueError(f"n must be an int >= 1, got {n!r}")
+        h = self._hash(key)
+        with self._lock:
+            if not self._points:
+                raise self._unavailable()
+            want = min(n, len(self._counts))
+            found: list[str] = []
+            seen: set[str] = set()
+            for server in self._walk(h):
+                if server not in seen:
+                    seen.add(server)
+                    found.append(server)
+                    if len(found) == want:
+                        break
+            return found
+
+    def _hash(self, key: Any) -> int:
+        if key is None:
+            raise TypeError(f"{type(self).__name__} needs a key: a str, bytes or int")
+        return hash_key(key, self._seed)
+
+    def _owner(self, h: int) -> str:
+        table, shift = self._index
+        positions, owners = table[h >> shift]
+        try:
+            return owners[bisect_right(positions, h)]
+        except IndexError:
+            raise self._unavailable() from None
+
+    def _choose(self, key: Any) -> Member:
+        return self._members[self._owner(self._hash(key))]
+
+    def _walk(self, h: int) -> Iterator[str]:
+        """The owner of every point once, clockwise from position ``h``."""
+        table, shift = self._index
+        count = len(table)
+        start = h >> shift
+        positions, owners = table[start]
+        first = bisect_right(positions, h)
+        yield from owners[first : len(positions)]
+        for step in range(1, count + 1):
+            positions, owners = table[(start + step) % count]
+            yield from owners[: len(positions) if step < count else first]
+
+    # -- membership -------------------------------------------------------------
+
+    def add_server(self, server: str, weight: float = 1) -> None:
+        """Add a server: its ``round(vnodes * weight)`` points join the ring.
+
+        Only keys that now land on its points move, all of them onto it.
+
+        Complexity: O(v) expected for ``v`` new points.
+
+        Raises:
+            DuplicateServer: the server is already a member.
+            TypeError, ValueError: a bad id or weight, or too many points; nothing changes.
+        """
+        self._point_count(check_weight(weight))
+        super().add_server(server, weight)
+
+    def set_weight(self, server: str, weight: float) -> None:
+        """Change a server's weight: points ``i >= new count`` leave, or new ones join.
+
+        Complexity: O(|new - old| points) expected.
+
+        Raises:
+            UnknownServer: the server is not a member.
+            TypeError, ValueError: a bad weight or too many points; nothing changes.
+        """
+        self._point_count(check_weight(weight))
+        super().set_weight(server, weight)
+
+    def _point_count(self, weight: float) -> int:
+        if weight <= 0:
+            return 0
+        exact = self._vnodes * weight
+        if exact > MAX_POINTS:
+            raise ValueError(
+                f"weight {weight!r} x vnodes {self._vnodes} would give one server more than "
+                f"{MAX_POINTS} points; use smaller weights or fewer vnodes"
+            )
+        return max(1, round(exact))
+
+    def _rebuild(self) -> None:
+        counts = {}
+        positions: list[int] = []
+        owners: list[str] = []
+        seed = self._seed
+        for server, member in self._members.items():
+            count = self._point_count(member.weight)
+            if count:
+                counts[server] = count
+                positions.extend([hash_server(server, i, seed) for i in range(count)])
+                owners.extend(itertools.repeat(server, count))
+        owner_of = dict(zip(positions, owners, strict=True))
+        if len(owner_of) == len(positions):
+            positions = sorted(owner_of)
+            owners = list(map(owner_of.__getitem__, positions))
+        else:  # a collision: order the shared position's points by server id
+            pairs = sorted(zip(positions, owners, strict=True))
+            positions = [position for position, _ in pairs]
+            owners = [owner for _, owner in pairs]
+        self._counts = counts
+        self._points = len(positions)
+        self._publish(positions, owners)
+
+    def _publish(self, positions: list[int], owners: list[str]) -> None:
+        """Bucket sorted points into a new table and swap it in with one assignment."""
+        if positions:
+            bits = _bits_for(len(positions))
+            self._table = _bucketize(positions, owners, bits)
+            self._shift = 64 - bits
+        else:
+            self._table = [(_NO_POSITIONS, ())]
+            self._shift = 64
+        self._index = (self._table, self._shift)
+
+    def _added(self, member: Member) -> None:
+        self._resize(member.server, 0, self._point_count(member.weight))
+
+    def _removed(self, member: Member) -> None:
+        self._resize(member.server, self._counts.get(member.server, 0), 0)
+
+    def _reweighted(self, member: Member, old: float) -> None:
+        self._resize(
+            member.server, self._counts.get(member.server, 0), self._point_count(member.weight)
+        )
+
+    def _resize(self, server: str, old: int, new: int) -> None:
+        """Give ``server`` points ``0 .. new-1`` instead of ``0 .. old-1``."""
+        seed = self._seed
+        for i in range(old, new):
+            self._insert(hash_server(server, i, seed), server)
+        for i in range(new, old):
+            self._delete(hash_server(server, i, seed), server)
+        if new:
+            self._counts[server] = new
+        else:
+            self._counts.pop(server, None)
+        points = self._points
+        buckets = len(self._table)
+        if points > 4 * _LOAD * buckets or (buckets > 1 and points < buckets):
+            flat = list(itertools.chain.from_iterable(p for p, _ in self._table))
+            owners = list(itertools.chain.from_iterable(o[: len(p)] for p, o in self._table))
+            self._publish(flat, owners)
+
+    def _insert(self, position: int, server: str) -> None:
+        table = self._table
+        if not self._points:  # the empty ring is one bucket without a successor
+            table[0] = (array("Q", (position,)), (server, server))
+            self._points = 1
+            return
+        j = position >> self._shift
+        positions, owners = table[j]
+        k = bisect_left(positions, position)
+        while k < len(positions) and positions[k] == position and owners[k] < server:
+            k += 1
+        chunk = positions[:k]
+        chunk.append(position)
+        chunk.extend(positions[k:])
+        table[j] = (chunk, (*owners[:k], server, *owners[k:]))
+        self._points += 1
+        if k == 0:
+            self._relink(j, server)
+
+    def _delete(self, position: int, server: str) -> None:
+        table = self._table
+        if self._points == 1:
+            self._points = 0
+            self._publish([], [])
+            return
+        j = position >> self._shift
+        positions, owners = table[j]
+        k = bisect_left(positions, position)
+        while owners[k] != server:  # collided points share a position
+            k += 1
+        chunk = positions[:k]
+        chunk.extend(positions[k + 1 :])
+        rest = (*owners[:k], *owners[k + 1 :])
+        table[j] = (chunk if chunk else _NO_POSITIONS, rest)
+        self._points -= 1
+        if k == 0:
+            self._relink(j, rest[0])  # the new first point, or the successor if none left
+
+    def _relink(self, j: int, first: str) -> None:
+        """Bucket ``j``'s first owner is now ``first``: fix the successors before it."""
+        table = self._table
+        count = len(table)
+        for step in range(1, count + 1):
+            i = (j - step) % count
+            positions, owners = table[i]
+            if positions:
+                table[i] = (positions, (*owners[: len(positions)], first))
+                return
+            table[i] = (positions, (first,))
+
+    # -- introspection ----------------------------------------------------------
+
+    def _options(self) -> dict[str, object]:
+        return {"vnodes": self._vnodes, "seed": self._seed}
+
+    def _check(self) -> None:
+        """Assert the ring's invariants: buckets sorted, owners and counts match members."""
+        super()._check()
+        table, shift = self._index
+        assert table is self._table and shift == self._shift
+        count = len(table)
+        assert count & (count - 1) == 0 and shift == 64 - (count.bit_length() - 1)
+        expected = {}
+        for server, member in self._members.items():
+            points = self._point_count(member.weight)
+            if points:
+                expected[server] = points
+        assert self._counts == expected, (self._counts, expected)
+        want = sorted(
+            (hash_server(s, i, self._seed), s) for s, c in expected.items() for i in range(c)
+        )
+        have = [
+            (p, o)
+            for positions, owners in table
+            for p, o in zip(positions, owners[:-1], strict=True)
+        ]
+        assert have == want, "ring points differ from the members' points"
+        assert self._points == len(want)
+        if not want:
+            assert table == [(_NO_POSITIONS, ())]
+            return
+        assert count == 1 or count <= self._points <= 4 * _LOAD * count
+        for j, (positions, owners) in enumerate(table):
+            assert len(owners) == len(positions) + 1
+            assert all(p >> shift == j for p in positions)
+            # the successor is the owner of the first point after this bucket
+            nxt = bisect_left(want, ((j + 1) << shift, ""))
+            assert owners[-1] == want[nxt % len(want)][1], (j, owners[-1])
