@@ -354,7 +354,8 @@ class Drainer:
         old = rec.state
         new = _TRANSITIONS.get((old, event))
         if new is None:
-            raise ValueError(f"cannot {event.value} server {rec.name!r}: it is {old.value}")
+            verb = "drain" if event is _Event.DRAIN_IDLE else event.value
+            raise ValueError(f"cannot {verb} server {rec.name!r}: it is {old.value}")
         rec.state = new
         if new is DrainState.DRAINING:
             rec.deadline = deadline
