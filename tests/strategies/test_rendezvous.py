@@ -81,14 +81,21 @@ def test_equal_weights_rank_like_any_common_weight() -> None:
 def test_score_ties_go_to_the_larger_pair_hash(monkeypatch: pytest.MonkeyPatch) -> None:
     lb = Rendezvous({"a": 1, "b": 2, "c": 3})
     by_hash = sorted("abc", key=lambda s: -hash_bytes(b"k", hash_server(s, 0, 0)))
-    monkeypatch.setattr(rendezvous, "_scores", lambda hashes, weights: [1.0] * len(hashes))
+    monkeypatch.setattr(rendezvous, "_score", lambda pair_hash, negative_weight: 1.0)
     assert lb.get_server("k") == by_hash[0]
     assert lb.get_n_servers("k", 3) == by_hash
 
 
-def test_equal_hashes_go_to_the_smaller_id() -> None:
-    assert rendezvous._ranked([2.0, 2.0, 1.0], [7, 7, 9], 3) == [0, 1, 2]
-    assert rendezvous._ranked([5, 9, 9], [5, 9, 9], 2) == [1, 2]
+def test_equal_hashes_go_to_the_smaller_id(monkeypatch: pytest.MonkeyPatch) -> None:
+    equal = Rendezvous(["c", "a", "b"])
+    weighted = Rendezvous({"c": 1, "a": 2, "b": 3, "d": 3})
+    monkeypatch.setattr(rendezvous, "hash_bytes", lambda data, seed: 12345)
+    assert equal.get_server("k") == "a"
+    assert equal.get_n_servers("k", 3) == ["a", "b", "c"]
+    assert weighted.get_n_servers("k", 4) == ["b", "d", "a", "c"]  # by weight, then id
+    monkeypatch.setattr(rendezvous, "_score", lambda pair_hash, negative_weight: 1.0)
+    assert weighted.get_server("k") == "a"
+    assert weighted.get_n_servers("k", 4) == ["a", "b", "c", "d"]
 
 
 def test_insertion_order_does_not_matter() -> None:

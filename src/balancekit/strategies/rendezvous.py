@@ -14,6 +14,10 @@ A seeded XXH3 is a well-mixed 64-bit function of (key, server), and looping
 the C hash over the servers with ``map`` costs far less in CPython than
 hashing the key once and mixing in Python. Scores tie with probability about
 2**-50; a tie goes to the larger pair hash, then to the smaller server id.
+
+Among servers of equal weight the score grows with the pair hash, so only the
+largest hash of each weight class needs a logarithm: a pick costs one C hash
+call per server plus one logarithm per distinct weight.
 """
 
 from __future__ import annotations
@@ -34,20 +38,34 @@ _TWO_52 = float(1 << 52)
 
 
 class _Snapshot:
-    """The servers of weight > 0, sorted by id, with what scoring them needs."""
+    """The servers of weight > 0 grouped by weight, each group sorted by id.
 
-    __slots__ = ("names", "seeds", "weights")
+    ``classes`` holds ``(start, end, -weight)``: ``names[start:end]`` share
+    that weight, so their pair hashes form one slice of the hash list.
+    """
 
-    def __init__(self, names: tuple[str, ...], seeds: tuple[int, ...], weights: tuple[float, ...]):
-        self.names = names
-        self.seeds = seeds
-        # None when all weights are equal: the winner is then the largest hash,
-        # found without computing a logarithm per server.
-        self.weights: tuple[float, ...] | None = weights if len(set(weights)) > 1 else None
+    __slots__ = ("classes", "names", "seeds")
+
+    def __init__(self, live: list[tuple[str, float]], seed: int) -> None:
+        ordered = sorted(live, key=lambda pair: (pair[1], pair[0]))
+        self.names = tuple(server for server, _ in ordered)
+        self.seeds = tuple(hash_server(server, 0, seed) for server in self.names)
+        classes: list[tuple[int, int, float]] = []
+        for i, (_, weight) in enumerate(ordered):
+            if classes and classes[-1][2] == -weight:
+                classes[-1] = (classes[-1][0], i + 1, -weight)
+            else:
+                classes.append((i, i + 1, -weight))
+        self.classes = tuple(classes)
 
     def __repr__(self) -> str:
-        seeds = dict(zip(self.names, self.seeds, strict=True))
-        return f"_Snapshot({seeds!r}, weights={self.weights!r})"
+        weights = {n: -w for s, e, w in self.classes for n in self.names[s:e]}
+        return f"_Snapshot({weights!r})"
+
+
+def _score(pair_hash: int, negative_weight: float) -> float:
+    """``-w / ln(u)`` with ``u`` as :func:`~balancekit.hashing.unit_interval`."""
+    return negative_weight / math.log(((pair_hash >> 12) + 0.5) / _TWO_52)
 
 
 class Rendezvous(Balancer):
@@ -67,9 +85,9 @@ class Rendezvous(Balancer):
     True
 
     Complexity: ``get_server`` and ``acquire`` O(n) per pick (every server is
-    scored), which suits pools of up to a few hundred servers;
-    ``get_n_servers`` O(n log k) for ``k`` replicas; a membership or weight
-    change O(n log n).
+    hashed; one logarithm per distinct weight), which suits pools of up to a
+    few hundred servers; ``get_n_servers`` O(n log k) for ``k`` replicas; a
+    membership or weight change O(n log n).
 
     Thread safety: ``get_server`` and ``get_n_servers`` take no lock; they read
     one snapshot object, which a change replaces with one assignment.
@@ -86,7 +104,7 @@ class Rendezvous(Balancer):
         if not 0 <= seed < _SEED_LIMIT:
             raise ValueError(f"seed must be an int in [0, 2**64), got {seed!r}")
         self._seed = seed
-        self._snap = _Snapshot((), (), ())
+        self._snap = _Snapshot([], seed)
         super().__init__(servers, clock=clock)
 
     @property
@@ -95,10 +113,8 @@ class Rendezvous(Balancer):
         return self._seed
 
     def _rebuild(self) -> None:
-        live = sorted((m.server, m.weight) for m in self._members.values() if m.weight > 0)
-        names = tuple(server for server, _ in live)
-        seeds = tuple(hash_server(name, 0, self._seed) for name in names)
-        self._snap = _Snapshot(names, seeds, tuple(weight for _, weight in live))
+        live = [(m.server, m.weight) for m in self._members.values() if m.weight > 0]
+        self._snap = _Snapshot(live, self._seed)
 
     @staticmethod
     def _key_bytes(key: object) -> bytes:
@@ -121,15 +137,20 @@ class Rendezvous(Balancer):
         if not names:
             raise self._unavailable()
         hashes = list(map(hash_bytes, repeat(data), snap.seeds))
-        if snap.weights is None:
-            # Equal weights: -w / ln(u) grows with u, and u with the hash, so
-            # the largest hash wins (index() takes the smallest id on a tie).
+        if len(snap.classes) == 1:
+            # One weight: the largest hash wins; index() takes the smaller id on a tie.
             return names[hashes.index(max(hashes))]
-        scores = _scores(hashes, snap.weights)
-        best = max(scores)
-        if scores.count(best) == 1:
-            return names[scores.index(best)]
-        return names[_ranked(scores, hashes, 1)[0]]
+        best_score, best_hash, best_name = -math.inf, -1, ""
+        for start, end, negative_weight in snap.classes:
+            part = hashes[start:end]
+            top = max(part)
+            name = names[start + part.index(top)]
+            score = _score(top, negative_weight)
+            if (score, top) > (best_score, best_hash) or (
+                (score, top) == (best_score, best_hash) and name < best_name
+            ):
+                best_score, best_hash, best_name = score, top, name
+        return best_name
 
     def get_n_servers(self, key: Any, n: int) -> list[str]:
         """The ``min(n, servers of weight > 0)`` highest-scoring servers, best first.
@@ -156,8 +177,13 @@ class Rendezvous(Balancer):
         if not snap.names:
             raise self._unavailable()
         hashes = list(map(hash_bytes, repeat(data), snap.seeds))
-        scores = hashes if snap.weights is None else _scores(hashes, snap.weights)
-        return [snap.names[i] for i in _ranked(scores, hashes, n)]
+        # The n best of each weight class (by hash, then smaller id) hold the n best overall.
+        candidates = []
+        for start, end, negative_weight in snap.classes:
+            top = heapq.nlargest(n, zip(hashes[start:end], range(-start, -end, -1), strict=True))
+            candidates += [(_score(h, negative_weight), h, -i) for h, i in top]
+        candidates.sort(key=lambda c: (-c[0], -c[1], snap.names[c[2]]))
+        return [snap.names[i] for _, _, i in candidates[:n]]
 
     def _choose(self, key: Any) -> Member:
         # get_server takes no lock, so calling it under ours is safe.
@@ -169,22 +195,15 @@ class Rendezvous(Balancer):
     def _check(self) -> None:
         super()._check()
         snap = self._snap
-        live = sorted(s for s, m in self._members.items() if m.weight > 0)
-        assert list(snap.names) == live, (snap.names, live)
-        assert snap.seeds == tuple(hash_server(s, 0, self._seed) for s in live)
-        if snap.weights is not None:
-            assert snap.weights == tuple(self._members[s].weight for s in live)
-        else:
-            assert len({self._members[s].weight for s in live}) <= 1
-
-
-def _scores(hashes: list[int], weights: tuple[float, ...]) -> list[float]:
-    """``-w / ln(u)`` per server, with ``u`` as :func:`~balancekit.hashing.unit_interval`."""
-    log = math.log
-    return [-w / log(((h >> 12) + 0.5) / _TWO_52) for h, w in zip(hashes, weights, strict=True)]
-
-
-def _ranked(scores: list[float] | list[int], hashes: list[int], n: int) -> list[int]:
-    """Indices of the ``n`` best: highest score, then highest hash, then lowest index."""
-    best = heapq.nlargest(n, zip(scores, hashes, range(0, -len(hashes), -1), strict=True))
-    return [-negated for _, _, negated in best]
+        live = {s: m.weight for s, m in self._members.items() if m.weight > 0}
+        assert sorted(snap.names) == sorted(live), (snap.names, live)
+        assert snap.seeds == tuple(hash_server(s, 0, self._seed) for s in snap.names)
+        position = 0
+        for start, end, negative_weight in snap.classes:
+            assert start == position < end, snap.classes
+            group = snap.names[start:end]
+            assert list(group) == sorted(group), group
+            assert all(live[s] == -negative_weight for s in group), (group, live)
+            position = end
+        assert position == len(snap.names)
+        assert len({w for _, _, w in snap.classes}) == len(snap.classes)
