@@ -3,6 +3,7 @@ from __future__ import annotations
 import math
 import random
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -275,3 +276,18 @@ def test_the_ring_moves_about_one_nth_once_it_lands() -> None:
     after = {k: lb.get_server(k) for k in keys}
     assert remapped_fraction(before, after) == pytest.approx(0.1, abs=0.04)
     assert unnecessary_moves(before, after, removed=["s3"]) == 0.0
+
+
+def test_the_documented_example_shows_real_output() -> None:
+    doc = Path(__file__).resolve().parent.parent / "docs" / "quality.md"
+    text = doc.read_text(encoding="utf-8")
+    code = text[text.index("```python\n") + len("```python\n") :]
+    code = code[: code.index("```")]
+    names: dict[str, object] = {}
+    exec(compile(code, str(doc), "exec"), names)
+    assert names["counts"] == {"a": 49981, "b": 24979, "c": 25040}
+    summary = summarize(names["counts"], {"a": 2, "b": 1, "c": 1})  # type: ignore[arg-type]
+    assert (summary.peak_to_mean, summary.min_to_mean) == (1.0016, 0.99916)
+    assert summary.chi_square == pytest.approx(0.08886)
+    assert remapped_fraction(names["before"], names["after"]) == 0.2497  # type: ignore[arg-type]
+    assert unnecessary_moves(names["before"], names["after"], ["c"]) == 0.0  # type: ignore[arg-type]

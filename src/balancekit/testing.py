@@ -27,6 +27,7 @@ from __future__ import annotations
 import heapq
 import math
 import random
+import string
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from itertools import accumulate
@@ -87,7 +88,7 @@ def server_ids(kind: Literal["any", "name", "address", "text"] = "any") -> st.Se
     Raises:
         ValueError: an unknown ``kind``.
     """
-    name = st.from_regex(r"[a-z][a-z0-9-]{0,11}", fullmatch=True)
+    name = _NAME
     address = st.builds(
         lambda ip, port: f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}",
         st.ip_addresses(),
@@ -105,9 +106,13 @@ def server_ids(kind: Literal["any", "name", "address", "text"] = "any") -> st.Se
     return choices[kind]
 
 
-def _weights(allow_zero: bool) -> st.SearchStrategy[float]:
-    positive = st.one_of(st.integers(1, 10).map(float), st.floats(0.1, 10.0))
-    return st.one_of(st.just(0.0), positive) if allow_zero else positive
+_NAME = st.builds(
+    str.__add__,
+    st.sampled_from(string.ascii_lowercase),
+    st.text(string.ascii_lowercase + string.digits + "-", max_size=11),
+)
+_POSITIVE = st.one_of(st.integers(1, 10).map(float), st.floats(0.1, 10.0))
+_ANY_WEIGHT = st.one_of(st.just(0.0), _POSITIVE)
 
 
 def server_sets(
@@ -128,19 +133,21 @@ def server_sets(
         ValueError: ``min_size < 0`` or ``max_size < min_size``.
     """
     _check_sizes(min_size, max_size)
-    draw_ids = server_ids("name") if ids is None else ids
+    weight = (_ANY_WEIGHT if allow_zero else _POSITIVE) if weighted else st.just(1.0)
+    pairs = st.lists(
+        st.tuples(_NAME if ids is None else ids, weight),
+        min_size=min_size,
+        max_size=max_size,
+        unique_by=lambda pair: pair[0],
+    )
+    return pairs.map(_with_one_positive)
 
-    @st.composite
-    def build(draw: st.DrawFn) -> dict[str, float]:
-        names = draw(st.lists(draw_ids, min_size=min_size, max_size=max_size, unique=True))
-        if not weighted:
-            return dict.fromkeys(names, 1.0)
-        weights = [draw(_weights(allow_zero)) for _ in names]
-        if names and not any(weights):
-            weights[draw(st.integers(0, len(names) - 1))] = 1.0
-        return dict(zip(names, weights, strict=True))
 
-    return build()
+def _with_one_positive(pairs: list[tuple[str, float]]) -> dict[str, float]:
+    servers = dict(pairs)
+    if servers and not any(servers.values()):
+        servers[pairs[0][0]] = 1.0  # weights all drawn 0: someone must take the work
+    return servers
 
 
 def keys(
@@ -296,8 +303,8 @@ def membership_changes(
 
     Only members are removed or reweighted; added servers are new ids or
     ones removed earlier (re-adding is where a hash strategy should give a
-    server its keys back). With ``keep_one``, some server keeps a weight > 0
-    after every change, so picking never fails.
+    server its keys back). With ``keep_one``, after every change some
+    server has a weight > 0, so picking never fails.
 
     Raises:
         TypeError, ValueError: bad ``servers`` (as a strategy constructor), or
@@ -305,8 +312,8 @@ def membership_changes(
     """
     start = parse_servers(servers)
     _check_sizes(min_size, max_size)
-    new_ids = server_ids("name") if ids is None else ids
-    weight = _weights(allow_zero=True) if weighted else st.sampled_from([0.0, 1.0])
+    new_ids = _NAME if ids is None else ids
+    weight = _ANY_WEIGHT if weighted else st.sampled_from([0.0, 1.0])
 
     @st.composite
     def build(draw: st.DrawFn) -> list[Change]:
@@ -325,7 +332,10 @@ def membership_changes(
             if kind == "add":
                 fresh = new_ids.filter(lambda s: s not in model)
                 name = draw(st.sampled_from(list(gone)) | fresh if gone else fresh)
-                change = AddServer(name, draw(weight) if weighted else 1.0)
+                value = draw(weight) if weighted else 1.0
+                if keep_one and not any(model.values()):
+                    value = value or 1.0  # the pool has no server taking work: this one must
+                change = AddServer(name, value)
             elif kind == "remove" and any(spare(s) for s in model):
                 change = RemoveServer(draw(st.sampled_from([s for s in model if spare(s)])))
             else:
@@ -388,18 +398,20 @@ def replay(
     requests: Iterable[Request],
     clock: ManualClock,
     *,
-    after_each: Callable[[list[Lease]], None] | None = None,
+    after_each: Callable[[Lease, list[Lease]], None] | None = None,
 ) -> list[str]:
     """Drive ``target.acquire`` with ``requests`` on ``clock``; return the servers picked.
 
     ``target`` is a balancer or a pool built with ``clock``. Each lease is
     released (ok) when its service time is up, with the clock set to that
     moment, so latencies are exact; all are released by the end.
-    ``after_each(open_leases)`` runs after every arrival: a place for
-    :func:`assert_in_flight_consistent`. This is a test driver, not the
-    simulator: no capacities, failures or queues.
+    ``after_each(lease, open_leases)`` runs after every arrival with the new
+    lease and all open ones in arrival order: a place for
+    :func:`assert_in_flight_consistent` and checks of the pick. This is a
+    test driver, not the simulator: no capacities, failures or queues.
 
-    Complexity: O(len(requests) log len(requests)) plus the picks.
+    Complexity: O(r log r) for r requests, plus the picks, plus
+    O(open log open) per ``after_each`` call.
     """
     pending: list[tuple[float, int, Lease]] = []
     picks: list[str] = []
@@ -414,7 +426,7 @@ def replay(
         picks.append(lease.server)
         heapq.heappush(pending, (arrival + request.service, order, lease))
         if after_each is not None:
-            after_each([entry[2] for entry in pending])
+            after_each(lease, [entry[2] for entry in sorted(pending, key=_arrival)])
     while pending:
         done, _, lease = heapq.heappop(pending)
         clock.set(done)
@@ -582,9 +594,12 @@ def assert_peak_to_mean_below(
     Raises:
         AssertionError: :func:`~balancekit.quality.peak_to_mean` ``>= bound``.
         ValueError: empty ``keys``, ``bound`` not a finite number > 1.
+        TypeError: ``bound`` is not a number.
     """
     sample = _keys_list(keys)
-    if isinstance(bound, bool) or not isinstance(bound, (int, float)) or not 1 < bound < math.inf:
+    if isinstance(bound, bool) or not isinstance(bound, (int, float)):
+        raise TypeError(f"bound must be a finite number > 1, got {bound!r}")
+    if not 1 < bound < math.inf:
         raise ValueError(f"bound must be a finite number > 1, got {bound!r}")
     weights = dict(balancer.servers)
     shares = weights if weighted else {s: float(w > 0) for s, w in weights.items()}
@@ -657,6 +672,10 @@ def _check_sizes(min_size: int, max_size: int, name: str = "max_size") -> None:
             raise ValueError(f"{label} must be an int >= 0, got {value!r}")
     if max_size < min_size:
         raise ValueError(f"{name} must be >= min_size {min_size}, got {max_size!r}")
+
+
+def _arrival(entry: tuple[float, int, Lease]) -> int:
+    return entry[1]
 
 
 def _check_number(name: str, value: object) -> float:
