@@ -47,14 +47,36 @@ def test_ties_rotate_instead_of_repeating() -> None:
     assert Counter(seen) == {"a": 2, "b": 2, "c": 2}
 
 
-def test_least_recently_picked_wins_a_tie() -> None:
+def test_ties_are_served_in_turn() -> None:
     lb = LeastConnections(["a", "b", "c"])
     first = lb.acquire()  # a
     second = lb.acquire()  # b
     first.release()
     second.release()
-    # All at 0; c has never been picked, then a (picked before b).
+    # All at 0 again: c has waited there longest, then a (back before b).
     assert [lb.get_server() for _ in range(3)] == ["c", "a", "b"]
+
+
+def test_an_emptied_lowest_level_is_skipped() -> None:
+    lb = LeastConnections(["a", "b"])
+    lb.acquire()
+    lb.acquire()  # nobody is left at load 0
+    lb._check()
+    assert lb.get_server() == "a"
+    assert 0.0 not in lb._levels  # the empty level at the top was dropped
+    lb._check()
+
+
+def test_spare_levels_stay_bounded() -> None:
+    lb = LeastConnections({f"s{w}": w for w in range(1, 30)})
+    for _ in range(5):
+        leases = [lb.acquire() for _ in range(60)]
+        lb._check()
+        for lease in leases:
+            lease.release()
+            lb._check()  # asserts at most _SPARE_LEVELS empty levels
+        assert all(lb.in_flight(s) == 0 for s in lb.servers)
+    assert len(lb._levels) <= 1 + LeastConnections._SPARE_LEVELS
 
 
 def test_weight_zero_never_picked_and_rejoins() -> None:
@@ -73,7 +95,7 @@ def test_weight_zero_never_picked_and_rejoins() -> None:
     lb._check()
 
 
-def test_reweight_moves_the_server_in_the_heap() -> None:
+def test_reweight_moves_the_server_to_its_new_load() -> None:
     lb = LeastConnections(["a", "b"])
     held = [lb.acquire() for _ in range(4)]  # 2 each
     lb.set_weight("b", 4)  # b: 2/4
@@ -105,7 +127,7 @@ def test_check_catches_a_stale_key() -> None:
         lb._check()
 
 
-def test_many_servers_stay_a_heap() -> None:
+def test_many_servers_keep_the_invariants() -> None:
     rng = random.Random(5)
     lb = LeastConnections({f"s{i}": rng.randint(1, 4) for i in range(200)})
     open_leases = []

@@ -164,3 +164,46 @@ def test_options_are_readable_and_in_repr() -> None:
 def test_bad_options_name_the_option_and_value(option: str, value: object, error: type) -> None:
     with pytest.raises(error, match=rf"{option} must be .* got {value!r}".replace("(", r"\(")):
         LeastResponseTime(["a"], **{option: value})  # type: ignore[arg-type]
+
+
+def brute_force_minimum(lb: LeastResponseTime) -> float:
+    return min(lb.load(s) for s, w in lb.servers.items() if w > 0)
+
+
+def test_keys_are_rebased_after_many_decay_periods() -> None:
+    clock = ManualClock()
+    latency = {"a": 0.004, "b": 0.001, "c": 0.002}
+    lb = LeastResponseTime({"a": 1, "b": 2, "c": 1}, decay=1e-3, clock=clock)
+    origin = lb._origin
+    for _ in range(30):
+        clock.advance(100.0)  # 1e5 decay periods: a rebase every ~10 steps
+        for i in range(6):
+            lease = lb.acquire()
+            clock.advance(latency[lease.server])
+            lease.release()
+            lb._check()
+            chosen = lb.get_server()
+            assert lb.load(chosen) == pytest.approx(brute_force_minimum(lb), rel=1e-9)
+            if i >= 3:  # every server has a fresh sample: readings well above 0
+                assert brute_force_minimum(lb) > 1e-6
+    assert lb._origin > origin
+    assert (clock() - lb._origin) / lb.decay <= 2**20 + 1e5
+
+
+def test_heap_pick_is_the_minimum_of_the_readings() -> None:
+    clock = ManualClock()
+    lb = LeastResponseTime({f"s{i}": 1 + i % 3 for i in range(12)}, decay=2.0, clock=clock)
+    open_leases = []
+    for step in range(400):
+        clock.advance(0.01 * (step % 7))
+        if open_leases and step % 3 == 0:
+            open_leases.pop(step % len(open_leases)).release(ok=step % 5 != 0)
+        else:
+            minimum = brute_force_minimum(lb)
+            lease = lb.acquire()
+            open_leases.append(lease)
+            # The reading before this lease opened: (in_flight + 1) is now one more.
+            chosen = lb.load(lease.server) * lb.in_flight(lease.server)
+            chosen /= lb.in_flight(lease.server) + 1
+            assert chosen == pytest.approx(minimum, rel=1e-9)
+        lb._check()

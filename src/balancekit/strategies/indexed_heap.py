@@ -1,10 +1,10 @@
 """IndexedHeap: a binary min-heap that knows where each item sits.
 
 A plain :mod:`heapq` list can only pop its top; changing the key of an item
-in the middle means a linear search and a re-heapify, O(n). Keeping a map
-from item to position lets one changed key be sifted into place in
-O(log n), which is what least-connections needs on every acquire and
-release.
+in the middle, or removing it, means a linear search and a re-heapify, O(n).
+Keeping a map from item to position lets the one changed entry be sifted
+into place in O(log n), with no re-heapify ever. LeastConnections keeps the
+distinct loads of its servers in one.
 """
 
 from __future__ import annotations

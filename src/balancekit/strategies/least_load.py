@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections import OrderedDict
 from typing import Any
 
 from ..clock import Clock
@@ -16,11 +17,12 @@ class LeastConnections(Balancer):
     """The server with the fewest open leases per unit of weight.
 
     ``load(server)`` is ``in_flight / weight``; every pick is a server of
-    minimum load among those of weight > 0. Among equal loads the server
-    picked least recently goes first, so an idle pool rotates like round
+    minimum load among those of weight > 0. Ties are served in turn: among
+    equal loads, the server that has been at that load longest goes first,
+    and a server that is picked, or whose load changes, joins the back of
+    the queue for its new load. An idle pool therefore rotates like round
     robin instead of always answering with the same server. ``get_server``
-    counts as a pick for that rotation but opens no lease. The key is
-    ignored.
+    takes a turn in that rotation but opens no lease. The key is ignored.
 
     >>> lb = LeastConnections({"a": 2, "b": 1})
     >>> first = lb.acquire()        # all idle: a (insertion order breaks the tie)
@@ -32,86 +34,134 @@ class LeastConnections(Balancer):
     True
     0.5
 
-    Complexity: servers live in an indexed binary heap keyed by
-    ``(load, last pick)``, so ``get_server``, ``acquire``, a release and
-    every membership or weight change are O(log n); ``load`` and
-    ``in_flight`` O(1); memory O(n).
+    Complexity: servers are grouped by load into *levels*, each a FIFO
+    queue, and an :class:`~.indexed_heap.IndexedHeap` keeps the distinct
+    loads in order. A pick, an acquire, a release and a membership or
+    weight change move one server between levels: O(1) queue work plus
+    O(log L) heap work, where L <= n is the number of distinct loads
+    present (a handful in practice: with equal weights, the spread of open
+    leases plus one). That is O(log n) at worst and nearly flat in n in
+    practice, where one heap entry per server would pay O(log n) sifts on
+    every acquire. ``load`` and ``in_flight`` O(1); memory O(n).
     """
 
+    _SPARE_LEVELS = 8
+    """Empty levels kept for reuse: acquire/release pairs empty and refill the
+    same level over and over, and creating it anew each time costs more."""
+
     def _rebuild(self) -> None:
-        self._tick = 0
-        self._heap: IndexedHeap[Member, tuple[float, int]] = IndexedHeap()
+        self._heap: IndexedHeap[float, float] = IndexedHeap()
+        self._levels: dict[float, OrderedDict[Member, None]] = {}
+        self._level_of: dict[Member, float] = {}
+        self._spare: set[float] = set()
         for member in self._members.values():
             if member.weight > 0:
-                self._push(member)
+                self._move(member, None)
 
-    def _push(self, member: Member) -> None:
-        self._tick += 1
-        self._heap.push(member, (member.in_flight / member.weight, self._tick))
+    def _move(self, member: Member, old: float | None) -> None:
+        """Put ``member`` at the back of the level for its current load."""
+        levels = self._levels
+        if old is not None:
+            queue = levels[old]
+            del queue[member]
+            if not queue:
+                spare = self._spare
+                spare.add(old)
+                if len(spare) > self._SPARE_LEVELS:
+                    for load in spare:
+                        del levels[load]
+                        self._heap.remove(load)
+                    spare.clear()
+        load = member.in_flight / member.weight
+        target = levels.get(load)
+        if target is None:
+            levels[load] = target = OrderedDict()
+            self._heap.push(load, load)
+        elif not target:
+            self._spare.discard(load)
+        target[member] = None
+        self._level_of[member] = load
 
     def _choose(self, key: Any) -> Member:
-        if not self._heap:
-            raise self._unavailable()
-        return self._heap.peek()
+        heap, levels = self._heap, self._levels
+        while heap:
+            load = heap.peek()
+            queue = levels[load]
+            if queue:
+                return next(iter(queue))
+            # An empty spare level reached the top: drop it for good.
+            del levels[load]
+            heap.remove(load)
+            self._spare.discard(load)
+        raise self._unavailable()
 
     def get_server(self, key: Any = None) -> str:
-        """The least loaded server, without counting a request. O(log n).
+        """The least loaded server, without counting a request. O(log L).
 
-        The pick moves the server behind its equals, so repeated calls
-        rotate among the servers that tie for the minimum.
+        The pick goes to the back of its level, so repeated calls rotate
+        among the servers that tie for the minimum.
 
         Raises:
             NoServerAvailable: no member has a weight > 0.
         """
         with self._lock:
             member = self._choose(key)
-            self._tick += 1
-            self._heap.update(member, (member.in_flight / member.weight, self._tick))
+            self._levels[self._level_of[member]].move_to_end(member)
             return member.server
 
     def _acquired(self, member: Member, now: float) -> None:
-        # One sift for both changes: the load went up and it is the newest pick.
-        # A server pinned by a Pool may have weight 0 and so be outside the heap.
-        if member in self._heap:
-            self._tick += 1
-            self._heap.update(member, (member.in_flight / member.weight, self._tick))
+        # A server pinned by a Pool may have weight 0 and so be in no level.
+        old = self._level_of.get(member)
+        if old is not None:
+            self._move(member, old)
 
     def _released(self, member: Member, latency: float, ok: bool, now: float) -> None:
-        heap = self._heap
-        if member in heap:
-            heap.update(member, (member.in_flight / member.weight, heap.key(member)[1]))
+        old = self._level_of.get(member)
+        if old is not None:
+            self._move(member, old)
 
     def _added(self, member: Member) -> None:
         if member.weight > 0:
-            self._push(member)
+            self._move(member, None)
 
     def _removed(self, member: Member) -> None:
-        if member in self._heap:
-            self._heap.remove(member)
+        old = self._level_of.pop(member, None)
+        if old is not None:
+            self._drop(member, old)
 
     def _reweighted(self, member: Member, old: float) -> None:
-        heap = self._heap
+        level = self._level_of.get(member)
         if member.weight == 0:
-            heap.remove(member)  # old > 0 here: set_weight ignores no-op changes
-        elif member in heap:
-            heap.update(member, (member.in_flight / member.weight, heap.key(member)[1]))
+            if level is not None:
+                del self._level_of[member]
+                self._drop(member, level)
         else:
-            self._push(member)
+            self._move(member, level)
+
+    def _drop(self, member: Member, load: float) -> None:
+        queue = self._levels[load]
+        del queue[member]
+        if not queue:
+            del self._levels[load]
+            self._heap.remove(load)
+            self._spare.discard(load)
 
     def _check(self) -> None:
-        """Assert the base invariants, heap order and that keys match loads."""
+        """Assert the base invariants, heap order and that levels match loads."""
         super()._check()
-        heap = self._heap
+        heap, levels = self._heap, self._levels
         heap._check()
+        assert set(heap) == set(levels), (set(heap), set(levels))
+        assert all(heap.key(load) == load for load in levels)
+        assert self._spare == {load for load, queue in levels.items() if not queue}
+        assert len(self._spare) <= self._SPARE_LEVELS, self._spare
         expected = {m for m in self._members.values() if m.weight > 0}
-        assert set(heap) == expected, (set(heap), expected)
-        ticks = set()
-        for member in expected:
-            load, tick = heap.key(member)
-            assert load == member.in_flight / member.weight, (member, load)
-            assert 0 < tick <= self._tick, (member, tick, self._tick)
-            ticks.add(tick)
-        assert len(ticks) == len(expected), "two servers share a tie-break tick"
+        assert set(self._level_of) == expected, (self._level_of, expected)
+        assert sum(len(queue) for queue in levels.values()) == len(expected)
+        for load, queue in levels.items():
+            for member in queue:
+                assert self._level_of[member] == load, (member, load)
+                assert member.in_flight / member.weight == load, (member, load)
 
 
 class PowerOfTwoChoices(Balancer):
@@ -168,10 +218,12 @@ class PowerOfTwoChoices(Balancer):
             if n:
                 return eligible[0]
             raise self._unavailable()
-        randrange = self._rng.randrange
-        i = randrange(n)
+        # int(random() * k) is uniform on [0, k) to within k / 2**53, and
+        # costs a fraction of randrange().
+        random = self._rng.random
+        i = int(random() * n)
         # Draw the second from the n - 1 others: distinct, and still uniform.
-        j = randrange(n - 1)
+        j = int(random() * (n - 1))
         if j >= i:
             j += 1
         first, second = eligible[i], eligible[j]

@@ -8,26 +8,26 @@ from typing import Any
 from ..clock import Clock
 from ..errors import UnknownServer
 from .base import Balancer, Member, Servers
+from .indexed_heap import IndexedHeap
 
 __all__ = ["LeastResponseTime"]
 
+_REBASE = float(1 << 20)
+"""Decay periods after which heap keys are re-based to keep their precision."""
+
 
 class _Estimate:
-    """One server's latency estimate, the time it was last updated, its last pick."""
+    """One server's peak-EWMA latency estimate and the time it was last updated."""
 
-    __slots__ = ("member", "picked", "rtt", "stamp")
+    __slots__ = ("member", "rtt", "stamp")
 
-    def __init__(self, member: Member, rtt: float, stamp: float, picked: int) -> None:
+    def __init__(self, member: Member, rtt: float, stamp: float) -> None:
         self.member = member
         self.rtt = rtt
         self.stamp = stamp
-        self.picked = picked
 
     def __repr__(self) -> str:
-        return (
-            f"_Estimate({self.member.server!r}, rtt={self.rtt!r}, "
-            f"stamp={self.stamp!r}, picked={self.picked})"
-        )
+        return f"_Estimate({self.member.server!r}, rtt={self.rtt!r}, stamp={self.stamp!r})"
 
 
 def _option(name: str, value: object, *, positive: bool) -> float:
@@ -73,10 +73,15 @@ class LeastResponseTime(Balancer):
     >>> round(lb.load("a"), 3), lb.get_server()   # a answered slowly: b
     (0.2, 'b')
 
-    Complexity: a pick scans the servers, O(n) (with an ``exp`` each); a
-    release, ``load`` and membership or weight changes O(1); memory O(n).
-    For thousands of servers prefer :class:`PowerOfTwoChoices`, whose O(1)
-    pick ignores latency.
+    Complexity: every reading decays by the same factor
+    ``exp(-elapsed / decay)``, so the order of the servers' loads changes
+    only when a lease opens or closes, never by the passing of time alone.
+    The servers therefore sit in an :class:`~.indexed_heap.IndexedHeap`
+    keyed by the logarithm of their load at a fixed reference time, and
+    ``get_server``, ``acquire``, a release and membership or weight changes
+    are O(log n) (no per-pick scan of n ``exp`` calls); ``load`` O(1);
+    memory O(n). After 2**20 decay periods the keys are re-based, one O(n)
+    step, so that they keep their precision.
 
     Raises:
         TypeError: an option is not a number (``bool`` included).
@@ -96,8 +101,6 @@ class LeastResponseTime(Balancer):
         self._decay = _option("decay", decay, positive=True)
         self._default_rtt = _option("default_rtt", default_rtt, positive=False)
         self._failure_penalty = _option("failure_penalty", failure_penalty, positive=False)
-        self._estimates: dict[Member, _Estimate] = {}
-        self._tick = 0
         super().__init__(servers, clock=clock)
 
     @property
@@ -124,45 +127,90 @@ class LeastResponseTime(Balancer):
 
     def _rebuild(self) -> None:
         now = self._clock()
-        old = self._estimates
-        self._estimates = {m: old.get(m) or self._fresh(m, now) for m in self._members.values()}
+        old = getattr(self, "_estimates", {})
+        self._estimates: dict[Member, _Estimate] = {
+            m: old.get(m) or _Estimate(m, self._default_rtt, now) for m in self._members.values()
+        }
+        self._rebase(now)
 
-    def _fresh(self, member: Member, now: float) -> _Estimate:
-        self._tick += 1
-        return _Estimate(member, self._default_rtt, now, self._tick)
+    def _rebase(self, origin: float) -> None:
+        # Keys are log(load) at time `origin`: log e + (t_prev - origin) / decay
+        # + log((in_flight + 1) / weight). The middle term grows with time and
+        # eats the key's precision, so every 2**20 decays it restarts near 0.
+        self._origin = origin
+        self._tick = 0
+        self._heap: IndexedHeap[Member, tuple[float, int]] = IndexedHeap()
+        for est in self._estimates.values():
+            if est.member.weight > 0:
+                self._tick += 1
+                self._heap.push(est.member, (self._key(est), self._tick))
+
+    def _key(self, est: _Estimate) -> float:
+        member = est.member
+        if est.rtt <= 0:
+            return -math.inf  # load 0 whatever the open leases
+        scale = math.log((member.in_flight + 1) / member.weight)
+        return math.log(est.rtt) + (est.stamp - self._origin) / self._decay + scale
+
+    def _update(self, est: _Estimate, picked: bool) -> None:
+        """Re-key ``est`` after a change; ``picked`` makes it the newest pick."""
+        heap = self._heap
+        member = est.member
+        if member not in heap:
+            return  # weight 0, or a removed member's late release
+        if (est.stamp - self._origin) / self._decay > _REBASE:
+            self._rebase(est.stamp)
+            return
+        if picked:
+            self._tick += 1
+            tick = self._tick
+        else:
+            tick = heap.key(member)[1]
+        heap.update(member, (self._key(est), tick))
 
     def _added(self, member: Member) -> None:
-        self._estimates[member] = self._fresh(member, self._clock())
+        est = _Estimate(member, self._default_rtt, self._clock())
+        self._estimates[member] = est
+        if member.weight > 0:
+            self._tick += 1
+            self._heap.push(member, (self._key(est), self._tick))
 
     def _removed(self, member: Member) -> None:
         del self._estimates[member]
+        if member in self._heap:
+            self._heap.remove(member)
 
     def _reweighted(self, member: Member, old: float) -> None:
-        return  # the weight is read at each pick
+        heap = self._heap
+        if member.weight == 0:
+            heap.remove(member)  # old > 0: set_weight skips no-op changes
+        elif member in heap:
+            self._update(self._estimates[member], picked=False)
+        else:
+            self._tick += 1
+            heap.push(member, (self._key(self._estimates[member]), self._tick))
 
     def _choose(self, key: Any) -> Member:
-        now = self._clock()
-        exp = math.exp
-        decay = self._decay
-        best: _Estimate | None = None
-        best_load = math.inf
-        best_picked = self._tick + 1
-        for est in self._estimates.values():
-            member = est.member
-            weight = member.weight
-            if weight <= 0:
-                continue
-            # A clock that stood still or an estimate updated "later" reads as no decay.
-            age = now - est.stamp
-            decayed = est.rtt * exp(-age / decay) if age > 0 else est.rtt
-            load = decayed * (member.in_flight + 1) / weight
-            if load < best_load or (load == best_load and est.picked < best_picked):
-                best, best_load, best_picked = est, load, est.picked
-        if best is None:
+        if not self._heap:
             raise self._unavailable()
-        self._tick += 1
-        best.picked = self._tick
-        return best.member
+        return self._heap.peek()
+
+    def get_server(self, key: Any = None) -> str:
+        """The server of least load, without counting a request. O(log n).
+
+        The pick moves the server behind its equals, so repeated calls
+        rotate among servers that tie.
+
+        Raises:
+            NoServerAvailable: no member has a weight > 0.
+        """
+        with self._lock:
+            member = self._choose(key)
+            self._update(self._estimates[member], picked=True)
+            return member.server
+
+    def _acquired(self, member: Member, now: float) -> None:
+        self._update(self._estimates[member], picked=True)
 
     def _released(self, member: Member, latency: float, ok: bool, now: float) -> None:
         est = self._estimates[member]
@@ -175,6 +223,7 @@ class LeastResponseTime(Balancer):
             # This form leaves the estimate exactly unchanged when rtt == e.
             est.rtt += (rtt - est.rtt) * (1.0 - keep)
         est.stamp = now
+        self._update(est, picked=False)
 
     def load(self, server: str) -> float:
         """Decayed latency estimate x (in-flight + 1) / weight, at the clock's now. O(1).
@@ -197,14 +246,21 @@ class LeastResponseTime(Balancer):
             return decayed * (member.in_flight + 1) / member.weight
 
     def _check(self) -> None:
-        """Assert the base invariants and one sane estimate per member."""
+        """Assert the base invariants, one sane estimate per member, heap keys."""
         super()._check()
         assert set(self._estimates) == set(self._members.values())
+        heap = self._heap
+        heap._check()
         ticks = set()
         for member, est in self._estimates.items():
             assert est.member is member, (member, est)
             assert math.isfinite(est.rtt) and est.rtt >= 0, est
             assert math.isfinite(est.stamp), est
-            assert 0 < est.picked <= self._tick, (est, self._tick)
-            ticks.add(est.picked)
-        assert len(ticks) == len(self._estimates), "two servers share a tie-break tick"
+            if member.weight > 0:
+                key, tick = heap.key(member)
+                assert key == self._key(est), (est, key, self._key(est))
+                assert 0 < tick <= self._tick, (est, tick, self._tick)
+                ticks.add(tick)
+            else:
+                assert member not in heap, member
+        assert len(ticks) == len(heap), "two servers share a tie-break tick"
