@@ -249,7 +249,7 @@ def render_chart(
     rows += [(r.strategy, [float(s.requests) for s in r.servers]) for r in results]
     scale = max((max(values) for _, values in rows), default=0.0)
     lines = ["requests per server (bar length ~ count; fair share = total x weight / sum)"]
-    lines.append(" " * label + "  " + " ".join(name.ljust(cell) for name in names))
+    lines.append((" " * label + "  " + " ".join(name.ljust(cell) for name in names)).rstrip())
     for name, values in rows:
         bars = " ".join(_bar(v, scale, cell, blocks) for v in values)
         lines.append(f"{name.ljust(label)}  {bars}".rstrip())

@@ -314,7 +314,7 @@ class Scenario:
             if self.requests is None and self.duration is None:
                 raise _bad("requests", "given (or duration) for Poisson arrivals", None)
         if self.trace is not None:
-            _store(self, "trace", tuple(TraceRow(*row) for row in self.trace))
+            _store(self, "trace", _inline_trace(self.trace))
         if self.requests is not None:
             _integer("requests", self.requests)
         if self.duration is not None:
@@ -451,8 +451,6 @@ def scenario_from_dict(data: Mapping[str, Any], *, base: Path | None = None) -> 
     trace = options.get("trace")
     if isinstance(trace, str):
         options["trace"] = read_trace((base or Path.cwd()) / trace)
-    elif trace is not None:
-        options["trace"] = _inline_trace(trace)
     return Scenario(**options)
 
 
@@ -480,7 +478,7 @@ def _trace_rows(rows: Iterable[tuple[str, object]]) -> tuple[TraceRow, ...]:
 
 
 def _inline_trace(rows: object) -> tuple[TraceRow, ...]:
-    if not isinstance(rows, list) or not rows:
+    if not isinstance(rows, (list, tuple)) or not rows:
         raise _bad("trace", "a file name or a non-empty list of [time, key, service] rows", rows)
     return _trace_rows((f"trace[{i}]", row) for i, row in enumerate(rows))
 

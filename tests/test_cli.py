@@ -1,0 +1,206 @@
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from balancekit.cli import _can_draw_blocks, _Progress, main, render_chart
+from balancekit.scenario import scenario_from_dict
+from balancekit.simulate import SimulationResult, compare, strategy_names
+
+SCENARIO: dict[str, Any] = {
+    "name": "tiny",
+    "seed": 4,
+    "rate": 100.0,
+    "requests": 300,
+    "service": {"distribution": "exponential", "mean": 0.02},
+    "keys": {"distribution": "zipf", "universe": 100, "s": 1.1},
+    "cache": {"miss_factor": 2.0},
+    "health": {"interval": 0.5, "timeout": 0.2},
+    "servers": [
+        {"name": "a", "capacity": 2, "weight": 2},
+        {"name": "b", "capacity": 1},
+        {"name": "c", "capacity": 1, "speed": 0.5},
+    ],
+    "failures": [{"server": "b", "at": 0.5, "until": 1.5}],
+    "drains": [{"server": "c", "at": 2.0, "timeout": 0.5}],
+}
+TWO = "round-robin,least-connections"
+
+
+@pytest.fixture
+def scenario_file(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(SCENARIO))
+    return path
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    status = main(list(argv))
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def test_compare_prints_a_table_and_a_chart(
+    capsys: pytest.CaptureFixture[str], scenario_file: Path
+) -> None:
+    status, out, err = run(capsys, "compare", "--scenario", str(scenario_file), "--strategies", TWO)
+    assert status == 0 and err == ""
+    lines = out.splitlines()
+    assert lines[0].startswith("tiny (seed 4): 300 requests, 3 servers")
+    assert lines[1].split()[:4] == ["strategy", "req/s", "p50", "ms"]
+    assert lines[2].startswith("round-robin ") and lines[3].startswith("least-connections ")
+    assert "requests per server" in out and "fair share" in out
+
+
+def test_compare_json_parses_and_is_deterministic(
+    capsys: pytest.CaptureFixture[str], scenario_file: Path
+) -> None:
+    argv = ["compare", "--scenario", str(scenario_file), "--strategies", TWO, "--json"]
+    status, out, _ = run(capsys, *argv)
+    assert status == 0
+    document = json.loads(out)
+    assert document["scenario"] == "tiny" and document["seed"] == 4
+    assert [r["strategy"] for r in document["results"]] == TWO.split(",")
+    first = document["results"][0]
+    assert first["requests"] == 300 and len(first["servers"]) == 3
+    assert first["keys_moved"] is None and 0 <= first["cache_hit_ratio"] <= 1
+    assert run(capsys, *argv)[1] == out
+    _, reseeded, _ = run(capsys, *argv, "--seed", "5")
+    assert json.loads(reseeded)["seed"] == 5 and reseeded != out
+
+
+def test_compare_markdown(capsys: pytest.CaptureFixture[str], scenario_file: Path) -> None:
+    status, out, _ = run(
+        capsys, "compare", "--scenario", str(scenario_file), "--strategies", "maglev", "--markdown"
+    )
+    assert status == 0
+    lines = out.splitlines()
+    assert lines[0].startswith("| strategy | throughput (req/s) |")
+    assert lines[1].startswith("| --- | ---: |")
+    assert lines[2].startswith("| maglev | ")
+    assert "```text" in out and out.rstrip().endswith("```")
+
+
+def test_simulate_one_strategy_in_detail(
+    capsys: pytest.CaptureFixture[str], scenario_file: Path
+) -> None:
+    status, out, err = run(
+        capsys, "simulate", "--strategy", "least-connections", "--scenario", str(scenario_file)
+    )
+    assert status == 0 and err == ""
+    assert out.startswith("least-connections on tiny (seed 4)")
+    assert "server  capacity  speed  weight  requests  errors  mean ms" in out
+    assert "b: healthy -> ejected" in out and "c: active -> draining" in out
+    status, out, _ = run(
+        capsys, "simulate", "--strategy", "rendezvous", "--scenario", str(scenario_file), "--json"
+    )
+    result = json.loads(out)
+    assert result["strategy"] == "rendezvous" and 0 <= result["keys_moved"] <= 1
+
+
+def test_strategies_lists_the_names(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = run(capsys, "strategies")
+    assert status == 0 and out.split() == list(strategy_names())
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ([], "the following arguments are required: command"),
+        (["launch"], "invalid choice: 'launch'"),
+        (["compare", "--frobnicate"], "unrecognized arguments: --frobnicate"),
+        (["compare", "--seed", "x"], "argument --seed: must be an integer >= 0, got 'x'"),
+        (["compare", "--seed", "-2"], "argument --seed: must be an integer >= 0, got '-2'"),
+        (["compare", "--strategies", ","], "must name at least one strategy"),
+        (["compare", "--strategies", "round-robin,nope"], "unknown strategy 'nope'; choose from"),
+        (["simulate"], "the following arguments are required: --strategy"),
+        (["simulate", "--strategy", "fastest"], "unknown strategy 'fastest'"),
+        (["compare", "--scenario", "/no/such/file.json"], "No such file or directory"),
+        (["compare", "--scenario", "scenario.yaml"], "must be a .toml or .json file"),
+    ],
+)
+def test_bad_arguments_give_one_line_and_status_2(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    status, out, err = run(capsys, *argv)
+    assert status == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith("balancekit: error: ")
+    assert message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("bad.json", '{"rate": 1, "servers": [', "malformed JSON in bad.json"),
+        pytest.param(
+            "bad.toml",
+            "[[servers]\nname = 'a'",
+            "malformed TOML in bad.toml",
+            marks=pytest.mark.skipif(sys.version_info < (3, 11), reason="tomllib is 3.11+"),
+        ),
+        ("bad.json", json.dumps({**SCENARIO, "rate": -1}), "rate must be a finite number > 0"),
+        (
+            "bad.json",
+            json.dumps({**SCENARIO, "servers": [{"name": "a", "capacity": 0}]}),
+            "servers[0].capacity must be an integer >= 1, got 0",
+        ),
+        ("bad.json", json.dumps({**SCENARIO, "colour": 1}), "colour is not a known field"),
+        ("bad.json", json.dumps({**SCENARIO, "trace": "missing.csv", "rate": None}), "missing.csv"),
+    ],
+)
+def test_bad_scenario_files_give_one_line_and_status_2(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, name: str, text: str, message: str
+) -> None:
+    (tmp_path / name).write_text(text)
+    for command in (["compare"], ["simulate", "--strategy", "maglev"]):
+        status, out, err = run(capsys, *command, "--scenario", str(tmp_path / name))
+        assert status == 2 and out == ""
+        assert err.count("\n") == 1 and message in err and "Traceback" not in err
+
+
+def tiny_results() -> list[SimulationResult]:
+    return compare(scenario_from_dict(SCENARIO), ["maglev", "round-robin"])
+
+
+def test_progress_is_reported_only_after_a_second() -> None:
+    err = io.StringIO()
+    progress = _Progress(err, 3)
+    maglev, rr = tiny_results()
+    progress(maglev, 0.4)
+    assert err.getvalue() == ""
+    progress(rr, 1.25)
+    assert err.getvalue() == "balancekit: [2/3] round-robin (1.2 s)\n"
+
+
+def test_chart_falls_back_to_ascii_where_blocks_cannot_be_printed() -> None:
+    ascii_out = io.TextIOWrapper(io.BytesIO(), encoding="ascii")
+    assert not _can_draw_blocks(ascii_out)
+    assert _can_draw_blocks(io.TextIOWrapper(io.BytesIO(), encoding="utf-8"))
+    scenario = scenario_from_dict(SCENARIO)
+    chart = render_chart(scenario, tiny_results(), blocks=False)
+    chart.encode("ascii")
+    lines = chart.splitlines()
+    assert lines[1].split() == ["a", "b", "c"]
+    assert [line.split()[0] for line in lines[2:]] == ["fair", "maglev", "round-robin"]
+    assert all("#" in line for line in lines[2:])
+
+
+def test_python_dash_m_balancekit_help_and_a_clean_error() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "balancekit", "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0 and "compare" in done.stdout and "simulate" in done.stdout
+    done = subprocess.run(
+        [sys.executable, "-m", "balancekit", "compare", "--scenario", "nope.toml"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith("balancekit: error: ") and done.stderr.count("\n") == 1

@@ -1,0 +1,384 @@
+from __future__ import annotations
+
+import json
+import math
+import re
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from balancekit.health import HealthTracker
+from balancekit.scenario import (
+    BUILTIN_SCENARIO,
+    CacheSpec,
+    DrainSpec,
+    FailureSpec,
+    HealthSpec,
+    KeySpec,
+    ScenarioError,
+    ServerSpec,
+    ServiceSpec,
+    TraceRow,
+    load_scenario,
+    scenario_from_dict,
+)
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "simulator.md"
+
+MINIMAL: dict[str, Any] = {"rate": 10, "requests": 50, "servers": [{"name": "a"}, {"name": "b"}]}
+
+
+def with_(**changes: Any) -> dict[str, Any]:
+    return {**MINIMAL, **changes}
+
+
+# -- the dataclasses ------------------------------------------------------------
+
+
+def test_defaults_and_normalised_numbers() -> None:
+    s = scenario_from_dict(MINIMAL)
+    assert s.servers == (ServerSpec("a"), ServerSpec("b"))
+    assert s.rate == 10.0 and isinstance(s.rate, float)
+    assert s.requests == 50 and s.duration is None and s.trace is None
+    assert s.service == ServiceSpec() and s.keys == KeySpec() and s.cache is None
+    assert s.health == HealthSpec() and s.failures == () and s.drains == ()
+    assert (s.slow_start, s.panic_threshold, s.seed, s.name) == (0.0, 0.5, 0, "scenario")
+    spec = ServerSpec("x", capacity=3, speed=2, weight=5)
+    assert (spec.speed, spec.weight) == (2.0, 5.0) and isinstance(spec.weight, float)
+
+
+def test_health_options_are_accepted_by_the_real_tracker() -> None:
+    spec = HealthSpec(interval=3, timeout=1, jitter=0.5, max_ejected_percent=50)
+    tracker = HealthTracker(["a"], **spec.options())
+    assert tracker.interval == 3.0 and tracker.jitter == 0.5
+    assert tracker.max_ejected_percent == 50.0
+    assert "enabled" not in spec.options()
+
+
+@pytest.mark.parametrize(
+    ("build", "field", "value"),
+    [
+        (lambda: ServerSpec(""), "name", "''"),
+        (lambda: ServerSpec("a", capacity=0), "capacity", "0"),
+        (lambda: ServerSpec("a", capacity=2.5), "capacity", "2.5"),  # type: ignore[arg-type]
+        (lambda: ServerSpec("a", capacity=True), "capacity", "True"),
+        (lambda: ServerSpec("a", speed=0), "speed", "0"),
+        (lambda: ServerSpec("a", speed=math.inf), "speed", "inf"),
+        (lambda: ServerSpec("a", weight=-1), "weight", "-1"),
+        (lambda: ServerSpec("a", weight="2"), "weight", "'2'"),  # type: ignore[arg-type]
+        (lambda: ServiceSpec("pareto"), "distribution", "'pareto'"),
+        (lambda: ServiceSpec(mean=0), "mean", "0"),
+        (lambda: ServiceSpec(sigma=math.nan), "sigma", "nan"),
+        (lambda: KeySpec("hot"), "distribution", "'hot'"),
+        (lambda: KeySpec("zipf", universe=0), "universe", "0"),
+        (lambda: KeySpec("zipf", universe=10**7), "universe", "10000000"),
+        (lambda: KeySpec("zipf", s=0), "s", "0"),
+        (lambda: CacheSpec(miss_factor=0.5), "miss_factor", "0.5"),
+        (lambda: FailureSpec("a", at=-1, until=5), "at", "-1"),
+        (lambda: FailureSpec("a", at=5, until=5.0), "until", "5.0"),
+        (lambda: FailureSpec("a", at=1, until=2, error_time=-0.1), "error_time", "-0.1"),
+        (lambda: DrainSpec("a", at=1, timeout=math.nan), "timeout", "nan"),
+        (lambda: HealthSpec(enabled=1), "enabled", "1"),  # type: ignore[arg-type]
+        (lambda: HealthSpec(interval=0), "interval", "0"),
+        (lambda: HealthSpec(interval=2, timeout=2.5), "timeout", "2.5"),
+        (lambda: HealthSpec(interval=2, timeout=1, jitter=3.0), "jitter", "3.0"),
+        (lambda: HealthSpec(unhealthy_threshold=0), "unhealthy_threshold", "0"),
+        (lambda: HealthSpec(base_ejection=30, max_ejection=10.0), "max_ejection", "10.0"),
+        (lambda: HealthSpec(max_ejected_percent=101.0), "max_ejected_percent", "101.0"),
+    ],
+)
+def test_bad_field_names_the_field_and_the_value(build: Any, field: str, value: str) -> None:
+    with pytest.raises(ScenarioError) as info:
+        build()
+    assert isinstance(info.value, ValueError)
+    assert info.value.field == field
+    message = str(info.value)
+    assert message.startswith(f"{field} must be ") and message.endswith(f"got {value}")
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"servers": []}, "servers"),
+        ({"servers": [{"name": "a"}, {"name": "a"}]}, "servers[1].name"),
+        ({"rate": None}, "rate"),
+        ({"trace": [[0, None, None]]}, "rate"),  # both rate and trace
+        ({"rate": 0}, "rate"),
+        ({"requests": None}, "requests"),
+        ({"requests": 0}, "requests"),
+        ({"duration": -5.0}, "duration"),
+        ({"slow_start": -1}, "slow_start"),
+        ({"panic_threshold": 1.5}, "panic_threshold"),
+        ({"seed": -1}, "seed"),
+        ({"seed": 1.5}, "seed"),
+        ({"name": ""}, "name"),
+        ({"failures": [{"server": "zz", "at": 1, "until": 2}]}, "failures[0].server"),
+        (
+            {
+                "failures": [
+                    {"server": "a", "at": 1, "until": 5},
+                    {"server": "a", "at": 3, "until": 9},
+                ]
+            },
+            "failures[1].at",
+        ),
+        ({"drains": [{"server": "zz", "at": 1}]}, "drains[0].server"),
+        ({"drains": [{"server": "a", "at": 1}, {"server": "a", "at": 5}]}, "drains[1].server"),
+    ],
+)
+def test_scenario_level_errors_name_the_field(changes: dict[str, Any], field: str) -> None:
+    with pytest.raises(ScenarioError) as info:
+        scenario_from_dict(with_(**changes))
+    assert info.value.field == field, str(info.value)
+    assert str(info.value).startswith(field + " ")
+
+
+def test_duration_alone_is_enough_and_two_failures_in_sequence_are_fine() -> None:
+    s = scenario_from_dict(
+        with_(
+            requests=None,
+            duration=3,
+            failures=[{"server": "a", "at": 1, "until": 2}, {"server": "a", "at": 2, "until": 3}],
+        )
+    )
+    assert s.duration == 3.0 and s.requests is None and len(s.failures) == 2
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        (with_(colour="red"), "colour"),
+        (with_(servers=[{"name": "a", "cpu": 2}]), "servers[0].cpu"),
+        (with_(service={"distribution": "fixed", "median": 1}), "service.median"),
+        (with_(health={"intervals": 1}), "health.intervals"),
+    ],
+)
+def test_unknown_fields_are_named_with_the_known_ones(data: dict[str, Any], field: str) -> None:
+    with pytest.raises(ScenarioError, match=re.escape(field) + " is not a known field") as info:
+        scenario_from_dict(data)
+    assert "expected one of:" in str(info.value)
+
+
+def test_missing_and_mistyped_tables() -> None:
+    with pytest.raises(ScenarioError, match=r"^servers\[0\]\.name is required$"):
+        scenario_from_dict(with_(servers=[{"capacity": 2}]))
+    with pytest.raises(ScenarioError, match=r"^servers is required$"):
+        scenario_from_dict({"rate": 1, "requests": 1})
+    with pytest.raises(ScenarioError, match=r"^servers must be a list of tables"):
+        scenario_from_dict(with_(servers={"name": "a"}))
+    with pytest.raises(ScenarioError, match=r"^keys must be a table of fields, got 'zipf'"):
+        scenario_from_dict(with_(keys="zipf"))
+    with pytest.raises(ScenarioError, match=r"^failures\[0\]\.until is required$"):
+        scenario_from_dict(with_(failures=[{"server": "a", "at": 1}]))
+
+
+def test_with_seed_and_frozen() -> None:
+    s = scenario_from_dict(MINIMAL)
+    assert s.with_seed(7).seed == 7 and s.seed == 0
+    with pytest.raises(ScenarioError, match="seed"):
+        s.with_seed(-3)
+    with pytest.raises(AttributeError):
+        s.seed = 3  # type: ignore[misc]
+
+
+# -- traces ---------------------------------------------------------------------
+
+
+def test_inline_trace_rows() -> None:
+    s = scenario_from_dict(
+        {
+            "servers": [{"name": "a"}],
+            "trace": [[0, "u1", 0.1], [0.5, 7, None], [0.5, "", ""]],
+        }
+    )
+    assert s.trace == (
+        TraceRow(0.0, "u1", 0.1),
+        TraceRow(0.5, "7", None),
+        TraceRow(0.5, None, None),
+    )
+
+
+@pytest.mark.parametrize(
+    ("rows", "field"),
+    [
+        ([], "trace"),
+        ([[0, "a"]], "trace[0]"),
+        ([[1, "a", 0.1], [0.5, "a", 0.1]], "trace[1].time"),
+        ([[0, "a", 0]], "trace[0].service"),
+        ([[0, True, 0.1]], "trace[0].key"),
+        ([["x", "a", 0.1]], "trace[0].time"),
+    ],
+)
+def test_bad_inline_trace(rows: list[Any], field: str) -> None:
+    with pytest.raises(ScenarioError) as info:
+        scenario_from_dict({"servers": [{"name": "a"}], "trace": rows})
+    assert info.value.field == field
+
+
+def test_trace_file_relative_to_the_scenario(tmp_path: Path) -> None:
+    (tmp_path / "requests.csv").write_text(
+        "time,key,service\n# a comment\n0.0,alice,0.2\n0.1,,\n0.25,bob,0.05\n"
+    )
+    (tmp_path / "s.json").write_text(
+        json.dumps({"servers": [{"name": "a"}], "trace": "requests.csv"})
+    )
+    s = load_scenario(tmp_path / "s.json")
+    assert s.trace == (
+        TraceRow(0.0, "alice", 0.2),
+        TraceRow(0.1, None, None),
+        TraceRow(0.25, "bob", 0.05),
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("time,key,service\n0,a,0.1\n0.2,a\n", "trace.csv line 3 must be a time,key,service row"),
+        ("0,a,0.1\nsoon,a,0.1\n", "trace.csv line 2.time must be a number, got 'soon'"),
+        ("0,a,0.1\n1,a,-2\n", "trace.csv line 2.service must be a finite number > 0"),
+        ("1,a,0.1\n0,a,0.1\n", "trace.csv line 2.time must be not earlier than"),
+        ("time,key,service\n", "trace.csv must be a trace of at least one row"),
+    ],
+)
+def test_bad_trace_file_names_the_line(tmp_path: Path, text: str, message: str) -> None:
+    (tmp_path / "trace.csv").write_text(text)
+    (tmp_path / "s.json").write_text(json.dumps({"servers": [{"name": "a"}], "trace": "trace.csv"}))
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(tmp_path / "s.json")
+    assert str(info.value).startswith(message)
+
+
+def test_missing_trace_file_is_an_os_error(tmp_path: Path) -> None:
+    (tmp_path / "s.json").write_text(json.dumps({"servers": [{"name": "a"}], "trace": "no.csv"}))
+    with pytest.raises(FileNotFoundError):
+        load_scenario(tmp_path / "s.json")
+
+
+# -- files ------------------------------------------------------------------------
+
+TOML = """
+name = "shop"
+seed = 3
+rate = 200.0
+duration = 30.0
+slow_start = 10.0
+
+[service]
+distribution = "lognormal"
+mean = 0.05
+sigma = 1.2
+
+[keys]
+distribution = "zipf"
+universe = 1000
+s = 1.1
+
+[cache]
+miss_factor = 3.0
+
+[health]
+interval = 2.0
+timeout = 1.0
+
+[[servers]]
+name = "big"
+capacity = 16
+speed = 2.0
+weight = 32
+
+[[servers]]
+name = "small"
+capacity = 4
+
+[[failures]]
+server = "small"
+at = 5.0
+until = 10.0
+
+[[drains]]
+server = "big"
+at = 20.0
+timeout = 4.0
+"""
+
+
+NEEDS_TOMLLIB = pytest.mark.skipif(sys.version_info < (3, 11), reason="tomllib is 3.11+")
+
+
+@NEEDS_TOMLLIB
+def test_toml_and_json_give_the_same_scenario(tmp_path: Path) -> None:
+    tomllib: Any = pytest.importorskip("tomllib")
+
+    (tmp_path / "s.toml").write_text(TOML)
+    (tmp_path / "s.json").write_text(json.dumps(tomllib.loads(TOML)))
+    from_toml = load_scenario(tmp_path / "s.toml")
+    assert from_toml == load_scenario(str(tmp_path / "s.json"))
+    assert from_toml.servers[0] == ServerSpec("big", capacity=16, speed=2.0, weight=32.0)
+    assert from_toml.keys == KeySpec("zipf", universe=1000, s=1.1)
+    assert from_toml.failures == (FailureSpec("small", at=5.0, until=10.0),)
+    assert from_toml.drains == (DrainSpec("big", at=20.0, timeout=4.0),)
+    assert from_toml.health == HealthSpec(interval=2.0, timeout=1.0)
+    assert from_toml.cache == CacheSpec(3.0) and from_toml.slow_start == 10.0
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("s.json", '{"rate": 1,', "malformed JSON in s.json"),
+        ("s.json", "[1, 2]", "scenario must be a table of fields"),
+        pytest.param("s.toml", "rate = = 1", "malformed TOML in s.toml", marks=NEEDS_TOMLLIB),
+        ("s.yaml", "rate: 1", "scenario file must be a .toml or .json file"),
+        (
+            "s.json",
+            '{"rate": 1, "requests": 5, "servers": [{"name": "a", "speed": -2}]}',
+            "servers[0].speed must be",
+        ),
+    ],
+)
+def test_malformed_files(tmp_path: Path, name: str, text: str, message: str) -> None:
+    (tmp_path / name).write_text(text)
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(tmp_path / name)
+    assert str(info.value).startswith(message)
+    assert "\n" not in str(info.value).strip()
+
+
+def test_missing_file_is_an_os_error(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        load_scenario(tmp_path / "absent.toml")
+
+
+def test_toml_on_python_3_10_says_to_use_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "s.toml").write_text(TOML)
+    monkeypatch.setattr(sys, "version_info", (3, 10, 12, "final", 0))
+    with pytest.raises(ScenarioError, match=r"Python 3\.11.*use a \.json file"):
+        load_scenario(tmp_path / "s.toml")
+
+
+@NEEDS_TOMLLIB
+def test_the_documented_example_loads(tmp_path: Path) -> None:
+    blocks = re.findall(r"```toml\n(.*?)```", DOCS.read_text(), flags=re.S)
+    assert blocks, "docs/simulator.md has no TOML example"
+    (tmp_path / "example.toml").write_text(blocks[0])
+    example = load_scenario(tmp_path / "example.toml")
+    assert len(example.servers) >= 2 and example.failures and example.drains
+
+
+# -- the built-in scenario ---------------------------------------------------------
+
+
+def test_builtin_scenario_has_what_compare_promises() -> None:
+    s = BUILTIN_SCENARIO
+    assert len(s.servers) == 6
+    assert len({spec.capacity for spec in s.servers}) > 1
+    assert len({spec.speed for spec in s.servers}) > 1
+    assert s.service.distribution == "lognormal" and s.service.sigma >= 1
+    assert s.keys.distribution == "zipf" and s.cache is not None
+    assert len(s.failures) == 1 and len(s.drains) == 1
+    assert s.health.enabled
+    assert replace(s, seed=2) == s.with_seed(2)
