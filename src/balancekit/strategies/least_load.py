@@ -84,7 +84,7 @@ class LeastConnections(Balancer):
 
     def _choose(self, key: Any) -> Member:
         heap, levels = self._heap, self._levels
-        while heap:
+        while levels:  # the heap holds the same loads; a dict answers faster
             load = heap.peek()
             queue = levels[load]
             if queue:
