@@ -28,4 +28,5 @@ def all_strategies() -> list[type[Balancer]]:
 
 
 STRATEGIES = all_strategies()
-KEYS = [f"key-{i}" for i in range(200)]
+# Client addresses: valid keys for every hash strategy, IPHash included.
+KEYS = [f"10.0.{i // 256}.{i % 256}" for i in range(200)]
