@@ -20,6 +20,11 @@ balancer and pick with ``get_server``: that opens no lease but, like any
 pick, advances a rotation (round robin) or consumes random draws.
 
 :class:`~balancekit.clock.ManualClock` is re-exported for convenience.
+The hypothesis strategies cost O(size) per example. A typical test::
+
+    @given(server_sets(min_size=2, max_size=8))
+    def test_a_leaving_node_moves_only_its_keys(servers):
+        assert_minimal_disruption(Rendezvous, servers, [f"user:{i}" for i in range(500)])
 """
 
 from __future__ import annotations
@@ -74,6 +79,13 @@ _SHOWN = 5
 """Examples quoted in a failure message."""
 
 _TEXT = st.characters(codec="utf-8")  # lone surrogates cannot be encoded, so cannot be hashed
+_NAME = st.builds(
+    str.__add__,
+    st.sampled_from(string.ascii_lowercase),
+    st.text(string.ascii_lowercase + string.digits + "-", max_size=11),
+)
+_POSITIVE = st.one_of(st.integers(1, 10).map(float), st.floats(0.1, 10.0))
+_ANY_WEIGHT = st.one_of(st.just(0.0), _POSITIVE)
 
 # -- hypothesis strategies ----------------------------------------------------------
 
@@ -104,15 +116,6 @@ def server_ids(kind: Literal["any", "name", "address", "text"] = "any") -> st.Se
     if kind not in choices:
         raise ValueError(f"kind must be one of {sorted(choices)}, got {kind!r}")
     return choices[kind]
-
-
-_NAME = st.builds(
-    str.__add__,
-    st.sampled_from(string.ascii_lowercase),
-    st.text(string.ascii_lowercase + string.digits + "-", max_size=11),
-)
-_POSITIVE = st.one_of(st.integers(1, 10).map(float), st.floats(0.1, 10.0))
-_ANY_WEIGHT = st.one_of(st.just(0.0), _POSITIVE)
 
 
 def server_sets(
@@ -287,7 +290,11 @@ class SetWeight:
 
 
 Change = AddServer | RemoveServer | SetWeight
-"""One membership change; ``change.apply(balancer)`` performs it."""
+"""One membership change, a frozen dataclass with a ``repr`` to paste into a test.
+
+``change.apply(balancer)`` performs it (at the balancer's cost for that
+change); ``change.apply_model(d)`` applies it to a plain dict in O(1).
+"""
 
 
 def membership_changes(
@@ -438,7 +445,14 @@ def replay(
 
 
 def assignment(balancer: Balancer, keys: Iterable[Key]) -> dict[Key, str]:
-    """``{key: balancer.get_server(key)}``: the input of the remap metrics. O(len(keys)) picks."""
+    """``{key: balancer.get_server(key)}``: the input of the remap metrics.
+
+    >>> from balancekit import RoundRobin
+    >>> assignment(RoundRobin(["a", "b"]), ["k1", "k2", "k3"])
+    {'k1': 'a', 'k2': 'b', 'k3': 'a'}
+
+    Complexity: O(len(keys)) picks.
+    """
     return {key: balancer.get_server(key) for key in keys}
 
 
@@ -585,6 +599,14 @@ def assert_peak_to_mean_below(
 ) -> None:
     """Picking for ``keys`` loads no server at ``bound`` times its fair share or more.
 
+    >>> from balancekit import RoundRobin
+    >>> lb = RoundRobin({"a": 3, "b": 1})   # round robin ignores weights
+    >>> assert_peak_to_mean_below(lb, range(100), 1.1, weighted=False)
+    >>> assert_peak_to_mean_below(lb, range(100), 1.5)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    AssertionError: peak-to-mean 2 >= bound 1.5 over 100 picks; busiest servers {'a': 50, ...
+
     Fair shares follow the balancer's weights (``weighted=False``: equal among
     servers of weight > 0). Repeated keys count each time, so a Zipf stream
     measures the hot-key effect.
@@ -616,6 +638,13 @@ def assert_peak_to_mean_below(
 def assert_never_picks(balancer: Balancer, server: str, keys: Iterable[Key]) -> None:
     """No key of ``keys`` goes to ``server`` (drained, weight 0, removed...).
 
+    >>> from balancekit import RoundRobin
+    >>> assert_never_picks(RoundRobin({"a": 1, "b": 0}), "b", range(10))
+    >>> assert_never_picks(RoundRobin({"a": 1, "b": 1}), "b", range(4))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    AssertionError: picked 'b' for 2 of 4 keys, e.g. [1, 3]; balancer: RoundRobin(...)
+
     Complexity: O(len(keys)) picks.
 
     Raises:
@@ -640,6 +669,14 @@ def assert_in_flight_consistent(
     leases you opened, of which the open ones (``ok is None``) are counted.
     A lease opened before its server was removed and added again counts on
     the old membership, not the new: leave such leases out.
+
+    >>> from balancekit import RoundRobin
+    >>> lb = RoundRobin(["a", "b"])
+    >>> leases = [lb.acquire() for _ in range(3)]
+    >>> leases[0].release()
+    True
+    >>> assert_in_flight_consistent(lb, leases)
+    >>> assert_in_flight_consistent(lb, {"a": 1, "b": 1})
 
     Complexity: O(n + len(expected)).
 
