@@ -1,0 +1,77 @@
+"""IPHash: a client's IP address picks its server, consistently.
+
+nginx's ``ip_hash`` maps a client to ``hash % N`` over the servers, so a
+change of ``N`` moves most clients. Here the address is a key on a
+:class:`~.ring.ConsistentHash` ring instead: removing a server moves only
+the clients it had, adding one moves only the clients it takes.
+
+Addresses are normalised by :func:`balancekit.hashing.ip_key`: ``str`` or
+:mod:`ipaddress` objects, and an IPv4-mapped IPv6 address (``::ffff:a.b.c.d``)
+is the same client as ``a.b.c.d``. Plain dotted-quad strings, the common
+case, take a faster path that gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ..hashing import hash_bytes, ip_key
+from .ring import ConsistentHash
+
+__all__ = ["IPHash"]
+
+_OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+# Exactly what ipaddress accepts as IPv4 text: four decimal octets, no leading zeros.
+_DOTTED_QUAD = re.compile(rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}").fullmatch
+
+
+class IPHash(ConsistentHash):
+    """Consistent hashing on the client's IP address (``str`` or ``ipaddress`` object).
+
+    >>> lb = IPHash(["a", "b", "c"])
+    >>> lb.get_server("203.0.113.7")
+    'a'
+    >>> lb.get_server("::ffff:203.0.113.7")      # the same client
+    'a'
+    >>> lb.get_server("10.1.2.3")
+    'c'
+    >>> lb.remove_server("c")                     # c's clients move, nobody else
+    >>> lb.get_server("10.1.2.3"), lb.get_server("203.0.113.7")
+    ('b', 'a')
+
+    Options, complexity and thread safety are those of
+    :class:`ConsistentHash` (``vnodes``, ``seed``, ``get_n_servers``), plus
+    parsing the address: a dotted-quad string is matched by one regular
+    expression, anything else goes through :mod:`ipaddress` (slower).
+
+    Raises:
+        TypeError: no key, or a key that is neither a ``str`` nor an
+            ``ipaddress`` address (``int`` and ``bytes`` keys are not addresses here).
+        ValueError: a string that is not an IP address.
+    """
+
+    def get_server(self, key: Any = None) -> str:
+        """The server of client address ``key``; lock-free.
+
+        Complexity: O(1) expected plus parsing the address.
+
+        Raises:
+            NoServerAvailable: no server has a weight > 0.
+            TypeError: no key, or not an address type.
+            ValueError: not an IP address.
+        """
+        return self._owner(self._hash(key))
+
+    def _hash(self, key: Any) -> int:
+        if type(key) is str and _DOTTED_QUAD(key) is not None:
+            return hash_bytes(bytes(map(int, key.split("."))), self._seed)
+        if key is None:
+            raise TypeError("IPHash needs a key: the client's IP address")
+        try:
+            packed = ip_key(key)
+        except TypeError:
+            raise TypeError(
+                f"IPHash key must be an IP address, as a str or an ipaddress object, got {key!r}"
+            ) from None
+        return hash_bytes(packed, self._seed)
