@@ -112,6 +112,10 @@ class ServerSpec:
 
     >>> ServerSpec("s1", capacity=8, speed=1.5, weight=12)
     ServerSpec(name='s1', capacity=8, speed=1.5, weight=12.0)
+
+    Raises:
+        ScenarioError: an empty name, a capacity that is not an integer >= 1,
+            or a speed or weight that is not a finite number > 0.
     """
 
     name: str
@@ -131,6 +135,12 @@ class ServiceSpec:
     """Service time at speed 1, in seconds: ``fixed`` (always ``mean``), ``exponential``
     (mean ``mean``) or ``lognormal`` (mean ``mean``, log-space deviation ``sigma``:
     heavy-tailed, with a rare request far slower than the rest).
+
+    >>> ServiceSpec("lognormal", mean=0.05, sigma=1.5).sigma
+    1.5
+
+    Raises:
+        ScenarioError: an unknown distribution, ``mean`` not > 0 or ``sigma`` < 0.
     """
 
     distribution: str = "exponential"
@@ -147,6 +157,13 @@ class ServiceSpec:
 class KeySpec:
     """The key each request carries: ``none``, ``uniform`` over ``universe`` keys, or
     ``zipf`` over ``universe`` keys with exponent ``s`` (key 0 is the hottest).
+
+    >>> KeySpec("zipf", universe=100, s=1.2)
+    KeySpec(distribution='zipf', universe=100, s=1.2)
+
+    Raises:
+        ScenarioError: an unknown distribution, ``universe`` outside
+            [1, MAX_UNIVERSE] or ``s`` not > 0.
     """
 
     distribution: str = "none"
@@ -163,6 +180,9 @@ class KeySpec:
 class CacheSpec:
     """Per-server caches: a request whose key was last served by the same server is a
     hit; a miss takes ``miss_factor`` times as long.
+
+    Raises:
+        ScenarioError: ``miss_factor`` below 1.
     """
 
     miss_factor: float = 2.0
@@ -175,6 +195,14 @@ class CacheSpec:
 class FailureSpec:
     """``server`` is down from ``at`` until ``until``: what it holds fails at ``at``, new
     requests fail after ``error_time`` seconds, and its health probes fail.
+
+    >>> FailureSpec("s2", at=10, until=5)
+    Traceback (most recent call last):
+    ...
+    balancekit.scenario.ScenarioError: until must be later than at (10), got 5.0
+
+    Raises:
+        ScenarioError: a negative time, or ``until`` not after ``at``.
     """
 
     server: str
@@ -193,7 +221,11 @@ class FailureSpec:
 
 @dataclass(frozen=True)
 class DrainSpec:
-    """``server`` is drained at ``at``; requests still open after ``timeout`` are cut."""
+    """``server`` is drained at ``at``; requests still open after ``timeout`` are cut.
+
+    Raises:
+        ScenarioError: an empty server name, or a negative or non-finite time.
+    """
 
     server: str
     at: float
@@ -211,6 +243,9 @@ class HealthSpec:
 
     The simulator answers each probe the moment it is due: it succeeds iff
     the server is up.
+
+    Raises:
+        ScenarioError: a value ``HealthTracker`` would refuse (the same rules).
     """
 
     enabled: bool = True

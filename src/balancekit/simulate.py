@@ -302,10 +302,10 @@ class _Run:
         _, key, service = item
         seq = self.arrived
         self.arrived += 1
-        index = seq if key is None else key
-        name = self.rendered.get(index)
-        if name is None:
-            name = self.rendered[index] = render_key(index)
+        if key is None:
+            name = render_key(seq)  # a new client every time: nothing to reuse
+        else:
+            name = self.rendered.get(key) or self.rendered.setdefault(key, render_key(key))
         try:
             lease = self.pool.acquire(name)
         except NoServerAvailable:
