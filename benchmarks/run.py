@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from timing import Row  # noqa: E402
+from timing import Row
 
 
 def table(rows: list[Row], markdown: bool) -> str:
@@ -29,7 +29,7 @@ def table(rows: list[Row], markdown: bool) -> str:
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(cells) + " |" for cells in body]
         return "\n".join(lines)
-    widths = [max(len(str(c)) for c in column) for column in zip(header, *body)]
+    widths = [max(len(str(c)) for c in column) for column in zip(header, *body, strict=True)]
     fmt = "  ".join(f"{{:<{w}}}" if i < 4 else f"{{:>{w}}}" for i, w in enumerate(widths))
     return "\n".join(fmt.format(*cells) for cells in [header, *body])
 

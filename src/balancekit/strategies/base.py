@@ -69,6 +69,11 @@ def check_server(server: object) -> str:
         raise TypeError(f"server must be a non-empty str, got {server!r}")
     if not server:
         raise ValueError("server must be a non-empty str, got ''")
+    try:
+        server.encode()
+    except UnicodeEncodeError:
+        # A lone surrogate cannot be hashed as UTF-8: refuse it at the door.
+        raise ValueError(f"server must be valid Unicode text, got {server!r}") from None
     return server
 
 
