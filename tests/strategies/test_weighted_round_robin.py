@@ -233,3 +233,16 @@ def test_replay_equals_the_scan_far_out(weights: list[int], extra: int) -> None:
     assert [lb.get_server() for _ in range(count)] == [plain.pick() for _ in range(count)]
     assert lb.period is not None
     lb._check()
+
+
+def test_rebasing_the_engine_changes_no_pick(monkeypatch: pytest.MonkeyPatch) -> None:
+    from balancekit.strategies import round_robin
+
+    monkeypatch.setattr(round_robin, "_REBASE_STEPS", 5)
+    weights = {"a": 0.75, "b": 2.5, "c": 1.0, "d": 2.5}
+    lb = WeightedRoundRobin(weights)
+    plain = PlainSmoothWRR(weights)
+    for _ in range(60):
+        assert lb.get_server() == plain.pick()
+        assert lb._steps < 5
+        lb._check()

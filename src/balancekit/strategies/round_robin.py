@@ -172,7 +172,7 @@ class WeightedRoundRobin(Balancer):
         heapq.heapreplace(best_heap, (neg_base + self._total, index, member))
         if self._period:
             self._observe(member)
-        elif steps >= _REBASE_STEPS:
+        if steps >= _REBASE_STEPS and self._cycle is None:
             self._reset_engine(self._values())
         return member
 
