@@ -13,13 +13,15 @@ For n in {10, 100, 1000} servers:
 
 from __future__ import annotations
 
+import gc
 import random
 import statistics
+import time
 from collections.abc import Callable
 from itertools import cycle, islice
 
 import xxhash
-from timing import Row, ns_per_op, seconds
+from timing import Row, seconds
 
 from balancekit.strategies.jump import JumpHash
 from balancekit.strategies.maglev import Maglev
@@ -61,25 +63,35 @@ def _floor_loop(table: list[str], size: int, keys: list[str]) -> Loop:
     return loop
 
 
-def _interleaved(loops: list[Loop], budget: float, rounds: int = 7) -> list[float]:
+def _interleaved(loops: list[Loop], sample: float, rounds: int) -> list[float]:
     """Median ns per operation of each loop, the loops taking turns in every round.
 
-    Taking turns means a burst of load from another process slows every case
-    alike, so the ratios between cases (Maglev against its floor) hold even on
-    a busy machine.
+    Each round runs every loop for about ``sample`` seconds, one after the
+    other, so a burst of load from another process slows the cases of a round
+    alike: the ratios between cases (Maglev against its floor) stay meaningful
+    on a busy machine. Many short rounds beat a few long ones for that.
     """
     ops = []
     for loop in loops:
-        estimate = seconds(lambda loop=loop: loop(200), repeat=1) / 200
-        ops.append(max(200, min(200_000, int(budget / max(estimate, 1e-9)))))
+        loop(200)  # warm up
+        estimate = seconds(lambda loop=loop: loop(200), repeat=3) / 200
+        ops.append(max(20, int(sample / max(estimate, 1e-9))))
     samples: list[list[float]] = [[] for _ in loops]
-    for _ in range(rounds):
-        for i, loop in enumerate(loops):
-            samples[i].append(ns_per_op(loop, ops[i], repeat=1))
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(rounds):
+            for i, loop in enumerate(loops):
+                start = time.perf_counter_ns()
+                loop(ops[i])
+                samples[i].append((time.perf_counter_ns() - start) / ops[i])
+    finally:
+        if enabled:
+            gc.enable()
     return [statistics.median(runs) for runs in samples]
 
 
-def _lookups(n: int, budget: float) -> list[Row]:
+def _lookups(n: int, rounds: int) -> list[Row]:
     """ns per pick for our classes, the peers and the floor, at pool size ``n``."""
     servers = _servers(n)
     str_keys: list[object] = list(KEYS)
@@ -128,7 +140,7 @@ def _lookups(n: int, budget: float) -> list[Row]:
     labels.insert(1, ("get_server str", "floor: bare table lookup"))
     loops = [_pick_loop(pick, keys) for _, _, pick, keys in cases]
     loops.insert(1, floor)
-    timings = _interleaved(loops, budget)
+    timings = _interleaved(loops, 0.002, rounds)
     return [Row(GROUP, case, n, impl, ns) for (case, impl), ns in zip(labels, timings, strict=True)]
 
 
@@ -179,6 +191,6 @@ def run(quick: bool) -> list[Row]:
         print(f"bench_hash_tables: peers not installed, skipped: {', '.join(missing)}")
     rows: list[Row] = []
     for n in SIZES:
-        rows += _lookups(n, 0.005 if quick else 0.04)
+        rows += _lookups(n, 9 if quick else 51)
         rows += _changes(n, 1 if quick else 3)
     return rows
