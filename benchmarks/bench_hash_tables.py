@@ -16,6 +16,7 @@ from __future__ import annotations
 import gc
 import random
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from itertools import cycle, islice
@@ -39,7 +40,8 @@ except ImportError:  # pragma: no cover
 GROUP = "hash_tables"
 SIZES = (10, 100, 1000)
 KEYS = [f"user-{i}:session" for i in range(4096)]
-INT_KEYS = [random.Random(7).getrandbits(64) for _ in range(4096)]
+_RNG = random.Random(7)
+INT_KEYS = [_RNG.getrandbits(64) for _ in range(4096)]
 
 
 Loop = Callable[[int], None]
@@ -188,7 +190,10 @@ def run(quick: bool) -> list[Row]:
     """Measure every case at every pool size."""
     missing = [name for name, module in (("jump", jump), ("hrw", hrw)) if module is None]
     if missing:
-        print(f"bench_hash_tables: peers not installed, skipped: {', '.join(missing)}")
+        print(
+            f"bench_hash_tables: peers not installed, skipped: {', '.join(missing)}",
+            file=sys.stderr,
+        )
     rows: list[Row] = []
     for n in SIZES:
         rows += _lookups(n, 9 if quick else 51)

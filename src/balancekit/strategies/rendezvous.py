@@ -109,7 +109,7 @@ class Rendezvous(Balancer):
 
     @property
     def seed(self) -> int:
-        """The hash seed for keys and servers."""
+        """The seed of the server hashes, which in turn seed each key's hash."""
         return self._seed
 
     def _rebuild(self) -> None:
