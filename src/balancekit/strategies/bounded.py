@@ -21,6 +21,7 @@ from typing import Any
 
 from ..clock import Clock
 from ..errors import UnknownServer
+from ..hashing import hash_bytes
 from .base import Member, Servers
 from .ring import ConsistentHash
 
@@ -128,9 +129,12 @@ class BoundedLoadHash(ConsistentHash):
         return math.ceil(self._factor * m * weight / self._total_weight)
 
     def _choose(self, key: Any) -> Member:
-        h = self._hash(key)
+        h = hash_bytes(key.encode(), self._seed) if type(key) is str else self._hash(key)
         members = self._members
         owner = members[self._owner(h)]  # raises NoServerAvailable on an empty ring
+        # An idle server always has room: its cap is at least 1.
+        if not owner.in_flight:
+            return owner
         m = self._in_flight_total + 1
         if owner.in_flight < self._cap(owner.weight, m):
             return owner

@@ -6,7 +6,7 @@ A server of weight ``w`` owns ``round(vnodes * w)`` points (at least one when
 strictly clockwise of ``hash_key(key, seed)``, wrapping past ``2**64``.
 
 Layout. The ``P`` points live in ``B = 2**bits`` buckets (``B`` a power of
-two near ``P / 4``): bucket ``j`` holds the points whose top ``bits`` bits
+two near ``P / 8``): bucket ``j`` holds the points whose top ``bits`` bits
 are ``j``, as an ``array('Q')`` of sorted positions and a tuple of their
 owners followed by one more owner, the *successor*: the owner of the first
 point after the bucket. A lookup is one shift, one list index and a bisect
@@ -31,6 +31,7 @@ import itertools
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 from ..clock import Clock
@@ -44,7 +45,8 @@ MAX_POINTS = 1 << 20
 """The most points one server may own (``vnodes * weight``), to keep a ring in memory."""
 
 _SEED_LIMIT = 1 << 64
-_LOAD = 4  # points per bucket after a re-bucketing: B is the power of two <= P / 4
+_LOAD = 8  # points per bucket after a re-bucketing: B is the power of two <= P / 8
+_GROW, _SHRINK = 4 * _LOAD, _LOAD // 4  # re-bucket when P / B leaves [_SHRINK, _GROW]
 _NO_POSITIONS: array[int] = array("Q")  # shared by empty buckets, never mutated
 
 Bucket = tuple["array[int]", tuple[str, ...]]
@@ -58,18 +60,17 @@ def _bits_for(points: int) -> int:
 
 def _bucketize(positions: list[int], owners: list[str], bits: int) -> list[Bucket]:
     """Split sorted points (at least one) into ``2**bits`` buckets. O(P)."""
-    count = 1 << bits
-    shift = 64 - bits
-    total = len(positions)
-    table: list[Bucket] = []
-    lo = 0
-    for j in range(1, count + 1):
-        hi = bisect_left(positions, j << shift, lo) if j < count else total
-        successor = owners[hi] if hi < total else owners[0]
-        chunk = array("Q", positions[lo:hi]) if hi > lo else _NO_POSITIONS
-        table.append((chunk, (*owners[lo:hi], successor)))
-        lo = hi
-    return table
+    starts = range(0, 1 << 64, 1 << (64 - bits))
+    bounds = list(map(partial(bisect_left, positions), starts))
+    bounds.append(len(positions))
+    los, his = bounds[:-1], bounds[1:]
+    packed = array("Q", positions)
+    # A bucket's successor is the owner of the next point: with the first owner
+    # appended for the wrap, every bucket is two slices. All loops run in C.
+    ring = (*owners, owners[0])
+    chunks = map(packed.__getitem__, map(slice, los, his))
+    owner_runs = map(ring.__getitem__, map(slice, los, map((1).__add__, his)))
+    return list(zip(chunks, owner_runs, strict=True))
 
 
 def _check_seed(seed: object) -> int:
@@ -105,7 +106,7 @@ class ConsistentHash(Balancer):
     ``seed``: not on insertion order, the process or the machine.
 
     Complexity: ``get_server`` and ``acquire`` O(1) expected (a bisect over
-    about 4 to 8 positions, plus O(len(key)) to hash); adding, removing or
+    about 8 to 16 positions, plus O(len(key)) to hash); adding, removing or
     reweighting a server of ``v`` points O(v) expected (O(P) when the bucket
     count doubles or halves, amortised O(1) per point); building O(P log P).
 
@@ -291,26 +292,25 @@ class ConsistentHash(Balancer):
 
     def _rebuild(self) -> None:
         counts = {}
-        positions: list[int] = []
-        owners: list[str] = []
-        seed = self._seed
         for server, member in self._members.items():
             count = self._point_count(member.weight)
             if count:
                 counts[server] = count
-                positions.extend([hash_server(server, i, seed) for i in range(count)])
-                owners.extend(itertools.repeat(server, count))
-        owner_of = dict(zip(positions, owners, strict=True))
-        if len(owner_of) == len(positions):
-            positions = sorted(owner_of)
-            owners = list(map(owner_of.__getitem__, positions))
-        else:  # a collision: order the shared position's points by server id
-            pairs = sorted(zip(positions, owners, strict=True))
-            positions = [position for position, _ in pairs]
-            owners = [owner for _, owner in pairs]
         self._counts = counts
-        self._points = len(positions)
-        self._publish(positions, owners)
+        names = sorted(counts)
+        # Sort (position, rank of the id) packed in one int: a shared position's
+        # points end up in id order, as _insert places them.
+        bits = max(1, (len(names) - 1).bit_length())
+        packed: list[int] = []
+        seed = self._seed
+        for rank, server in enumerate(names):
+            packed.extend(
+                [hash_server(server, i, seed) << bits | rank for i in range(counts[server])]
+            )
+        packed.sort()
+        self._points = len(packed)
+        owners = list(map(names.__getitem__, map(((1 << bits) - 1).__and__, packed)))
+        self._publish(list(map(bits.__rrshift__, packed)), owners)
 
     def _publish(self, positions: list[int], owners: list[str]) -> None:
         """Bucket sorted points into a new table and swap it in with one assignment."""
@@ -347,7 +347,7 @@ class ConsistentHash(Balancer):
             self._counts.pop(server, None)
         points = self._points
         buckets = len(self._table)
-        if points > 4 * _LOAD * buckets or (buckets > 1 and points < buckets):
+        if points > _GROW * buckets or (buckets > 1 and points < _SHRINK * buckets):
             flat = list(itertools.chain.from_iterable(p for p, _ in self._table))
             owners = list(itertools.chain.from_iterable(o[: len(p)] for p, o in self._table))
             self._publish(flat, owners)
@@ -433,7 +433,7 @@ class ConsistentHash(Balancer):
         if not want:
             assert table == [(_NO_POSITIONS, ())]
             return
-        assert count == 1 or count <= self._points <= 4 * _LOAD * count
+        assert count == 1 or _SHRINK * count <= self._points <= _GROW * count
         for j, (positions, owners) in enumerate(table):
             assert len(owners) == len(positions) + 1
             assert all(p >> shift == j for p in positions)

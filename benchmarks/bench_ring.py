@@ -1,0 +1,216 @@
+"""The consistent hash ring, bounded loads and IPHash beside their peers and a floor.
+
+For n in {10, 100, 1000} servers:
+
+- ns per ``get_server`` with string keys for ConsistentHash, BoundedLoadHash
+  (idle: nothing in flight) and IPHash (dotted-quad keys), the peers
+  ``uhashring`` (MD5; given ``vnodes=160`` like ours) and ``hashring`` (MD5;
+  120 points per server, fixed: 40 replicas x 3), and the floor: a plain
+  function doing ``bisect`` over a sorted list of the same xxhash positions
+  and indexing an owners list;
+- the two targets as ratios: ConsistentHash time / floor (target <= 130 %)
+  and uhashring time / ConsistentHash (target >= 250 %);
+- time to build each ring and the memory it retains (tracemalloc);
+- time to add one server and to remove it again.
+
+Cases take turns within every round and the median is kept, so a burst of
+load from another process slows every case alike.
+"""
+
+from __future__ import annotations
+
+import gc
+import statistics
+import tracemalloc
+from bisect import bisect_right
+from collections.abc import Callable
+from itertools import cycle, islice
+
+import xxhash
+from timing import Row, ns_per_op, seconds
+
+from balancekit.hashing import hash_server
+from balancekit.strategies.bounded import BoundedLoadHash
+from balancekit.strategies.ip_hash import IPHash
+from balancekit.strategies.ring import ConsistentHash
+
+try:
+    import uhashring
+except ImportError:  # pragma: no cover - the benchmark extra is optional
+    uhashring = None
+try:
+    import hashring
+except ImportError:  # pragma: no cover
+    hashring = None
+
+GROUP = "ring"
+SIZES = (10, 100, 1000)
+VNODES = 160
+KEYS = [f"user-{i}:session" for i in range(4096)]
+ADDRESSES = [f"10.{i // 256 % 256}.{i % 256}.{i % 7 + 1}" for i in range(4096)]
+UHASH = f"peer uhashring (vnodes={VNODES})"
+HASHRING = "peer hashring (120 points, fixed)"
+FLOOR = "floor: bisect + owners list"
+
+Loop = Callable[[int], None]
+
+
+def _servers(n: int) -> list[str]:
+    return [f"10.{i // 256}.{i % 256}.1:8080" for i in range(n)]
+
+
+def _pick_loop(pick: Callable[[str], object], keys: list[str]) -> Loop:
+    def loop(ops: int) -> None:
+        for key in islice(cycle(keys), ops):
+            pick(key)
+
+    return loop
+
+
+def _floor(servers: list[str]) -> Callable[[str], str]:
+    """The plain-Python ring lookup our ring is held against: same points, no class."""
+    points = sorted((hash_server(s, i, 0), s) for s in servers for i in range(VNODES))
+    positions = [p for p, _ in points]
+    owners = [s for _, s in points]
+    digest = xxhash.xxh3_64_intdigest
+    count = len(positions)
+
+    def lookup(key: str) -> str:
+        i = bisect_right(positions, digest(key.encode(), 0))
+        return owners[i if i < count else 0]
+
+    return lookup
+
+
+def _interleaved(loops: list[Loop], budget: float, rounds: int) -> list[float]:
+    """Median ns per operation of each loop, the loops taking turns in every round."""
+    ops = []
+    for loop in loops:
+        estimate = seconds(lambda loop=loop: loop(200), repeat=1) / 200
+        ops.append(max(200, min(200_000, int(budget / max(estimate, 1e-9)))))
+    samples: list[list[float]] = [[] for _ in loops]
+    for _ in range(rounds):
+        for i, loop in enumerate(loops):
+            samples[i].append(ns_per_op(loop, ops[i], repeat=1))
+    return [statistics.median(runs) for runs in samples]
+
+
+def _lookups(n: int, budget: float, rounds: int) -> list[Row]:
+    servers = _servers(n)
+    ring = ConsistentHash(servers, vnodes=VNODES)
+    cases: list[tuple[str, Callable[[str], object], list[str]]] = [
+        ("ConsistentHash", ring.get_server, KEYS),
+        (FLOOR, _floor(servers), KEYS),
+        ("BoundedLoadHash (idle)", BoundedLoadHash(servers, vnodes=VNODES).get_server, KEYS),
+        ("IPHash (IPv4 keys)", IPHash(servers, vnodes=VNODES).get_server, ADDRESSES),
+    ]
+    if uhashring is not None:
+        cases.append((UHASH, uhashring.HashRing(servers, vnodes=VNODES).get_node, KEYS))
+    if hashring is not None:
+        cases.append((HASHRING, hashring.HashRing(servers).get_node, KEYS))
+    timings = _interleaved([_pick_loop(f, keys) for _, f, keys in cases], budget, rounds)
+    found = dict(zip([impl for impl, _, _ in cases], timings, strict=True))
+    rows = [Row(GROUP, "get_server str", n, impl, ns) for impl, ns in found.items()]
+    ours = found["ConsistentHash"]
+    rows.append(
+        Row(GROUP, "target <= 130", n, "ConsistentHash / floor", 100 * ours / found[FLOOR], "%")
+    )
+    if UHASH in found:
+        rows.append(
+            Row(
+                GROUP,
+                "target >= 250",
+                n,
+                "uhashring / ConsistentHash",
+                100 * found[UHASH] / ours,
+                "%",
+            )
+        )
+    return rows
+
+
+def _builders(servers: list[str]) -> list[tuple[str, Callable[[], object]]]:
+    builders: list[tuple[str, Callable[[], object]]] = [
+        ("ConsistentHash", lambda: ConsistentHash(servers, vnodes=VNODES)),
+    ]
+    if uhashring is not None:
+        builders.append((UHASH, lambda: uhashring.HashRing(servers, vnodes=VNODES)))
+    if hashring is not None:
+        builders.append((HASHRING, lambda: hashring.HashRing(servers)))
+    return builders
+
+
+def _retained(build: Callable[[], object]) -> float:
+    """Bytes still allocated by ``build()`` once its result is the only thing kept."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        kept = build()
+        gc.collect()
+        after = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    del kept
+    return after - before
+
+
+def _changes(n: int, repeat: int) -> list[Row]:
+    servers = _servers(n)
+    rows = []
+    for impl, build in _builders(servers):
+        rows.append(Row(GROUP, "build", n, impl, seconds(build, repeat) * 1e3, "ms"))
+        rows.append(Row(GROUP, "retained memory", n, impl, _retained(build) / 1024, "KiB"))
+    ours = ConsistentHash(servers, vnodes=VNODES)
+    extra = "10.255.255.1:8080"
+
+    def ours_add() -> None:
+        ours.add_server(extra)
+        ours.get_server("first lookup after the change")
+
+    def ours_remove() -> None:
+        ours.remove_server(extra)
+        ours.get_server("first lookup after the change")
+
+    rows += _add_remove(n, "ConsistentHash (+ 1 lookup)", ours_add, ours_remove, repeat)
+    if uhashring is not None:
+        peer = uhashring.HashRing(servers, vnodes=VNODES)
+        rows += _add_remove(
+            n, UHASH, lambda: peer.add_node(extra), lambda: peer.remove_node(extra), repeat
+        )
+    if hashring is not None:
+        # hashring has no add or remove: the only way is a new ring.
+        grown = [*servers, extra]
+        rows += _add_remove(
+            n,
+            f"{HASHRING}: rebuild",
+            lambda: hashring.HashRing(grown),
+            lambda: hashring.HashRing(servers),
+            repeat,
+        )
+    return rows
+
+
+def _add_remove(
+    n: int, impl: str, add: Callable[[], object], remove: Callable[[], object], repeat: int
+) -> list[Row]:
+    added, removed = [], []
+    for _ in range(repeat):
+        added.append(seconds(add, 1))
+        removed.append(seconds(remove, 1))
+    return [
+        Row(GROUP, "add one server", n, impl, statistics.median(added) * 1e6, "us"),
+        Row(GROUP, "remove one server", n, impl, statistics.median(removed) * 1e6, "us"),
+    ]
+
+
+def run(quick: bool) -> list[Row]:
+    """Measure every case at every pool size."""
+    missing = [name for name, mod in (("uhashring", uhashring), ("hashring", hashring)) if not mod]
+    if missing:
+        print(f"bench_ring: peers not installed, skipped: {', '.join(missing)}")
+    rows: list[Row] = []
+    for n in SIZES:
+        rows += _lookups(n, 0.004 if quick else 0.02, 5 if quick else 15)
+        rows += _changes(n, 1 if quick else 5)
+    return rows
