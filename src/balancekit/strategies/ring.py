@@ -15,9 +15,9 @@ long sorted list jumps across memory and is slower at large ``P``.
 
 Changes are local: a point enters or leaves one bucket, and only when it
 was the bucket's first point do the successors of the buckets just before
-it change (a short run, since few buckets are empty). When ``P`` outgrows
-or shrinks away from ``B`` the points are re-bucketed, which like a list's
-growth costs O(P) once per doubling, O(1) amortised per point.
+it change (a short run, since few buckets are empty). When ``P / B`` leaves
+[2, 32] the points are re-bucketed to about 8 per bucket: like a list's
+growth, O(P) once ``P`` has grown or shrunk fourfold, O(1) amortised per point.
 
 Collisions. Two servers may hash a point to the same position. Both points
 are kept, ordered by server id; the smaller id wins the position and the
@@ -107,15 +107,17 @@ class ConsistentHash(Balancer):
 
     Complexity: ``get_server`` and ``acquire`` O(1) expected (a bisect over
     about 8 to 16 positions, plus O(len(key)) to hash); adding, removing or
-    reweighting a server of ``v`` points O(v) expected (O(P) when the bucket
-    count doubles or halves, amortised O(1) per point); building O(P log P).
+    reweighting a server of ``v`` points O(v) expected, never a rebuild
+    (except an O(P) re-bucketing once ``P`` has grown or shrunk fourfold,
+    amortised O(1) per point); building O(P log P) for ``P`` points.
 
     Thread safety: ``get_server`` takes no lock. Each bucket is an immutable
     object replaced by one assignment, and a re-bucketing publishes a whole
     new table at once, so a concurrent lookup reads every bucket as it was
-    before or after a change; while ``add_server`` or ``remove_server`` runs,
-    a key may get its old server or its new one. ``acquire``,
-    ``get_n_servers`` and membership changes hold the lock.
+    before or after a change: while ``add_server`` or ``remove_server`` runs,
+    a key may get its server from before the change (even the server being
+    removed) or from after it, nothing else. ``acquire``, ``get_n_servers``
+    and membership changes hold the lock.
 
     Raises:
         TypeError: ``vnodes`` or ``seed`` is not an ``int``.
