@@ -7,8 +7,8 @@ strictly clockwise of ``hash_key(key, seed)``, wrapping past ``2**64``.
 
 Layout. The ``P`` points live in ``B = 2**bits`` buckets (``B`` a power of
 two near ``P / 8``): bucket ``j`` holds the points whose top ``bits`` bits
-are ``j``, as an ``array('Q')`` of sorted positions and a tuple of their
-owners followed by one more owner, the *successor*: the owner of the first
+are ``j``, as a tuple of sorted positions and a tuple of their owners
+followed by one more owner, the *successor*: the owner of the first
 point after the bucket. A lookup is one shift, one list index and a bisect
 over a handful of positions, all in one small object; a bisect over one
 long sorted list jumps across memory and is slower at large ``P``.
@@ -28,7 +28,6 @@ keeps placement independent of insertion order.
 from __future__ import annotations
 
 import itertools
-from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
 from functools import partial
@@ -47,9 +46,7 @@ MAX_POINTS = 1 << 20
 _SEED_LIMIT = 1 << 64
 _LOAD = 8  # points per bucket after a re-bucketing: B is the power of two <= P / 8
 _GROW, _SHRINK = 4 * _LOAD, _LOAD // 4  # re-bucket when P / B leaves [_SHRINK, _GROW]
-_NO_POSITIONS: array[int] = array("Q")  # shared by empty buckets, never mutated
-
-Bucket = tuple["array[int]", tuple[str, ...]]
+Bucket = tuple[tuple[int, ...], tuple[str, ...]]
 """(sorted positions, their owners + the successor owner)."""
 
 
@@ -64,11 +61,11 @@ def _bucketize(positions: list[int], owners: list[str], bits: int) -> list[Bucke
     bounds = list(map(partial(bisect_left, positions), starts))
     bounds.append(len(positions))
     los, his = bounds[:-1], bounds[1:]
-    packed = array("Q", positions)
+    points = tuple(positions)
     # A bucket's successor is the owner of the next point: with the first owner
     # appended for the wrap, every bucket is two slices. All loops run in C.
     ring = (*owners, owners[0])
-    chunks = map(packed.__getitem__, map(slice, los, his))
+    chunks = map(points.__getitem__, map(slice, los, his))
     owner_runs = map(ring.__getitem__, map(slice, los, map((1).__add__, his)))
     return list(zip(chunks, owner_runs, strict=True))
 
@@ -141,7 +138,7 @@ class ConsistentHash(Balancer):
         self._seed = _check_seed(seed)
         self._counts: dict[str, int] = {}  # points per server that has any
         self._points = 0
-        self._table: list[Bucket] = [(_NO_POSITIONS, ())]
+        self._table: list[Bucket] = [((), ())]
         self._shift = 64
         self._index: tuple[list[Bucket], int] = (self._table, self._shift)
         super().__init__(servers, clock=clock)
@@ -321,7 +318,7 @@ class ConsistentHash(Balancer):
             self._table = _bucketize(positions, owners, bits)
             self._shift = 64 - bits
         else:
-            self._table = [(_NO_POSITIONS, ())]
+            self._table = [((), ())]
             self._shift = 64
         self._index = (self._table, self._shift)
 
@@ -357,7 +354,7 @@ class ConsistentHash(Balancer):
     def _insert(self, position: int, server: str) -> None:
         table = self._table
         if not self._points:  # the empty ring is one bucket without a successor
-            table[0] = (array("Q", (position,)), (server, server))
+            table[0] = ((position,), (server, server))
             self._points = 1
             return
         j = position >> self._shift
@@ -365,10 +362,7 @@ class ConsistentHash(Balancer):
         k = bisect_left(positions, position)
         while k < len(positions) and positions[k] == position and owners[k] < server:
             k += 1
-        chunk = positions[:k]
-        chunk.append(position)
-        chunk.extend(positions[k:])
-        table[j] = (chunk, (*owners[:k], server, *owners[k:]))
+        table[j] = ((*positions[:k], position, *positions[k:]), (*owners[:k], server, *owners[k:]))
         self._points += 1
         if k == 0:
             self._relink(j, server)
@@ -384,10 +378,8 @@ class ConsistentHash(Balancer):
         k = bisect_left(positions, position)
         while owners[k] != server:  # collided points share a position
             k += 1
-        chunk = positions[:k]
-        chunk.extend(positions[k + 1 :])
         rest = (*owners[:k], *owners[k + 1 :])
-        table[j] = (chunk if chunk else _NO_POSITIONS, rest)
+        table[j] = ((*positions[:k], *positions[k + 1 :]), rest)
         self._points -= 1
         if k == 0:
             self._relink(j, rest[0])  # the new first point, or the successor if none left
@@ -433,7 +425,7 @@ class ConsistentHash(Balancer):
         assert have == want, "ring points differ from the members' points"
         assert self._points == len(want)
         if not want:
-            assert table == [(_NO_POSITIONS, ())]
+            assert table == [((), ())]
             return
         assert count == 1 or _SHRINK * count <= self._points <= _GROW * count
         for j, (positions, owners) in enumerate(table):
