@@ -155,14 +155,11 @@ def _retained(build: Callable[[], object]) -> float:
     return after - before
 
 
-def _changes(n: int, repeat: int) -> list[Row]:
+def _changes(n: int, rounds: int) -> list[Row]:
+    """Build, memory, add one and remove one, the implementations taking turns each round."""
     servers = _servers(n)
-    rows = []
-    for impl, build in _builders(servers):
-        rows.append(Row(GROUP, "build", n, impl, seconds(build, repeat) * 1e3, "ms"))
-        rows.append(Row(GROUP, "retained memory", n, impl, _retained(build) / 1024, "KiB"))
-    ours = ConsistentHash(servers, vnodes=VNODES)
     extra = "10.255.255.1:8080"
+    ours = ConsistentHash(servers, vnodes=VNODES)
 
     def ours_add() -> None:
         ours.add_server(extra)
@@ -172,36 +169,44 @@ def _changes(n: int, repeat: int) -> list[Row]:
         ours.remove_server(extra)
         ours.get_server("first lookup after the change")
 
-    rows += _add_remove(n, "ConsistentHash (+ 1 lookup)", ours_add, ours_remove, repeat)
+    churn: list[tuple[str, Callable[[], object], Callable[[], object]]] = [
+        ("ConsistentHash (+ 1 lookup)", ours_add, ours_remove)
+    ]
     if uhashring is not None:
         peer = uhashring.HashRing(servers, vnodes=VNODES)
-        rows += _add_remove(
-            n, UHASH, lambda: peer.add_node(extra), lambda: peer.remove_node(extra), repeat
-        )
+        churn.append((UHASH, lambda: peer.add_node(extra), lambda: peer.remove_node(extra)))
     if hashring is not None:
         # hashring has no add or remove: the only way is a new ring.
         grown = [*servers, extra]
-        rows += _add_remove(
-            n,
-            f"{HASHRING}: rebuild",
-            lambda: hashring.HashRing(grown),
-            lambda: hashring.HashRing(servers),
-            repeat,
+        churn.append(
+            (
+                f"{HASHRING}: rebuild",
+                lambda: hashring.HashRing(grown),
+                lambda: hashring.HashRing(servers),
+            )
+        )
+    builders = _builders(servers)
+    builds: dict[str, list[float]] = {impl: [] for impl, _ in builders}
+    added: dict[str, list[float]] = {impl: [] for impl, _, _ in churn}
+    removed: dict[str, list[float]] = {impl: [] for impl, _, _ in churn}
+    for _ in range(rounds):
+        for impl, build in builders:
+            builds[impl].append(seconds(build, 1))
+        for impl, add, remove in churn:
+            added[impl].append(seconds(add, 1))
+            removed[impl].append(seconds(remove, 1))
+    rows = []
+    for impl, build in builders:
+        rows.append(Row(GROUP, "build", n, impl, statistics.median(builds[impl]) * 1e3, "ms"))
+        rows.append(Row(GROUP, "retained memory", n, impl, _retained(build) / 1024, "KiB"))
+    for impl, _, _ in churn:
+        rows.append(
+            Row(GROUP, "add one server", n, impl, statistics.median(added[impl]) * 1e6, "us")
+        )
+        rows.append(
+            Row(GROUP, "remove one server", n, impl, statistics.median(removed[impl]) * 1e6, "us")
         )
     return rows
-
-
-def _add_remove(
-    n: int, impl: str, add: Callable[[], object], remove: Callable[[], object], repeat: int
-) -> list[Row]:
-    added, removed = [], []
-    for _ in range(repeat):
-        added.append(seconds(add, 1))
-        removed.append(seconds(remove, 1))
-    return [
-        Row(GROUP, "add one server", n, impl, statistics.median(added) * 1e6, "us"),
-        Row(GROUP, "remove one server", n, impl, statistics.median(removed) * 1e6, "us"),
-    ]
 
 
 def run(quick: bool) -> list[Row]:
@@ -212,5 +217,5 @@ def run(quick: bool) -> list[Row]:
     rows: list[Row] = []
     for n in SIZES:
         rows += _lookups(n, 0.004 if quick else 0.02, 5 if quick else 15)
-        rows += _changes(n, 1 if quick else 5)
+        rows += _changes(n, 1 if quick else 7)
     return rows
