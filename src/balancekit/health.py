@@ -13,14 +13,15 @@ from __future__ import annotations
 import enum
 import heapq
 import itertools
-import math
 import random
 import threading
 from collections.abc import Callable, Iterable
 
 from .clock import Clock, monotonic
+from .ejection import Ejection
 from .errors import DuplicateServer, UnknownServer
 from .events import StateChange
+from .probes import Probes
 from .strategies.base import check_server
 
 __all__ = ["HealthState", "HealthTracker"]
@@ -151,32 +152,18 @@ class HealthTracker:
         clock: Clock | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        self._interval = _positive("interval", interval)
-        self._timeout = _positive("timeout", timeout)
-        if self._timeout >= self._interval:
-            raise ValueError(f"timeout must be < interval ({interval!r}), got {timeout!r}")
-        self._unhealthy_threshold = _count("unhealthy_threshold", unhealthy_threshold)
-        self._healthy_threshold = _count("healthy_threshold", healthy_threshold)
-        self._jitter = _number("jitter", jitter)
-        if not 0 <= self._jitter < self._interval:
-            raise ValueError(f"jitter must be in [0, interval ({interval!r})), got {jitter!r}")
+        # Options are checked in the order of the signature: active, initial, passive.
+        self._probes: Probes[_Server] = Probes(
+            interval, timeout, unhealthy_threshold, healthy_threshold, jitter
+        )
         if not isinstance(initial, HealthState):
             raise TypeError(f"initial must be a HealthState, got {initial!r}")
         if initial not in (HealthState.HEALTHY, HealthState.UNKNOWN):
             raise ValueError(f"initial must be HEALTHY or UNKNOWN, got {initial!r}")
         self._initial = initial
-        self._consecutive_failures = _count("consecutive_failures", consecutive_failures)
-        self._base_ejection = _positive("base_ejection", base_ejection)
-        self._max_ejection = _positive("max_ejection", max_ejection)
-        if self._max_ejection < self._base_ejection:
-            raise ValueError(
-                f"max_ejection must be >= base_ejection ({base_ejection!r}), got {max_ejection!r}"
-            )
-        self._max_ejected_percent = _number("max_ejected_percent", max_ejected_percent)
-        if not 0 <= self._max_ejected_percent <= 100:
-            raise ValueError(
-                f"max_ejected_percent must be in [0, 100], got {max_ejected_percent!r}"
-            )
+        self._ejection = Ejection(
+            consecutive_failures, base_ejection, max_ejection, max_ejected_percent
+        )
         if rng is not None and not isinstance(rng, random.Random):
             raise TypeError(f"rng must be a random.Random, got {rng!r}")
         names = _server_list(servers)
@@ -186,10 +173,9 @@ class HealthTracker:
         self._rng = random.Random() if rng is None else rng
         self._lock = threading.Lock()
         self._servers: dict[str, _Server] = {}
-        self._schedule: list[tuple[float, int, _Server]] = []  # next probe of each server
         self._timers: list[tuple[float, int, int, _Server]] = []  # timeouts, ejection ends
+        # Numbers entries of both heaps: ties in time go in the order they were set.
         self._seq = itertools.count()
-        self._ejected = 0
         self._pending: list[StateChange] = []
         self._subscribers: list[Callable[[StateChange], None]] = []
         self._now = self._clock()
@@ -201,27 +187,27 @@ class HealthTracker:
     @property
     def interval(self) -> float:
         """Seconds between the starts of two probes of a server (before jitter)."""
-        return self._interval
+        return self._probes.interval
 
     @property
     def timeout(self) -> float:
         """Seconds a probe may take; later it counts as a failure."""
-        return self._timeout
+        return self._probes.timeout
 
     @property
     def unhealthy_threshold(self) -> int:
         """Failed probes in a row that take a server down."""
-        return self._unhealthy_threshold
+        return self._probes.unhealthy_threshold
 
     @property
     def healthy_threshold(self) -> int:
         """Passed probes in a row that bring an unhealthy server back."""
-        return self._healthy_threshold
+        return self._probes.healthy_threshold
 
     @property
     def jitter(self) -> float:
         """Upper bound of the random delay added to every probe's schedule."""
-        return self._jitter
+        return self._probes.jitter
 
     @property
     def initial(self) -> HealthState:
@@ -231,22 +217,22 @@ class HealthTracker:
     @property
     def consecutive_failures(self) -> int:
         """Failed requests in a row (passive) that eject a server."""
-        return self._consecutive_failures
+        return self._ejection.consecutive_failures
 
     @property
     def base_ejection(self) -> float:
         """Seconds of a first ejection; the k-th lasts k times as long."""
-        return self._base_ejection
+        return self._ejection.base_ejection
 
     @property
     def max_ejection(self) -> float:
         """The longest ejection, in seconds."""
-        return self._max_ejection
+        return self._ejection.max_ejection
 
     @property
     def max_ejected_percent(self) -> float:
         """The largest share of servers that may be ejected at once (0 disables ejection)."""
-        return self._max_ejected_percent
+        return self._ejection.max_ejected_percent
 
     @property
     def clock(self) -> Clock:
@@ -286,7 +272,7 @@ class HealthTracker:
             fired = self._advance(self._read_clock())
             del self._servers[server]
             if rec.state is HealthState.EJECTED:
-                self._ejected -= 1
+                self._ejection.ejected -= 1
         self._notify(fired)
 
     @property
@@ -316,17 +302,14 @@ class HealthTracker:
             now = self._read_clock()
             fired = self._advance(now)
             started: list[str] = []
-            schedule = self._schedule
-            while schedule and schedule[0][0] <= now:
-                _, seq, rec = heapq.heappop(schedule)
-                if rec.probe_seq != seq or self._servers.get(rec.name) is not rec:
-                    continue
+            probes = self._probes
+            for rec in probes.pop_due(now, self._servers):
                 started.append(rec.name)
                 rec.probe_started = now
                 rec.late = False
                 rec.timeout_seq = next(self._seq)
-                heapq.heappush(self._timers, (now + self._timeout, rec.timeout_seq, _TIMEOUT, rec))
-                self._schedule_probe(rec, now + self._interval)
+                heapq.heappush(self._timers, (now + probes.timeout, rec.timeout_seq, _TIMEOUT, rec))
+                probes.schedule(rec, now + probes.interval, next(self._seq), self._rng)
         self._notify(fired)
         return started
 
@@ -442,12 +425,11 @@ class HealthTracker:
         """
         with self._lock:
             fired = self._advance(self._read_clock())
-            schedule, timers = self._schedule, self._timers
-            while schedule and not self._live_probe(schedule[0][1], schedule[0][2]):
-                heapq.heappop(schedule)
+            timers = self._timers
             while timers and not self._live_timer(timers[0][1], timers[0][2], timers[0][3]):
                 heapq.heappop(timers)
-            times = [heap[0][0] for heap in (schedule, timers) if heap]
+            probe = self._probes.next_due(self._servers)
+            times = [at for at in (probe, timers[0][0] if timers else None) if at is not None]
         self._notify(fired)
         return min(times) if times else None
 
@@ -474,14 +456,15 @@ class HealthTracker:
         """Apply one event to one server: every health transition is decided here."""
         H = HealthState
         state, new = rec.state, rec.state
+        probes, ejection = self._probes, self._ejection
         if event is _Event.PROBE_OK:
             rec.fails, rec.oks = 0, rec.oks + 1
-            if state is H.UNKNOWN or (state is H.UNHEALTHY and rec.oks >= self._healthy_threshold):
+            if state is H.UNKNOWN or (state is H.UNHEALTHY and rec.oks >= probes.healthy_threshold):
                 new = H.HEALTHY
         elif event is _Event.PROBE_FAIL:
             rec.oks, rec.fails = 0, rec.fails + 1
             if state is H.UNKNOWN or (
-                state in (H.HEALTHY, H.EJECTED) and rec.fails >= self._unhealthy_threshold
+                state in (H.HEALTHY, H.EJECTED) and rec.fails >= probes.unhealthy_threshold
             ):
                 new = H.UNHEALTHY
         elif event is _Event.TRAFFIC_OK:
@@ -489,7 +472,8 @@ class HealthTracker:
         elif event is _Event.TRAFFIC_FAIL:
             if state is H.HEALTHY:
                 rec.passive += 1
-                if rec.passive >= self._consecutive_failures and self._may_eject():
+                streak = rec.passive >= ejection.consecutive_failures
+                if streak and ejection.allowed(len(self._servers)):
                     new = H.EJECTED
         elif state is H.EJECTED:  # EJECTION_END
             new = H.HEALTHY
@@ -499,36 +483,29 @@ class HealthTracker:
         return StateChange(rec.name, state, new, at)
 
     def _enter(self, rec: _Server, new: HealthState, at: float) -> None:
-        old = rec.state
+        """Move ``rec`` into ``new``, keeping the ejection count, multiplier and end timer right."""
+        old, ejection = rec.state, self._ejection
         if old is HealthState.HEALTHY:
             rec.ejections = self._decayed(rec, at)
         elif old is HealthState.EJECTED:
-            self._ejected -= 1
+            ejection.ejected -= 1
             rec.ejected_until = None
         rec.state = new
         rec.passive = 0
         if new is HealthState.HEALTHY:
             rec.healthy_since = at
         elif new is HealthState.EJECTED:
-            self._ejected += 1
+            ejection.ejected += 1
             rec.ejections += 1
-            until = at + min(self._base_ejection * rec.ejections, self._max_ejection)
+            until = at + ejection.length(rec.ejections)
             rec.ejected_until = until
             rec.eject_seq = next(self._seq)
             heapq.heappush(self._timers, (until, rec.eject_seq, _UNEJECT, rec))
 
-    def _may_eject(self) -> bool:
-        percent = self._max_ejected_percent
-        if percent == 0:
-            return False
-        # As Envoy: the cap never prevents the first ejection.
-        return self._ejected == 0 or (self._ejected + 1) * 100 <= percent * len(self._servers)
-
     def _decayed(self, rec: _Server, now: float) -> int:
-        if rec.state is not HealthState.HEALTHY or not rec.ejections:
+        if rec.state is not HealthState.HEALTHY:
             return rec.ejections
-        steps = int((now - rec.healthy_since) // self._base_ejection)
-        return max(0, rec.ejections - steps)
+        return self._ejection.decayed(rec.ejections, now - rec.healthy_since)
 
     # -- time -------------------------------------------------------------------
 
@@ -567,19 +544,10 @@ class HealthTracker:
             return rec.probe_started is not None and rec.timeout_seq == seq
         return rec.state is HealthState.EJECTED and rec.eject_seq == seq
 
-    def _live_probe(self, seq: int, rec: _Server) -> bool:
-        return rec.probe_seq == seq and self._servers.get(rec.name) is rec
-
-    def _schedule_probe(self, rec: _Server, base: float) -> None:
-        offset = self._rng.uniform(0.0, self._jitter) if self._jitter else 0.0
-        rec.next_probe = base + offset
-        rec.probe_seq = next(self._seq)
-        heapq.heappush(self._schedule, (rec.next_probe, rec.probe_seq, rec))
-
     def _add(self, name: str, now: float) -> None:
         rec = _Server(name, self._initial, now)
         self._servers[name] = rec
-        self._schedule_probe(rec, now)
+        self._probes.schedule(rec, now, next(self._seq), self._rng)
 
     def _lookup(self, server: str) -> _Server:
         rec = self._servers.get(server)
@@ -619,8 +587,8 @@ class HealthTracker:
                     rec.probe_started += delta
                 if rec.ejected_until is not None:
                     rec.ejected_until += delta
+            self._probes.shift(delta)
             # A constant shift keeps heap order.
-            self._schedule = [(at + delta, seq, rec) for at, seq, rec in self._schedule]
             self._timers = [(at + delta, s, kind, rec) for at, s, kind, rec in self._timers]
 
     # -- introspection ----------------------------------------------------------
@@ -628,10 +596,10 @@ class HealthTracker:
     def _check(self) -> None:
         """Assert the tracker's invariants (tests call this after every step)."""
         H = HealthState
+        probes, ejection = self._probes, self._ejection
         with self._lock:
-            live_probes = [e for e in self._schedule if self._live_probe(e[1], e[2])]
-            assert sorted(e[2].name for e in live_probes) == sorted(self._servers)
-            assert self._ejected == sum(r.state is H.EJECTED for r in self._servers.values())
+            assert sorted(probes.scheduled(self._servers)) == sorted(self._servers)
+            assert ejection.ejected == sum(r.state is H.EJECTED for r in self._servers.values())
             for name, rec in self._servers.items():
                 assert rec.name == name, rec
                 assert min(rec.fails, rec.oks, rec.passive, rec.ejections) >= 0, rec
@@ -640,50 +608,27 @@ class HealthTracker:
                 if rec.state is H.UNKNOWN:
                     assert rec.fails == rec.oks == 0, rec
                 if rec.state in (H.HEALTHY, H.EJECTED):
-                    assert rec.fails < self._unhealthy_threshold, rec
+                    assert rec.fails < probes.unhealthy_threshold, rec
                 if rec.state is H.UNHEALTHY:
-                    assert rec.oks < self._healthy_threshold, rec
+                    assert rec.oks < probes.healthy_threshold, rec
                 if rec.ejected_until is not None:
                     assert rec.ejections >= 1 and rec.ejected_until > self._now, rec
                 if rec.probe_started is not None:
                     assert not rec.late, rec
-                    assert rec.probe_started + self._timeout > self._now, rec
-                    assert rec.next_probe > rec.probe_started + self._timeout, rec
+                    assert rec.probe_started + probes.timeout > self._now, rec
+                    assert rec.next_probe > rec.probe_started + probes.timeout, rec
 
     def __repr__(self) -> str:
         states = {name: rec.state.value for name, rec in self._servers.items()}
+        probes, ejection = self._probes, self._ejection
         return (
-            f"HealthTracker({states!r}, interval={self._interval!r}, timeout={self._timeout!r}, "
-            f"unhealthy_threshold={self._unhealthy_threshold!r}, "
-            f"healthy_threshold={self._healthy_threshold!r}, jitter={self._jitter!r}, "
-            f"initial={self._initial}, consecutive_failures={self._consecutive_failures!r}, "
-            f"base_ejection={self._base_ejection!r}, max_ejection={self._max_ejection!r}, "
-            f"max_ejected_percent={self._max_ejected_percent!r})"
+            f"HealthTracker({states!r}, interval={probes.interval!r}, "
+            f"timeout={probes.timeout!r}, unhealthy_threshold={probes.unhealthy_threshold!r}, "
+            f"healthy_threshold={probes.healthy_threshold!r}, jitter={probes.jitter!r}, "
+            f"initial={self._initial}, consecutive_failures={ejection.consecutive_failures!r}, "
+            f"base_ejection={ejection.base_ejection!r}, max_ejection={ejection.max_ejection!r}, "
+            f"max_ejected_percent={ejection.max_ejected_percent!r})"
         )
-
-
-def _number(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number, got {value!r}")
-    result = float(value)
-    if not math.isfinite(result):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    return result
-
-
-def _positive(name: str, value: object) -> float:
-    result = _number(name, value)
-    if result <= 0:
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return result
-
-
-def _count(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int >= 1, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-    return value
 
 
 def _check_ok(ok: object) -> None:

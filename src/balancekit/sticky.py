@@ -15,29 +15,16 @@ Three kinds of affinity, one object:
   application's session ids to servers in a
   :class:`~balancekit.route_store.RouteStore` (bounded, expiring).
 
-Cookie layout (base64url without padding, 39 or 50 characters)::
-
-    kind (1 byte: 1 plain, 2 expiring) | token (12) | [expiry, float64 BE (8)] | tag (16)
-
-``token`` is the first 12 bytes of ``HMAC-SHA256(secret, "server:" + id)``,
-so it is the same in every process that shares the secret and tells nothing
-about the server id without it. ``tag`` is ``HMAC-SHA256(secret, "cookie:" +
-cookie_name + NUL + everything before the tag)`` truncated to 128 bits (the
-truncation RFC 2104 allows for SHA-256), so a cookie made for another cookie
-name does not verify either. Only the canonical encoding is accepted: every
-changed character makes a cookie invalid.
+The cookie format and its signatures are in :mod:`balancekit.cookie`.
 """
 
 from __future__ import annotations
 
-import base64
-import hmac
-import re
-import struct
 import threading
 from collections.abc import Collection, Sequence
 
 from .clock import Clock, monotonic
+from .cookie import TOKEN_BYTES, CookieCodec, check_cookie_name, parse_secrets
 from .errors import DuplicateServer, NoServerAvailable, UnknownServer
 from .hashing import hash_bytes, ip_key
 from .route_store import MemoryRouteStore, RouteStore, check_ttl
@@ -45,25 +32,6 @@ from .strategies.base import check_server
 
 __all__ = ["StickySession"]
 
-_TOKEN_BYTES = 12
-_TAG_BYTES = 16
-_PLAIN = 1  # kind byte of a cookie that never expires
-_TIMED = 2  # kind byte of a cookie carrying its expiry time
-_EXPIRY = struct.Struct(">d")
-_PLAIN_BYTES = 1 + _TOKEN_BYTES + _TAG_BYTES
-_TIMED_BYTES = 1 + _TOKEN_BYTES + _EXPIRY.size + _TAG_BYTES
-
-
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
-# The only lengths a valid cookie can have: anything else is rejected before
-# any decoding, however long it is.
-_LENGTHS = frozenset({len(_b64(bytes(_PLAIN_BYTES))), len(_b64(bytes(_TIMED_BYTES)))})
-_ALPHABET = re.compile(r"[A-Za-z0-9_-]+")
-# RFC 6265 cookie-name: an RFC 7230 token.
-_COOKIE_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _SEED_LIMIT = 1 << 64
 
 
@@ -143,13 +111,9 @@ class StickySession:
         seed: int = 0,
         clock: Clock | None = None,
     ) -> None:
-        secrets = _parse_secrets(secret)
+        secrets = parse_secrets(secret)
         self._ttl = check_ttl(ttl)
-        if not isinstance(cookie_name, str) or not _COOKIE_NAME.fullmatch(cookie_name):
-            raise ValueError(
-                "cookie_name must be a non-empty token of letters, digits and "
-                f"!#$%&'*+-.^_`|~, got {cookie_name!r}"
-            )
+        check_cookie_name(cookie_name)
         if isinstance(max_routes, bool) or not isinstance(max_routes, int):
             raise TypeError(f"max_routes must be an int >= 1, got {max_routes!r}")
         if max_routes < 1:
@@ -162,9 +126,8 @@ class StickySession:
             raise ValueError(f"seed must be an int in [0, 2**64), got {seed!r}")
         if clock is not None and not callable(clock):
             raise TypeError(f"clock must be a callable returning seconds, got {clock!r}")
-        self._secrets = secrets
+        self._codec = CookieCodec(secrets, cookie_name)
         self._cookie_name = cookie_name
-        self._context = b"cookie:" + cookie_name.encode("ascii") + b"\x00"
         self._max_routes = max_routes
         self._store: RouteStore = (
             MemoryRouteStore(max_routes, self._ttl) if store is None else store
@@ -188,13 +151,10 @@ class StickySession:
             TypeError, ValueError: ``server`` is not a non-empty ``str``.
         """
         check_server(server)
-        name = server.encode()
-        tokens = tuple(
-            hmac.digest(key, b"server:" + name, "sha256")[:_TOKEN_BYTES] for key in self._secrets
-        )
-        member = _Member(server, tokens, hash_bytes(b"server:" + name, self._seed))
+        tokens = self._codec.tokens(server)
+        member = _Member(server, tokens, hash_bytes(b"server:" + server.encode(), self._seed))
         if self._ttl is None:
-            member.cookie = self._encode(_PLAIN, tokens[0], b"")
+            member.cookie = self._codec.encode(tokens[0], None)
         with self._lock:
             if server in self._members:
                 raise DuplicateServer(server)
@@ -246,8 +206,7 @@ class StickySession:
         if member.cookie is not None:
             return member.cookie
         assert self._ttl is not None  # only expiring cookies are not cached
-        expiry = self._clock() + self._ttl
-        return self._encode(_TIMED, member.tokens[0], _EXPIRY.pack(expiry))
+        return self._codec.encode(member.tokens[0], self._clock() + self._ttl)
 
     def server_from_cookie(self, cookie: str | bytes | None) -> str | None:
         """The member a valid cookie names, else ``None``; never raises for str/bytes/None.
@@ -270,31 +229,10 @@ class StickySession:
             TypeError: ``cookie`` is not ``str``, ``bytes`` or ``None`` (a
                 programming error, not a client's).
         """
-        if cookie is None:
+        decoded = self._codec.decode(cookie)
+        if decoded is None:
             return None
-        if isinstance(cookie, bytes):
-            if len(cookie) not in _LENGTHS or not cookie.isascii():
-                return None
-            text = cookie.decode("ascii")
-        elif isinstance(cookie, str):
-            text = cookie
-        else:
-            raise TypeError(f"cookie must be str, bytes or None, got {type(cookie).__name__}")
-        if len(text) not in _LENGTHS or not _ALPHABET.fullmatch(text):
-            return None
-        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-        if _b64(raw) != text:  # unused low bits set: a second spelling of the same bytes
-            return None
-        kind = raw[0]
-        if kind == _PLAIN and len(raw) == _PLAIN_BYTES:
-            expiry = None
-        elif kind == _TIMED and len(raw) == _TIMED_BYTES:
-            (expiry,) = _EXPIRY.unpack_from(raw, 1 + _TOKEN_BYTES)
-        else:
-            return None
-        index = self._verify(raw[:-_TAG_BYTES], raw[-_TAG_BYTES:])
-        if index is None:
-            return None
+        index, token, expiry = decoded
         if expiry is None:
             if self._ttl is not None:  # made before a ttl was configured
                 return None
@@ -304,24 +242,10 @@ class StickySession:
             # cookie made on a clock far ahead of this one.
             if not now < expiry or (self._ttl is not None and expiry > now + self._ttl):
                 return None
-        member = self._by_token[index].get(raw[1 : 1 + _TOKEN_BYTES])
+        member = self._by_token[index].get(token)
         if member is None or self._members.get(member.server) is not member:
             return None
         return member.server
-
-    def _verify(self, signed: bytes, tag: bytes) -> int | None:
-        """The position of the secret whose signature ``tag`` is, if any."""
-        for index, key in enumerate(self._secrets):
-            if hmac.compare_digest(self._sign(key, signed), tag):
-                return index
-        return None
-
-    def _sign(self, key: bytes, signed: bytes) -> bytes:
-        return hmac.digest(key, self._context + signed, "sha256")[:_TAG_BYTES]
-
-    def _encode(self, kind: int, token: bytes, expiry: bytes) -> str:
-        signed = bytes((kind,)) + token + expiry
-        return _b64(signed + self._sign(self._secrets[0], signed))
 
     # -- source IP --------------------------------------------------------------
 
@@ -466,9 +390,9 @@ class StickySession:
                 assert len(index) == len(self._members), (len(index), len(self._members))
             for server, member in self._members.items():
                 assert member.server == server, (server, member)
-                assert len(member.tokens) == len(self._secrets), member
+                assert len(member.tokens) == self._codec.key_count, member
                 for token, index in zip(member.tokens, self._by_token, strict=True):
-                    assert len(token) == _TOKEN_BYTES and index[token] is member, member
+                    assert len(token) == TOKEN_BYTES and index[token] is member, member
                 assert (member.cookie is None) == (self._ttl is not None), member
         check = getattr(self._store, "_check", None)
         if check is not None:
@@ -476,40 +400,12 @@ class StickySession:
 
     def __repr__(self) -> str:
         servers = list(self._members)
-        count = len(self._secrets)
+        count = self._codec.key_count
         return (
             f"StickySession(<{count} secret{'s' if count > 1 else ''}>, ttl={self._ttl!r}, "
             f"cookie_name={self._cookie_name!r}, max_routes={self._max_routes}, "
             f"seed={self._seed}, servers={servers!r}, routes={len(self._store)})"
         )
-
-
-def _parse_secrets(secret: object) -> tuple[bytes, ...]:
-    # Messages name the position and type, never the value: it is a key.
-    single = isinstance(secret, (str, bytes))
-    if single:
-        items: list[object] = [secret]
-    elif isinstance(secret, Sequence):
-        items = list(secret)
-    else:
-        raise TypeError(
-            f"secret must be str, bytes or a sequence of them, got {type(secret).__name__}"
-        )
-    if not items:
-        raise ValueError("secret must hold at least one key, got an empty sequence")
-    keys = []
-    for position, item in enumerate(items):
-        name = "secret" if single else f"secret[{position}]"
-        if isinstance(item, str):
-            key = item.encode()
-        elif isinstance(item, bytes):
-            key = item
-        else:
-            raise TypeError(f"{name} must be str or bytes, got {type(item).__name__}")
-        if not key:
-            raise ValueError(f"{name} is empty: a signing key needs at least one byte")
-        keys.append(key)
-    return tuple(keys)
 
 
 def _check_session(session_id: object) -> None:
