@@ -40,11 +40,11 @@ from typing import Any, Literal
 
 from hypothesis import strategies as st
 
-from .clock import ManualClock
-from .hashing import Key
-from .lease import Lease
-from .quality import loads, moves, peak_to_mean, unnecessary_moves
-from .strategies.base import Balancer, parse_servers
+from ..clock import ManualClock
+from ..hashing import Key
+from ..lease import Lease
+from ..quality import loads, moves, peak_to_mean, unnecessary_moves
+from ..strategies.base import Balancer, parse_servers
 
 __all__ = [
     "AddServer",
