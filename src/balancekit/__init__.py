@@ -17,6 +17,9 @@ from .route_store import MemoryRouteStore, RouteStore
 from .sticky import StickySession
 from .strategies import (
     Balancer,
+    BoundedLoadHash,
+    ConsistentHash,
+    IPHash,
     JumpHash,
     LeastConnections,
     LeastResponseTime,
@@ -30,12 +33,15 @@ from .strategies import (
 __all__ = [
     "BalancekitError",
     "Balancer",
+    "BoundedLoadHash",
     "Clock",
+    "ConsistentHash",
     "DrainState",
     "Drainer",
     "DuplicateServer",
     "HealthState",
     "HealthTracker",
+    "IPHash",
     "JumpHash",
     "Lease",
     "LeastConnections",
