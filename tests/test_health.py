@@ -699,3 +699,17 @@ def test_racing_threads_never_eject_more_than_the_cap() -> None:
         thread.join()
     assert sum(tracker.state(s) is H.EJECTED for s in servers) == 10
     tracker._check()
+
+
+def test_next_change_ignores_due_probes_but_not_timers() -> None:
+    clock = ManualClock()
+    tracker = HealthTracker(["a"], interval=5.0, timeout=2.0, consecutive_failures=1, clock=clock)
+    assert tracker.next_deadline() == 0.0  # the first probe is due at once
+    assert tracker.next_change() is None  # but nothing can change by itself
+    assert tracker.due() == ["a"]
+    assert tracker.next_change() == 2.0  # the probe times out at 2 s
+    tracker.record("a", True)
+    assert tracker.next_change() is None
+    change = tracker.observe("a", False)
+    assert change is not None and change.new is HealthState.EJECTED
+    assert tracker.next_change() == tracker.base_ejection

@@ -433,6 +433,23 @@ class HealthTracker:
         self._notify(fired)
         return min(times) if times else None
 
+    def next_change(self) -> float | None:
+        """The earliest clock time at which a state can change by time alone.
+
+        That is a probe timing out or an ejection ending; unlike
+        :meth:`next_deadline`, probes that are merely due do not count, so a
+        caller that reacts only to state changes (the Pool, on every request)
+        is not woken by them. ``None`` when nothing is pending. O(log n) amortised.
+        """
+        with self._lock:
+            fired = self._advance(self._read_clock())
+            timers = self._timers
+            while timers and not self._live_timer(timers[0][1], timers[0][2], timers[0][3]):
+                heapq.heappop(timers)
+            at = timers[0][0] if timers else None
+        self._notify(fired)
+        return at
+
     def subscribe(self, callback: Callable[[StateChange], None]) -> Callable[[], None]:
         """Call ``callback(change)`` for every transition; return a function that unsubscribes.
 

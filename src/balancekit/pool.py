@@ -343,6 +343,7 @@ class Pool:
                     changed = True
             if changed:
                 self._refresh(lease.started + latency)
+                self._wake = -math.inf  # an ejection brings its own end time
         return True
 
     # -- health, draining, events ----------------------------------------------
@@ -396,16 +397,17 @@ class Pool:
             return changes
 
     def next_deadline(self) -> float | None:
-        """The clock time at which something may change next, or ``None``."""
+        """The clock time at which a probe is due or something may change, or ``None``."""
         with self._lock:
-            times = [self._ramp_wake, *self._component_deadlines()]
+            times = [self._ramp_wake, *self._deadlines(probes=True)]
             soonest = min(times)
             return None if soonest == math.inf else soonest
 
-    def _component_deadlines(self) -> list[float]:
+    def _deadlines(self, *, probes: bool) -> list[float]:
         found = [self._drainer.next_deadline()]
         if self._health is not None:
-            found.append(self._health.next_deadline())
+            health = self._health
+            found.append(health.next_deadline() if probes else health.next_change())
         return [math.inf if t is None else t for t in found]
 
     def _advance(self, now: float) -> None:
@@ -419,7 +421,8 @@ class Pool:
         self._changes.extend(drained)
         if changed or drained or now >= self._ramp_wake:
             self._refresh(now)
-        self._wake = min([self._ramp_wake, *self._component_deadlines()])
+        # Due probes are the caller's business (due_checks); only state changes wake us.
+        self._wake = min([self._ramp_wake, *self._deadlines(probes=False)])
 
     def _note(self, change: StateChange) -> None:
         record = self._records.get(change.server)
