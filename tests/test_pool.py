@@ -322,6 +322,7 @@ def test_sticky_cookie_keeps_the_client_and_moves_it_when_down() -> None:
     for _ in range(10):
         with pool.acquire(cookie=first.cookie) as lease:
             assert lease.server == first.server and not lease.moved
+            assert lease.cookie == first.cookie  # no expiry: the same cookie stays valid
     fail_checks(pool, first.server)
     with pool.acquire(cookie=first.cookie) as lease:
         assert lease.server != first.server
@@ -377,6 +378,7 @@ def test_session_ids_stick_through_the_route_table() -> None:
     for _ in range(5):
         with pool.acquire(session="alice") as lease:
             assert lease.server == first.server and not lease.moved
+            assert lease.cookie == first.cookie  # no expiry: the same cookie stays valid
     fail_checks(pool, first.server)
     with pool.acquire(session="alice") as lease:
         assert lease.server != first.server and lease.moved

@@ -304,7 +304,10 @@ class Pool:
             record.in_flight += 1
             self._drainer.opened(lease.server)
             if sticky is not None:
-                lease.cookie = sticky.cookie_for(lease.server)
+                if lease.moved or cookie is None or sticky.ttl is not None:
+                    lease.cookie = sticky.cookie_for(lease.server)
+                else:  # an honoured cookie that never expires: no need to sign it again
+                    lease.cookie = cookie if isinstance(cookie, str) else cookie.decode()
                 if session is not None:
                     sticky.bind(session, lease.server)
             return lease
