@@ -5,7 +5,15 @@ from collections import Counter
 
 import pytest
 
-from balancekit import DuplicateServer, ManualClock, NoServerAvailable, RoundRobin, UnknownServer
+from balancekit import (
+    ConsistentHash,
+    DuplicateServer,
+    Maglev,
+    ManualClock,
+    NoServerAvailable,
+    RoundRobin,
+    UnknownServer,
+)
 from balancekit.drain import Drainer, DrainState
 from balancekit.health import HealthState, HealthTracker
 from balancekit.pool import RAMP_STEPS, Pool
@@ -96,6 +104,27 @@ def test_bad_membership_input_changes_nothing() -> None:
         pool.set_weight("a", math.nan)
     assert (dict(pool.servers), dict(pool.strategy.servers)) == before
     pool._check()
+
+
+def test_a_weight_the_strategy_refuses_changes_nothing() -> None:
+    # Maglev needs a slot per server of weight > 0; a ring caps its points.
+    clock = ManualClock()
+    pool = Pool(Maglev(["a", "b"], table_size=3), health=HealthTracker(), clock=clock)
+    pool.add_server("c")
+    snapshot = (dict(pool.servers), dict(pool.strategy.servers))
+    with pytest.raises(ValueError, match="table_size 3 is too small for 4 servers"):
+        pool.add_server("d")
+    assert (dict(pool.servers), dict(pool.strategy.servers)) == snapshot
+    assert pool.health is not None and "d" not in pool.health and "d" not in pool.drainer
+    ring = Pool(ConsistentHash(["a", "b"], vnodes=160), clock=clock)
+    with pytest.raises(ValueError, match="points"):
+        ring.set_weight("a", 10_000)
+    with pytest.raises(ValueError, match="points"):
+        ring.add_server("c", weight=10_000)
+    assert dict(ring.servers) == dict(ring.strategy.servers) == {"a": 1.0, "b": 1.0}
+    assert ring.acquire("k").server in {"a", "b"}
+    pool._check()
+    ring._check()
 
 
 @pytest.mark.parametrize(
@@ -282,6 +311,22 @@ def test_slow_start_follows_envoys_formula() -> None:
     assert pool.next_deadline() is None
 
 
+def test_slow_start_ramps_with_acquire_alone() -> None:
+    # A pool driven only by requests (no poll, no probes) must still ramp.
+    pool, clock = make(["a"], health=False, slow_start=10.0)
+    pool.acquire().release()  # the pool has settled: nothing to wake for
+    pool.add_server("b", weight=4)
+    assert pool.strategy.servers["b"] == pytest.approx(0.4)
+    clock.advance(5.0)
+    pool.acquire().release()
+    assert pool.strategy.servers["b"] == pytest.approx(2.0)
+    clock.advance(5.0)
+    pool.acquire().release()
+    assert pool.strategy.servers["b"] == 4.0
+    pool.set_weight("b", 2)  # a weight change of a ramped server does not ramp again
+    assert pool.strategy.servers["b"] == 2.0
+
+
 def test_slow_start_aggression_and_minimum() -> None:
     pool, clock = make(
         ["a"],
@@ -329,6 +374,25 @@ def test_sticky_cookie_keeps_the_client_and_moves_it_when_down() -> None:
         assert lease.moved and lease.cookie is not None and lease.cookie != first.cookie
     with pool.acquire(cookie="forged.cookie") as lease:
         assert lease.moved and lease.cookie is not None
+
+
+def test_cookies_of_a_retired_secret_are_honoured_and_re_signed() -> None:
+    clock = ManualClock()
+    old = Pool(RoundRobin(["a", "b"]), sticky=StickySession("old"), clock=clock)
+    with old.acquire() as lease:
+        pass
+    assert lease.server == "a" and lease.cookie is not None
+    # Rotation: the new secret signs, the old one is still accepted.
+    rotated = Pool(RoundRobin(["a", "b"]), sticky=StickySession(["new", "old"]), clock=clock)
+    rotated.acquire().release()  # the rotation alone would now pick "b"
+    with rotated.acquire(cookie=lease.cookie) as again:
+        assert again.server == "a" and not again.moved
+    assert again.cookie is not None and again.cookie != lease.cookie
+    # Once the old secret is dropped, the re-signed cookie still works.
+    final = Pool(RoundRobin(["a", "b"]), sticky=StickySession("new"), clock=clock)
+    final.acquire().release()
+    with final.acquire(cookie=again.cookie) as last:
+        assert last.server == "a" and not last.moved
 
 
 def test_sticky_clients_may_reach_a_draining_server_until_its_deadline() -> None:

@@ -196,12 +196,22 @@ class Pool:
             now = self._clock()
             self._strategy.add_server(server, 0)
             try:
-                self._register(server)
+                joined = self._register(server)
             except BaseException:
                 self._strategy.remove_server(server)
                 raise
             self._records[server] = _Record(value, 0.0, now)
-            self._refresh(now)
+            try:
+                self._refresh(now)
+            except BaseException:
+                # The strategy refused the weight (a full Maglev table, too many
+                # ring points): undo the join everywhere, then re-push the old weights.
+                del self._records[server]
+                self._strategy.remove_server(server)
+                for component in joined:
+                    component.remove_server(server)
+                self._refresh(now)
+                raise
 
     def remove_server(self, server: str) -> None:
         """Remove a server everywhere; its open leases may still be released.
@@ -229,11 +239,18 @@ class Pool:
             record = self._records.get(server)
             if record is None:
                 raise UnknownServer(server)
-            record.weight = value
-            self._refresh(self._clock())
+            old, record.weight = record.weight, value
+            now = self._clock()
+            try:
+                self._refresh(now)
+            except BaseException:
+                record.weight = old  # the strategy refused it: keep the weight it accepted
+                self._refresh(now)
+                raise
 
-    def _register(self, server: str) -> None:
-        done = []
+    def _register(self, server: str) -> list[Any]:
+        """Add ``server`` to every component lacking it; returns those it was added to."""
+        done: list[Any] = []
         try:
             for component in (self._health, self._drainer, self._sticky):
                 if component is not None and server not in component:
@@ -243,6 +260,7 @@ class Pool:
             for component in done:
                 component.remove_server(server)
             raise
+        return done
 
     @property
     def servers(self) -> Mapping[str, float]:
@@ -304,10 +322,9 @@ class Pool:
             record.in_flight += 1
             self._drainer.opened(lease.server)
             if sticky is not None:
-                if lease.moved or cookie is None or sticky.ttl is not None:
-                    lease.cookie = sticky.cookie_for(lease.server)
-                else:  # an honoured cookie that never expires: no need to sign it again
-                    lease.cookie = cookie if isinstance(cookie, str) else cookie.decode()
+                # Always the current cookie (cached unless it expires): one signed
+                # with a retired secret is re-signed with the first, so rotation works.
+                lease.cookie = sticky.cookie_for(lease.server)
                 if session is not None:
                     sticky.bind(session, lease.server)
             return lease
@@ -453,6 +470,8 @@ class Pool:
             if weight != record.effective:
                 self._strategy.set_weight(server, weight)
                 record.effective = weight
+        # A ramp step is a state change too: acquire() alone must reach it.
+        self._wake = min(self._wake, self._ramp_wake)
 
     def _ramp(self, elapsed: float) -> tuple[float, float]:
         """Envoy's slow-start factor after ``elapsed`` seconds, and the elapsed time of
