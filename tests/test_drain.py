@@ -274,13 +274,35 @@ def test_releases_on_an_idle_or_removed_server_do_nothing() -> None:
 
 
 def test_leases_opened_while_draining_are_counted() -> None:
-    # Sticky clients may still be routed to a draining server: the drainer counts them.
-    drainer, _ = make(("a",), sticky_until_deadline=True)
+    # The drainer counts a lease in any state; who may get work is the caller's call.
+    drainer, _ = make(("a",))
     drainer.opened("a")
     drainer.drain("a")
     drainer.opened("a")
     assert drainer.closed("a") is None
     assert drainer.closed("a") == change("a", D.DRAINING, D.DRAINED, 0.0)
+
+
+def test_sticky_drain_lasts_until_its_deadline_whatever_is_in_flight() -> None:
+    # A sticky client between two requests holds no lease: the last close must
+    # not end the drain, or its next request would find the server gone.
+    drainer, clock = make(("a", "b", "c"), timeout=10, sticky_until_deadline=True)
+    drainer.opened("a")
+    assert drainer.drain("a") == change("a", D.ACTIVE, D.DRAINING, 0.0)
+    assert drainer.closed("a") is None and drainer.state("a") is D.DRAINING
+    assert drainer.drain("b") == change("b", D.ACTIVE, D.DRAINING, 0.0)  # idle, still waits
+    assert drainer.drain("c", timeout=0) == change("c", D.ACTIVE, D.DRAINED, 0.0)
+    assert drainer.next_deadline() == 10.0
+    clock.set(9.999)
+    drainer.opened("a")  # a bound client comes back
+    assert drainer.closed("a") is None and drainer.accepts_sticky("a")
+    assert drainer.poll() == []
+    clock.set(10.0)
+    assert drainer.poll() == [
+        change("a", D.DRAINING, D.DRAINED, 10.0), change("b", D.DRAINING, D.DRAINED, 10.0)
+    ]  # fmt: skip
+    assert not drainer.accepts_sticky("a") and drainer.next_deadline() is None
+    drainer._check()
 
 
 def test_accepts_sticky_by_default_only_when_active() -> None:
@@ -295,7 +317,7 @@ def test_accepts_sticky_until_the_deadline_when_asked() -> None:
     drainer, clock = make(("a", "b"), timeout=10, sticky_until_deadline=True)
     drainer.opened("a")
     drainer.drain("a")
-    drainer.drain("b")  # idle: drained at once
+    drainer.drain("b", timeout=0)  # idle and no time to wait: drained at once
     assert not drainer.is_active("a") and drainer.accepts_sticky("a")
     assert not drainer.accepts_sticky("b")
     clock.set(9.999)
@@ -379,10 +401,14 @@ def test_threads_open_and_close_and_the_drain_ends_exactly_once() -> None:
 class DrainMachine(RuleBasedStateMachine):
     """Drainer against a dict of (state, count, deadline), with the clock moving."""
 
+    sticky = False
+
     def __init__(self) -> None:
         super().__init__()
         self.clock = ManualClock()
-        self.drainer = Drainer(["a", "b", "c"], timeout=4.0, clock=self.clock)
+        self.drainer = Drainer(
+            ["a", "b", "c"], timeout=4.0, sticky_until_deadline=self.sticky, clock=self.clock
+        )
         self.model: dict[str, tuple[DrainState, int, float | None]] = {
             s: (D.ACTIVE, 0, None) for s in "abc"
         }
@@ -401,7 +427,7 @@ class DrainMachine(RuleBasedStateMachine):
         state, count, deadline = self.model[server]
         now = self.clock()
         want = None
-        if count and count == 1 and state is D.DRAINING:
+        if count == 1 and state is D.DRAINING and not self.sticky:
             want = change(server, state, D.DRAINED, now)
             state, deadline = D.DRAINED, None
         self.model[server] = (state, max(0, count - 1), deadline)
@@ -414,8 +440,9 @@ class DrainMachine(RuleBasedStateMachine):
             with pytest.raises(ValueError):
                 self.drainer.drain(server, timeout)
             return
-        new = D.DRAINING if count else D.DRAINED
-        deadline = self.clock() + (4.0 if timeout is None else timeout) if count else None
+        seconds = 4.0 if timeout is None else timeout
+        new = D.DRAINING if count or (self.sticky and seconds > 0) else D.DRAINED
+        deadline = self.clock() + seconds if new is D.DRAINING else None
         self.model[server] = (new, count, deadline)
         assert self.drainer.drain(server, timeout) == change(server, state, new, self.clock())
         self.settle()  # a zero timeout ends the drain at once
@@ -464,5 +491,13 @@ class DrainMachine(RuleBasedStateMachine):
         assert self.drainer.next_deadline() == (min(deadlines) if deadlines else None)
 
 
+class StickyDrainMachine(DrainMachine):
+    """The same with ``sticky_until_deadline``: only a deadline ends a drain."""
+
+    sticky = True
+
+
 DrainMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=30)
+StickyDrainMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=30)
 test_drain_machine = DrainMachine.TestCase
+test_sticky_drain_machine = StickyDrainMachine.TestCase

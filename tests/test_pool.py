@@ -403,15 +403,20 @@ def test_sticky_clients_may_reach_a_draining_server_until_its_deadline() -> None
         sticky=StickySession("k"),
         clock=clock,
     )
-    lease = pool.acquire()
-    assert lease.server == "a" and lease.cookie is not None
-    pool.drain("a")
+    with pool.acquire() as lease:
+        assert lease.server == "a" and lease.cookie is not None
+    # Nothing is in flight on "a", yet its bound client may come back until the deadline.
+    assert pool.drain("a").new is DrainState.DRAINING
     assert {pool.acquire().server for _ in range(4)} == {"b"}
-    with pool.acquire(cookie=lease.cookie) as again:
-        assert again.server == "a"
-    clock.advance(10.0)
+    for _ in range(3):  # request after request, each released before the next
+        clock.advance(3.0)
+        with pool.acquire(cookie=lease.cookie) as again:
+            assert again.server == "a" and not again.moved
+    assert pool.poll() == []
+    clock.advance(1.0)
     with pool.acquire(cookie=lease.cookie) as again:
         assert again.server == "b" and again.moved
+    assert [(c.server, c.new) for c in pool.poll()] == [("a", DrainState.DRAINED)]
 
 
 # -- every strategy ---------------------------------------------------------------

@@ -5,7 +5,9 @@ Administration is a state machine of its own, apart from health: a server is
 ``DRAINED``. The caller (normally a Pool) reports every lease with
 ``opened``/``closed``, so the drainer knows when the last one is gone; a drain
 that reaches its deadline first is reported by ``poll()`` with the number of
-leases still open, for the caller to force-close. All transitions are in
+leases still open, for the caller to force-close. With
+``sticky_until_deadline`` a drain always lasts until its deadline, because
+bound clients may still come back. All transitions are in
 :data:`_TRANSITIONS` (drawn in docs/drain.md).
 """
 
@@ -76,7 +78,9 @@ class Drainer:
     ``drain(server)`` stops new work: the server becomes ``DRAINED`` when its
     last lease closes, or at ``now + timeout`` with the count of leases still
     open. With ``sticky_until_deadline=True`` a draining server still takes
-    clients already bound to it until its deadline (HAProxy's ``drain``).
+    clients already bound to it until its deadline (HAProxy's ``drain``), so
+    it stays DRAINING until then even when nothing is in flight: a sticky
+    client between two requests holds no lease.
 
     >>> from balancekit.clock import ManualClock
     >>> clock = ManualClock()
@@ -201,6 +205,9 @@ class Drainer:
     def closed(self, server: str) -> StateChange | None:
         """Count one lease closed; return DRAINING -> DRAINED when it was the last. O(1).
 
+        With ``sticky_until_deadline`` the last close ends nothing: the drain
+        lasts until its deadline.
+
         Never makes a count negative (a lease force-closed after its drain's
         deadline may still be released), and a server that is no longer a
         member is ignored, so releases are always safe.
@@ -213,7 +220,11 @@ class Drainer:
             fired = self._advance(now)
             rec.in_flight -= 1
             change = None
-            if rec.in_flight == 0 and rec.state is DrainState.DRAINING:
+            if (
+                rec.in_flight == 0
+                and rec.state is DrainState.DRAINING
+                and not self._sticky_until_deadline  # bound clients may still come back
+            ):
                 change = self._event(rec, _Event.LAST_CLOSED, now)
         self._notify(fired, change)
         return change
@@ -233,7 +244,9 @@ class Drainer:
 
         It becomes DRAINING until its last lease closes or ``now + timeout``
         (default: the drainer's ``timeout``; 0 gives up on open leases at
-        once), or DRAINED at once when nothing is in flight.
+        once), or DRAINED at once when nothing is in flight. With
+        ``sticky_until_deadline`` it stays DRAINING until ``now + timeout``
+        whatever is in flight (DRAINED at once only when idle with timeout 0).
 
         Raises:
             UnknownServer: it is not a member.
@@ -246,7 +259,8 @@ class Drainer:
             rec = self._lookup(server)
             now = self._read_clock()
             fired = self._advance(now)
-            event = _Event.DRAIN if rec.in_flight else _Event.DRAIN_IDLE
+            waits = rec.in_flight or (self._sticky_until_deadline and seconds > 0)
+            event = _Event.DRAIN if waits else _Event.DRAIN_IDLE
             change = self._event(rec, event, now, deadline=now + seconds)
         self._notify(fired, change)
         return change
@@ -426,7 +440,7 @@ class Drainer:
                 assert rec.name == name and rec.in_flight >= 0, rec
                 draining = rec.state is DrainState.DRAINING
                 assert draining == (name in self._draining) == (rec.deadline is not None), rec
-                if draining:
+                if draining and not self._sticky_until_deadline:
                     assert rec.in_flight > 0, rec
                     assert rec.deadline is not None and rec.deadline >= self._now, rec
             assert all(self._servers.get(name) is rec for name, rec in self._draining.items())
