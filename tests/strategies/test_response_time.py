@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+import random
 
 import pytest
 
@@ -53,6 +54,58 @@ def test_reading_the_load_changes_nothing() -> None:
     for _ in range(5):
         assert lb.load("s") == first
     assert first == pytest.approx(0.5 * math.exp(-0.5))
+
+
+class FinaglePeakEwma:
+    """Finagle's PeakEwma cost as its source structures it: ``sample`` blends into or
+    jumps to ``rtt``; ``get`` decays the stored cost to now (it is ``sample(0)``)."""
+
+    def __init__(self, tau: float, start: float, now: float) -> None:
+        self.tau, self.cost, self.stamp = tau, start, now
+
+    def sample(self, rtt: float, now: float) -> None:
+        w = math.exp(-max(now - self.stamp, 0.0) / self.tau)
+        self.cost = rtt if rtt > self.cost else self.cost * w + rtt * (1.0 - w)
+        self.stamp = now
+
+    def get(self, now: float) -> float:
+        self.sample(0.0, now)
+        return self.cost
+
+
+def test_equals_finagle_when_nothing_reads_between_samples() -> None:
+    # Finagle's and tower's reads decay the stored cost, so their estimate
+    # depends on how often loads are read; ours never changes on a read and
+    # equals theirs when no read falls between two samples (docs: response-time.md).
+    rng = random.Random(7)
+    lb, clock = one_server(0.05, decay=2.0)
+    ref = FinaglePeakEwma(2.0, 0.05, 0.0)
+    for _ in range(300):
+        clock.advance(rng.expovariate(2.0))
+        lease = lb.acquire()
+        clock.advance(rng.lognormvariate(-3.0, 1.0))
+        lease.release()
+        ref.sample(lease.latency or 0.0, clock())
+        clock.advance(rng.random())
+        peek = FinaglePeakEwma(ref.tau, ref.cost, ref.stamp)
+        assert lb.load("s") == pytest.approx(peek.get(clock()), rel=1e-9)
+
+
+def test_finagle_reads_make_a_sample_count_less() -> None:
+    # The one documented difference: a read just before a sample decays
+    # Finagle's cost, so a sample between the decayed and the stored value
+    # becomes a new peak there but a blend here.
+    lb, clock = one_server(1.0, decay=1.0)
+    ref = FinaglePeakEwma(1.0, 1.0, 0.0)
+    clock.set(2.0)
+    lease = lb.acquire()
+    ref.get(2.0)  # e.g. a power-of-two pick read the load
+    clock.set(2.5)
+    lease.release()  # rtt 0.5: above Finagle's decayed cost exp(-2) = 0.135
+    ref.sample(0.5, 2.5)
+    assert ref.cost == pytest.approx(0.5)
+    ours = 1.0 + (0.5 - 1.0) * (1 - math.exp(-2.5))
+    assert lb.load("s") == pytest.approx(ours) and ours > ref.cost
 
 
 def test_slower_sample_moves_the_estimate_by_the_decay_weight() -> None:

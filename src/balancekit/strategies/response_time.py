@@ -1,4 +1,8 @@
-"""LeastResponseTime: peak-EWMA latency times open requests, as Finagle and Linkerd."""
+"""LeastResponseTime: peak-EWMA latency times open requests, after Finagle and Linkerd.
+
+Unlike theirs, a reading of the load never changes the estimate (see
+docs/strategies/response-time.md for the one consequence).
+"""
 
 from __future__ import annotations
 
