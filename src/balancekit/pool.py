@@ -31,13 +31,11 @@ from .errors import DuplicateServer, UnknownServer
 from .events import StateChange
 from .health import HealthState, HealthTracker
 from .lease import Lease
+from .slow_start import RAMP_STEPS, SlowStart
 from .sticky import StickySession
 from .strategies.base import Balancer, check_server, check_weight
 
-__all__ = ["Pool", "ServerStats"]
-
-RAMP_STEPS = 20
-"""A slow-start ramp updates a server's weight at most this many times."""
+__all__ = ["RAMP_STEPS", "Pool", "ServerStats"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,13 +144,14 @@ class Pool:
     ) -> None:
         if not isinstance(strategy, Balancer):
             raise TypeError(f"strategy must be a Balancer, got {strategy!r}")
-        self._slow_start = _number("slow_start", slow_start, low=0.0)
-        self._aggression = _number("slow_start_aggression", slow_start_aggression, low=0.0)
-        if self._aggression == 0:
+        window = _number("slow_start", slow_start, low=0.0)
+        aggression = _number("slow_start_aggression", slow_start_aggression, low=0.0)
+        if aggression == 0:
             raise ValueError(f"slow_start_aggression must be > 0, got {slow_start_aggression!r}")
-        self._min_percent = _number(
+        min_percent = _number(
             "slow_start_min_weight_percent", slow_start_min_weight_percent, low=0.0, high=100.0
         )
+        self._ramp = SlowStart(window, aggression, min_percent)
         self._panic_threshold = _number("panic_threshold", panic_threshold, low=0.0, high=1.0)
         components: list[Any] = [strategy, health, drainer, sticky]
         if clock is None:
@@ -464,7 +463,7 @@ class Pool:
             if server in eligible:
                 weight = record.weight
                 if not self._panic:
-                    factor, step = self._ramp(now - record.since)
+                    factor, step = self._ramp.at(now - record.since)
                     weight *= factor
                     self._ramp_wake = min(self._ramp_wake, record.since + step)
             if weight != record.effective:
@@ -472,24 +471,6 @@ class Pool:
                 record.effective = weight
         # A ramp step is a state change too: acquire() alone must reach it.
         self._wake = min(self._wake, self._ramp_wake)
-
-    def _ramp(self, elapsed: float) -> tuple[float, float]:
-        """Envoy's slow-start factor after ``elapsed`` seconds, and the elapsed time of
-        its next step (``inf`` once the ramp is over).
-
-        factor = max(min_percent / 100, (max(elapsed, 1) / window) ** (1 / aggression)),
-        quantised down to multiples of 1 / RAMP_STEPS.
-        """
-        window = self._slow_start
-        if window <= 0 or elapsed >= window:
-            return 1.0, math.inf
-        raw = (max(elapsed, 1.0) / window) ** (1.0 / self._aggression)
-        floor_steps = max(raw, self._min_percent / 100.0) * RAMP_STEPS
-        # The epsilon keeps a float just under a step (0.4999999) from holding it back.
-        steps = math.floor(floor_steps + 1e-9)
-        factor = min(1.0, max(self._min_percent / 100.0, steps / RAMP_STEPS))
-        next_step = (steps + 1) / RAMP_STEPS
-        return factor, min(window, window * next_step**self._aggression)
 
     # -- reading ----------------------------------------------------------------
 
@@ -553,7 +534,7 @@ class Pool:
     @property
     def slow_start(self) -> float:
         """The slow-start window in seconds (0: off)."""
-        return self._slow_start
+        return self._ramp.window
 
     @property
     def panic_threshold(self) -> float:
@@ -575,8 +556,8 @@ class Pool:
             if getattr(self, f"_{name}") is not None:
                 parts.append(f"{name}={getattr(self, f'_{name}')!r}")
         parts.append(f"drainer={self._drainer!r}")
-        if self._slow_start:
-            parts.append(f"slow_start={self._slow_start!r}")
+        if self._ramp.window:
+            parts.append(f"slow_start={self._ramp.window!r}")
         parts.append(f"panic_threshold={self._panic_threshold!r}")
         return f"Pool({', '.join(parts)})"
 
