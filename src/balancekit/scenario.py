@@ -1,4 +1,4 @@
-"""Scenario: what the simulator runs, validated, loaded from TOML or JSON, and a built-in one.
+"""Scenario: what the simulator runs, validated, and a built-in one.
 
 A :class:`Scenario` is a frozen description of a workload and of the servers
 that take it: the servers (concurrency ``capacity``, ``speed`` and
@@ -10,22 +10,24 @@ slow-start settings of the :class:`~balancekit.pool.Pool` under test.
 
 Every field is checked when the object is built; a bad value raises
 :class:`ScenarioError` naming the field (with its path in the file, such as
-``servers[2].capacity``) and the value. The file format is described in
-docs/simulator.md.
+``servers[2].capacity``) and the value. Loading from TOML or JSON lives in
+:mod:`balancekit.scenario_files`; its functions are importable from here too.
+The file format is described in docs/simulator.md.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import math
-import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, replace
-from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .errors import BalancekitError
+
+if TYPE_CHECKING:
+    from .scenario_files import load_scenario as load_scenario
+    from .scenario_files import read_trace as read_trace
+    from .scenario_files import scenario_from_dict as scenario_from_dict
 
 __all__ = [
     "BUILTIN_SCENARIO",
@@ -401,92 +403,8 @@ class Scenario:
         return replace(self, seed=seed)
 
 
-# -- loading --------------------------------------------------------------------
-
-_TABLES: dict[str, type[Any]] = {
-    "service": ServiceSpec,
-    "keys": KeySpec,
-    "cache": CacheSpec,
-    "health": HealthSpec,
-}
-_ARRAYS: dict[str, type[Any]] = {
-    "servers": ServerSpec,
-    "failures": FailureSpec,
-    "drains": DrainSpec,
-}
-_SCALARS = (
-    "rate",
-    "trace",
-    "requests",
-    "duration",
-    "slow_start",
-    "panic_threshold",
-    "seed",
-    "name",
-)
-
-
-def _build(kind: type[Any], data: object, where: str) -> Any:
-    if not isinstance(data, Mapping):
-        raise _bad(where, "a table of fields", data)
-    known = [f.name for f in fields(kind)]
-    for key in data:
-        if key not in known:
-            raise ScenarioError(
-                f"{where}.{key}", f"is not a known field (expected one of: {', '.join(known)})"
-            )
-    try:
-        return kind(**data)
-    except TypeError:  # a required field is missing
-        missing = [f.name for f in fields(kind) if f.name not in data]
-        raise ScenarioError(f"{where}.{missing[0]}", "is required") from None
-    except ScenarioError as error:
-        raise error.within(where) from None
-
-
-def scenario_from_dict(data: Mapping[str, Any], *, base: Path | None = None) -> Scenario:
-    """Build a scenario from the parsed contents of a scenario file. O(size of the data).
-
-    ``trace`` is a list of ``[time, key, service]`` rows, or the path of a CSV
-    file of such rows relative to ``base`` (the scenario file's directory).
-
-    >>> scenario_from_dict({"rate": 5, "requests": 10, "servers": [{"name": "a"}]}).rate
-    5.0
-    >>> scenario_from_dict({"rate": 5, "requests": 10, "servers": [{"name": "a", "speed": 0}]})
-    Traceback (most recent call last):
-    ...
-    balancekit.scenario.ScenarioError: servers[0].speed must be a finite number > 0, got 0
-
-    Raises:
-        ScenarioError: an unknown or missing field or a bad value, named by its path.
-        OSError: a trace file cannot be read.
-    """
-    if not isinstance(data, Mapping):
-        raise _bad("scenario", "a table of fields", data)
-    allowed = (*_SCALARS, *_TABLES, *_ARRAYS)
-    for key in data:
-        if key not in allowed:
-            raise ScenarioError(
-                key, f"is not a known field (expected one of: {', '.join(allowed)})"
-            )
-    options: dict[str, Any] = {k: data[k] for k in _SCALARS if k in data}
-    for name, kind in _TABLES.items():
-        if name in data:
-            options[name] = _build(kind, data[name], name)
-    for name, kind in _ARRAYS.items():
-        if name in data:
-            items = data[name]
-            if not isinstance(items, list):
-                raise _bad(name, "a list of tables", items)
-            options[name] = tuple(
-                _build(kind, item, f"{name}[{i}]") for i, item in enumerate(items)
-            )
-    if "servers" not in options:
-        raise ScenarioError("servers", "is required")
-    trace = options.get("trace")
-    if isinstance(trace, str):
-        options["trace"] = read_trace((base or Path.cwd()) / trace)
-    return Scenario(**options)
+# -- trace rows ----------------------------------------------------------------
+# Here, not in scenario_files, because Scenario validates an inline trace with them.
 
 
 def _trace_rows(rows: Iterable[tuple[str, object]]) -> tuple[TraceRow, ...]:
@@ -518,75 +436,6 @@ def _inline_trace(rows: object) -> tuple[TraceRow, ...]:
     return _trace_rows((f"trace[{i}]", row) for i, row in enumerate(rows))
 
 
-def read_trace(path: Path) -> tuple[TraceRow, ...]:
-    """Read a CSV trace of ``time,key,service`` rows (a ``time`` header line and ``#``
-    comments allowed; an empty key or service means "drawn"). O(rows).
-
-    Raises:
-        ScenarioError: an empty trace or a malformed row, named by its line.
-        OSError: the file cannot be read.
-    """
-    rows: list[tuple[str, object]] = []
-    with open(path, newline="", encoding="utf-8") as handle:
-        for number, cells in enumerate(csv.reader(handle), start=1):
-            if not cells or cells[0].lstrip().startswith("#"):
-                continue
-            if not rows and cells[0].strip().lower() == "time":
-                continue  # the header
-            here = f"{path.name} line {number}"
-            if len(cells) != 3:
-                raise _bad(here, "a time,key,service row", ",".join(cells))
-            time, key, service = (cell.strip() for cell in cells)
-            seconds = _parse_float(f"{here}.service", service) if service else None
-            rows.append((here, [_parse_float(f"{here}.time", time), key, seconds]))
-    if not rows:
-        raise _bad(path.name, "a trace of at least one row", "")
-    return _trace_rows(rows)
-
-
-def _parse_float(name: str, text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise _bad(name, "a number", text) from None
-
-
-def load_scenario(path: str | Path) -> Scenario:
-    """Load a scenario from a ``.toml`` or ``.json`` file. O(file size).
-
-    Raises:
-        ScenarioError: malformed file, unknown suffix, TOML on Python 3.10, or
-            a bad field. OSError: the file (or its trace file) cannot be read.
-    """
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in (".toml", ".json"):
-        raise _bad("scenario file", "a .toml or .json file", str(path))
-    text = path.read_text(encoding="utf-8")
-    if suffix == ".json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise ScenarioError("", f"malformed JSON in {path.name}: {error}") from None
-    else:
-        data = _parse_toml(text, path.name)
-    return scenario_from_dict(data, base=path.parent)
-
-
-def _parse_toml(text: str, name: str) -> Any:
-    if sys.version_info < (3, 11):
-        raise ScenarioError(
-            "", "TOML scenario files need Python 3.11 or later (tomllib); use a .json file"
-        )
-    else:
-        import tomllib
-
-        try:
-            return tomllib.loads(text)
-        except tomllib.TOMLDecodeError as error:
-            raise ScenarioError("", f"malformed TOML in {name}: {error}") from None
-
-
 # -- the built-in scenario -----------------------------------------------------
 
 BUILTIN_SCENARIO = Scenario(
@@ -612,3 +461,24 @@ BUILTIN_SCENARIO = Scenario(
 )
 """Six unequal servers, heavy-tailed (lognormal) service times, Zipf-skewed keys with
 per-server caches, one failure and recovery of s2 and one drain of s6."""
+
+
+# -- loading, from scenario_files ----------------------------------------------
+
+_FROM_FILES = ("load_scenario", "read_trace", "scenario_from_dict")
+
+
+def __getattr__(name: str) -> Any:
+    # scenario_files imports the spec classes from here, so importing it from here on
+    # first use (PEP 562) is what keeps `from balancekit.scenario import load_scenario`
+    # working in both import orders: a plain import at the top or bottom of this module
+    # fails with a circular ImportError when scenario_files is the one imported first.
+    if name in _FROM_FILES:
+        from . import scenario_files
+
+        return getattr(scenario_files, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_FROM_FILES])

@@ -15,31 +15,35 @@ ties in the order the events were scheduled, so a run is a pure function of
 the scenario, its seed and the strategy. Randomness comes from separate
 :class:`random.Random` streams per concern (arrivals, keys, service times,
 the strategy, health-check jitter), each seeded from the scenario seed, so
-every strategy sees exactly the same requests.
+every strategy sees exactly the same requests. The request stream is drawn in
+:mod:`balancekit.draws`; strategies are found by name in :mod:`balancekit.registry`.
 """
 
 from __future__ import annotations
 
 import heapq
-import importlib
-import inspect
 import math
-import pkgutil
 import random
-import re
-from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from . import quality
-from . import strategies as _package
+from . import draws, quality
 from .clock import Clock, ManualClock, monotonic
-from .errors import BalancekitError, NoServerAvailable
+from .errors import NoServerAvailable
 from .health import HealthTracker
 from .lease import Lease
 from .pool import Pool
+
+# The names imported "as" themselves are re-exported: they were defined here before the
+# registry had its own module, and users and docs import them from balancekit.simulate.
+from .registry import Strategy as Strategy
+from .registry import UnknownStrategy as UnknownStrategy
+from .registry import instantiate, resolve
+from .registry import kebab as kebab
+from .registry import make_strategy as make_strategy
+from .registry import strategy_names as strategy_names
 from .scenario import Scenario, ServerSpec
 from .strategies.base import Balancer
 
@@ -188,7 +192,7 @@ class _Run:
         self.clock = ManualClock()
         self.seed = scenario.seed
         weights = {spec.name: spec.weight for spec in scenario.servers}
-        balancer = _instantiate(cls, weights, clock=self.clock, rng=self._rng("strategy"))
+        balancer = instantiate(cls, weights, clock=self.clock, rng=self._rng("strategy"))
         health = None
         if scenario.health.enabled:
             health = HealthTracker(
@@ -231,7 +235,7 @@ class _Run:
 
     def run(self) -> SimulationResult:
         self._schedule_scenario_events()
-        requests = _requests(self.scenario)
+        requests = draws.requests(self.scenario)
         self._next_arrival(requests)
         self._reschedule(0.0, ticked=False)
         heap, clock, pop = self.heap, self.clock, heapq.heappop
@@ -469,75 +473,7 @@ def _sample_size(scenario: Scenario) -> int:
     return KEY_SAMPLE
 
 
-def _requests(scenario: Scenario) -> Iterator[tuple[float, int | None, float]]:
-    """The request stream ``(arrival, key number or None, service at speed 1)``.
-
-    Arrivals, keys and service times each have their own random stream, so
-    the stream is the same whatever the strategy does.
-    """
-    seed = scenario.seed
-    arrivals = random.Random(f"balancekit:{seed}:arrivals")
-    draw_key = _key_drawer(scenario, random.Random(f"balancekit:{seed}:keys"))
-    draw_service = _service_drawer(scenario, random.Random(f"balancekit:{seed}:service"))
-    limit = scenario.requests if scenario.requests is not None else math.inf
-    end = scenario.duration if scenario.duration is not None else math.inf
-    count = 0
-    if scenario.trace is not None:
-        numbers: dict[str, int] = {}
-        for row in scenario.trace:
-            if count >= limit or row.time > end:
-                return
-            count += 1
-            key = draw_key() if row.key is None else numbers.setdefault(row.key, len(numbers))
-            yield row.time, key, draw_service() if row.service is None else row.service
-        return
-    assert scenario.rate is not None
-    now = 0.0
-    while count < limit:
-        now += arrivals.expovariate(scenario.rate)
-        if now > end:
-            return
-        count += 1
-        yield now, draw_key(), draw_service()
-
-
-def _key_drawer(scenario: Scenario, rng: random.Random) -> Callable[[], int | None]:
-    spec = scenario.keys
-    if spec.distribution == "none":
-        return lambda: None
-    universe = spec.universe
-    if spec.distribution == "uniform":
-        return lambda: rng.randrange(universe)
-    cumulative = _zipf_cumulative(universe, spec.s)
-    total = cumulative[-1]
-    return lambda: min(bisect_right(cumulative, rng.random() * total), universe - 1)
-
-
-def _zipf_cumulative(universe: int, s: float) -> list[float]:
-    running, result = 0.0, []
-    for rank in range(1, universe + 1):
-        running += rank**-s
-        result.append(running)
-    return result
-
-
-def _service_drawer(scenario: Scenario, rng: random.Random) -> Callable[[], float]:
-    spec = scenario.service
-    mean = spec.mean
-    if spec.distribution == "fixed":
-        return lambda: mean
-    if spec.distribution == "exponential":
-        return lambda: rng.expovariate(1.0 / mean)
-    sigma = spec.sigma
-    mu = math.log(mean) - sigma * sigma / 2  # so that the mean is `mean`
-    return lambda: rng.lognormvariate(mu, sigma)
-
-
 # -- public entry points -------------------------------------------------------
-
-
-Strategy = str | type[Balancer]
-"""A strategy name (see :func:`strategy_names`) or a Balancer subclass, such as your own."""
 
 
 def simulate(scenario: Scenario, strategy: Strategy) -> SimulationResult:
@@ -561,7 +497,7 @@ def simulate(scenario: Scenario, strategy: Strategy) -> SimulationResult:
         UnknownStrategy: (a ``KeyError``) ``strategy`` is not a known name.
         TypeError: ``strategy`` is neither a name nor a Balancer subclass.
     """
-    name, cls = _resolve(strategy, strategy_names())
+    name, cls = resolve(strategy, strategy_names())
     return _Run(scenario, name, cls).run()
 
 
@@ -585,7 +521,7 @@ def compare(
         TypeError: an item is neither a name nor a Balancer subclass.
     """
     known = strategy_names()
-    chosen = [_resolve(item, known) for item in (known if strategies is None else strategies)]
+    chosen = [resolve(item, known) for item in (known if strategies is None else strategies)]
     results: list[SimulationResult] = []
     started = clock()
     for name, cls in chosen:
@@ -593,111 +529,3 @@ def compare(
         if progress is not None:
             progress(results[-1], clock() - started)
     return results
-
-
-def _resolve(strategy: Strategy, known: dict[str, type[Balancer]]) -> tuple[str, type[Balancer]]:
-    if isinstance(strategy, str):
-        cls = known.get(strategy)
-        if cls is None:
-            raise UnknownStrategy(strategy, known)
-        return strategy, cls
-    if isinstance(strategy, type) and issubclass(strategy, Balancer):
-        if inspect.isabstract(strategy):
-            raise TypeError(f"strategy must be a concrete Balancer subclass, got {strategy!r}")
-        return kebab(strategy.__name__), strategy
-    raise TypeError(f"strategy must be a name or a Balancer subclass, got {strategy!r}")
-
-
-# -- strategies by name --------------------------------------------------------
-
-_ORDER = (
-    "round-robin",
-    "weighted-round-robin",
-    "least-connections",
-    "power-of-two-choices",
-    "least-response-time",
-    "consistent-hash",
-    "bounded-load-hash",
-    "ip-hash",
-    "maglev",
-    "jump-hash",
-    "rendezvous",
-)
-"""The order results are shown in: simple to load-aware to hashing; others follow by name."""
-
-
-class UnknownStrategy(BalancekitError, KeyError):
-    """No strategy has that name; the message lists the names there are.
-
-    >>> str(UnknownStrategy("fastest", ["round-robin", "maglev"]))
-    "unknown strategy 'fastest'; choose from: round-robin, maglev"
-    """
-
-    def __init__(self, name: str, known: Iterable[str]) -> None:
-        self.name = name
-        self.known = tuple(known)
-        super().__init__(name)
-
-    def __str__(self) -> str:
-        # KeyError.__str__ would show only the quoted name.
-        return f"unknown strategy {self.name!r}; choose from: {', '.join(self.known)}"
-
-
-def kebab(name: str) -> str:
-    """A class name in kebab case. O(len(name)).
-
-    >>> kebab("PowerOfTwoChoices"), kebab("IPHash")
-    ('power-of-two-choices', 'ip-hash')
-    """
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "-", name).lower()
-
-
-def strategy_names() -> dict[str, type[Balancer]]:
-    """Every concrete strategy in :mod:`balancekit.strategies`, by kebab-case class name.
-
-    Modules are discovered, so a strategy added to the package appears here
-    with no edit. O(number of modules) on first use.
-
-    >>> names = strategy_names()
-    >>> list(names)[:2], names["round-robin"].__name__
-    (['round-robin', 'weighted-round-robin'], 'RoundRobin')
-    """
-    for info in pkgutil.iter_modules(_package.__path__):
-        importlib.import_module(f"{_package.__name__}.{info.name}")
-    found: dict[str, type[Balancer]] = {}
-    pending = list(Balancer.__subclasses__())
-    while pending:
-        cls = pending.pop()
-        pending.extend(cls.__subclasses__())
-        if not inspect.isabstract(cls) and cls.__module__.startswith(_package.__name__):
-            found[kebab(cls.__name__)] = cls
-    rank = {name: i for i, name in enumerate(_ORDER)}
-    return {n: found[n] for n in sorted(found, key=lambda n: (rank.get(n, len(rank)), n))}
-
-
-def make_strategy(
-    name: str, weights: dict[str, float], *, clock: Clock, rng: random.Random
-) -> Balancer:
-    """A new strategy ``name`` over ``weights``, on ``clock``, drawing from ``rng`` if it
-    takes one. O(the strategy's build).
-
-    >>> make_strategy("round-robin", {"a": 1.0}, clock=ManualClock(), rng=random.Random(0))
-    RoundRobin({'a': 1.0})
-
-    Raises:
-        UnknownStrategy: (a ``KeyError``) an unknown name; the message lists the known ones.
-    """
-    _, cls = _resolve(name, strategy_names())
-    return _instantiate(cls, weights, clock=clock, rng=rng)
-
-
-def _instantiate(
-    cls: type[Balancer], weights: dict[str, float], *, clock: Clock, rng: random.Random
-) -> Balancer:
-    accepted = inspect.signature(cls).parameters
-    options: dict[str, Any] = {}
-    if "rng" in accepted:
-        options["rng"] = rng
-    if "clock" in accepted:
-        options["clock"] = clock
-    return cls(weights, **options)
