@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from balancekit.cli import _can_draw_blocks, _Progress, main, render_chart
-from balancekit.scenario import scenario_from_dict
+from balancekit.scenario_files import scenario_from_dict
 from balancekit.simulate import SimulationResult, compare, strategy_names
 
 SCENARIO: dict[str, Any] = {

@@ -22,9 +22,8 @@ from balancekit.scenario import (
     ServerSpec,
     ServiceSpec,
     TraceRow,
-    load_scenario,
-    scenario_from_dict,
 )
+from balancekit.scenario_files import load_scenario, scenario_from_dict
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "simulator.md"
 

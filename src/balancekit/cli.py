@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn, TextIO
 
-from .scenario import BUILTIN_SCENARIO, Scenario, ScenarioError, load_scenario
+from .scenario import BUILTIN_SCENARIO, Scenario, ScenarioError
+from .scenario_files import load_scenario
 from .simulate import SimulationResult, UnknownStrategy, compare, simulate, strategy_names
 
 __all__ = ["main", "render_chart", "render_details", "render_table"]

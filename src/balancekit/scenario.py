@@ -11,7 +11,7 @@ slow-start settings of the :class:`~balancekit.pool.Pool` under test.
 Every field is checked when the object is built; a bad value raises
 :class:`ScenarioError` naming the field (with its path in the file, such as
 ``servers[2].capacity``) and the value. Loading from TOML or JSON lives in
-:mod:`balancekit.scenario_files`; its functions are importable from here too.
+:mod:`balancekit.scenario_files`.
 The file format is described in docs/simulator.md.
 """
 
@@ -20,14 +20,9 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, replace
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 from .errors import BalancekitError
-
-if TYPE_CHECKING:
-    from .scenario_files import load_scenario as load_scenario
-    from .scenario_files import read_trace as read_trace
-    from .scenario_files import scenario_from_dict as scenario_from_dict
 
 __all__ = [
     "BUILTIN_SCENARIO",
@@ -41,8 +36,6 @@ __all__ = [
     "ServerSpec",
     "ServiceSpec",
     "TraceRow",
-    "load_scenario",
-    "scenario_from_dict",
 ]
 
 MAX_UNIVERSE = 1_000_000
@@ -461,24 +454,3 @@ BUILTIN_SCENARIO = Scenario(
 )
 """Six unequal servers, heavy-tailed (lognormal) service times, Zipf-skewed keys with
 per-server caches, one failure and recovery of s2 and one drain of s6."""
-
-
-# -- loading, from scenario_files ----------------------------------------------
-
-_FROM_FILES = ("load_scenario", "read_trace", "scenario_from_dict")
-
-
-def __getattr__(name: str) -> Any:
-    # scenario_files imports the spec classes from here, so importing it from here on
-    # first use (PEP 562) is what keeps `from balancekit.scenario import load_scenario`
-    # working in both import orders: a plain import at the top or bottom of this module
-    # fails with a circular ImportError when scenario_files is the one imported first.
-    if name in _FROM_FILES:
-        from . import scenario_files
-
-        return getattr(scenario_files, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_FROM_FILES])
