@@ -109,10 +109,10 @@ def test_bad_membership_input_changes_nothing() -> None:
 def test_a_weight_the_strategy_refuses_changes_nothing() -> None:
     # Maglev needs a slot per server of weight > 0; a ring caps its points.
     clock = ManualClock()
-    pool = Pool(Maglev(["a", "b"], table_size=3), health=HealthTracker(), clock=clock)
+    pool = Pool(Maglev(["a", "b"], table_size=31), health=HealthTracker(), clock=clock)
     pool.add_server("c")
     snapshot = (dict(pool.servers), dict(pool.strategy.servers))
-    with pytest.raises(ValueError, match="table_size 3 is too small for 4 servers"):
+    with pytest.raises(ValueError, match="table_size 31 is too small for 4 servers"):
         pool.add_server("d")
     assert (dict(pool.servers), dict(pool.strategy.servers)) == snapshot
     assert pool.health is not None and "d" not in pool.health and "d" not in pool.drainer

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from balancekit.errors import NoServerAvailable
 from balancekit.hashing import hash_key, hash_server
-from balancekit.strategies.maglev import Maglev, is_prime, populate
+from balancekit.strategies.maglev import MIN_SLOTS_PER_SERVER, Maglev, is_prime, populate
 
 SMALL_PRIMES = [2, 3, 7, 13, 101, 211, 1009]
 
@@ -198,6 +198,7 @@ def test_seed_changes_placement() -> None:
 @settings(max_examples=25)
 @given(st.integers(1, 60), st.sampled_from([101, 211, 1009]))
 def test_equal_weights_entry_counts_differ_by_at_most_one(count: int, size: int) -> None:
+    count = min(count, size // MIN_SLOTS_PER_SERVER)
     lb = Maglev([f"node-{i}" for i in range(count)], table_size=size)
     counts = Counter(table(lb))
     assert len(counts) == count and sum(counts.values()) == size
@@ -278,14 +279,23 @@ def test_seed_must_be_a_64_bit_int(seed: object, error: type[Exception]) -> None
         Maglev(["a"], seed=seed)  # type: ignore[arg-type]
 
 
-def test_more_servers_than_entries_is_rejected() -> None:
-    with pytest.raises(ValueError, match="table_size 3 is too small for 4 servers"):
-        Maglev(["a", "b", "c", "d"], table_size=3)
-    assert table(Maglev({"a": 1, "b": 1, "c": 1, "d": 0}, table_size=3))  # weight 0 takes no slot
+def test_a_table_must_be_much_larger_than_the_servers() -> None:
+    assert table(Maglev(["a", "b", "c"], table_size=31))  # 10 entries each fit
+    with pytest.raises(ValueError) as info:
+        Maglev(["a", "b", "c", "d"], table_size=31)
+    assert str(info.value) == (
+        "table_size 31 is too small for 4 servers of weight > 0: Maglev needs at least "
+        "10 entries per server and the paper recommends 100; use a prime such as 401"
+    )
+    with pytest.raises(ValueError, match="table_size 101 is too small for 11 servers"):
+        Maglev([f"s{i}" for i in range(11)], table_size=101)
+    assert table(Maglev({"a": 1, "b": 1, "c": 1, "d": 0}, table_size=31))  # weight 0 takes no slot
+    # The paper's populate step itself only needs one entry per backend.
+    assert populate([(3, 4), (0, 2), (3, 1)], 7) == [1, 0, 1, 0, 2, 2, 0]
 
 
 def test_add_server_beyond_table_size_changes_nothing() -> None:
-    lb = Maglev(["a", "b", "c"], table_size=3)
+    lb = Maglev(["a", "b", "c"], table_size=31)
     before = (dict(lb.servers), table(lb))
     with pytest.raises(ValueError, match="too small"):
         lb.add_server("d")
@@ -296,7 +306,7 @@ def test_add_server_beyond_table_size_changes_nothing() -> None:
 
 
 def test_set_weight_beyond_table_size_changes_nothing() -> None:
-    lb = Maglev({"a": 1, "b": 1, "c": 1, "d": 0}, table_size=3)
+    lb = Maglev({"a": 1, "b": 1, "c": 1, "d": 0}, table_size=31)
     before = (dict(lb.servers), table(lb))
     with pytest.raises(ValueError, match="too small"):
         lb.set_weight("d", 1)
@@ -306,7 +316,7 @@ def test_set_weight_beyond_table_size_changes_nothing() -> None:
 
 @pytest.mark.parametrize("key", [None, 1.5, True, ["a"]])
 def test_bad_keys_are_type_errors(key: object) -> None:
-    lb = Maglev(["a"], table_size=7)
+    lb = Maglev(["a"], table_size=11)
     with pytest.raises(TypeError, match="key"):
         lb.get_server(key)
     with pytest.raises(TypeError, match="key"):
@@ -316,7 +326,7 @@ def test_bad_keys_are_type_errors(key: object) -> None:
 
 def test_no_key_error_says_a_key_is_needed() -> None:
     with pytest.raises(TypeError, match="needs a key"):
-        Maglev(["a"], table_size=7).get_server()
+        Maglev(["a"], table_size=11).get_server()
 
 
 def test_empty_table_raises_no_server_available() -> None:
@@ -336,7 +346,7 @@ def test_acquire_counts_on_the_looked_up_server() -> None:
 
 def test_repr_shows_options() -> None:
     assert (
-        repr(Maglev({"a": 2}, table_size=7, seed=5)) == "Maglev({'a': 2.0}, table_size=7, seed=5)"
+        repr(Maglev({"a": 2}, table_size=11, seed=5)) == "Maglev({'a': 2.0}, table_size=11, seed=5)"
     )
 
 

@@ -22,7 +22,13 @@ from ..clock import Clock
 from ..hashing import hash_bytes, hash_key, hash_server
 from .base import Balancer, Member, Servers
 
-__all__ = ["Maglev", "is_prime", "populate"]
+__all__ = ["MIN_SLOTS_PER_SERVER", "Maglev", "is_prime", "populate"]
+
+MIN_SLOTS_PER_SERVER = 10
+"""``Maglev`` refuses a table with fewer entries than this per server of weight > 0.
+
+Below it, equal servers' shares differ by more than 10 % and a removal
+reshuffles many entries of the servers that stayed; the paper recommends 100."""
 
 _SEED_LIMIT = 1 << 64
 
@@ -58,6 +64,13 @@ def is_prime(n: int) -> bool:
         else:
             return False
     return True
+
+
+def _prime_at_least(n: int) -> int:
+    """The smallest prime >= ``n``. O(g sqrt(n)) for a prime gap g."""
+    while not is_prime(n):
+        n += 1
+    return n
 
 
 def populate(
@@ -183,7 +196,8 @@ class Maglev(Balancer):
     (101, 0)
 
     ``table_size`` should be much larger than the number of servers ``n``:
-    the paper recommends ``M >= 100 * n``. Only ``n <= M`` is enforced.
+    the paper recommends ``M >= 100 * n``, and ``M >= MIN_SLOTS_PER_SERVER * n``
+    (10 entries per server of weight > 0) is enforced.
 
     Complexity: ``get_server`` and ``acquire`` O(1) (plus O(len(key)) to
     hash the key); a membership or weight change O(M log M).
@@ -194,10 +208,10 @@ class Maglev(Balancer):
     table, never a mix. ``acquire`` and membership changes use the lock.
 
     Raises:
-        ValueError: ``table_size`` is not prime, or more servers have a weight
-            > 0 than the table has entries (also from ``add_server`` and
-            ``set_weight``, which then change nothing); ``seed`` outside
-            [0, 2**64).
+        ValueError: ``table_size`` is not prime, or it has fewer than
+            ``MIN_SLOTS_PER_SERVER`` entries per server of weight > 0 (also
+            from ``add_server`` and ``set_weight``, which then change
+            nothing); ``seed`` outside [0, 2**64).
         TypeError: ``table_size`` or ``seed`` is not an ``int``.
     """
 
@@ -233,10 +247,11 @@ class Maglev(Balancer):
     def _rebuild(self) -> None:
         live = sorted((m.server, m.weight) for m in self._members.values() if m.weight > 0)
         size = self._size
-        if len(live) > size:
+        if len(live) * MIN_SLOTS_PER_SERVER > size:
             raise ValueError(
-                f"table_size {size} is too small for {len(live)} servers of weight > 0; "
-                f"use a prime of at least 100 * {len(live)}"
+                f"table_size {size} is too small for {len(live)} servers of weight > 0: "
+                f"Maglev needs at least {MIN_SLOTS_PER_SERVER} entries per server and the "
+                f"paper recommends 100; use a prime such as {_prime_at_least(100 * len(live))}"
             )
         names = [server for server, _ in live]
         preferences = [
