@@ -152,6 +152,33 @@ def test_bad_arguments_give_one_line_and_status_2(
         ),
         ("bad.json", json.dumps({**SCENARIO, "colour": 1}), "colour is not a known field"),
         ("bad.json", json.dumps({**SCENARIO, "trace": "missing.csv", "rate": None}), "missing.csv"),
+        # Values no simulation can run: each would overflow, hang or exhaust memory.
+        (
+            "bad.json",
+            json.dumps({**SCENARIO, "servers": [{"name": "a", "weight": 10_000}]}),
+            "servers[0].weight must be at most 1000, got 10000",
+        ),
+        (
+            "bad.json",
+            json.dumps({**SCENARIO, "service": {"distribution": "lognormal", "mean": 1e308}}),
+            "service.mean must be at most 1e+09, got 1e+308",
+        ),
+        (
+            "bad.json",
+            json.dumps({**SCENARIO, "service": {"distribution": "lognormal", "sigma": 50}}),
+            "service.sigma must be at most 10, got 50",
+        ),
+        (
+            "bad.json",
+            json.dumps({**SCENARIO, "failures": [{"server": "b", "at": 0.5, "until": 1e308}]}),
+            "failures[0].until must be at most 1e+09",
+        ),
+        ("bad.json", json.dumps({**SCENARIO, "requests": 2**70}), "requests must be an integer"),
+        (
+            "bad.json",
+            json.dumps({**SCENARIO, "requests": None, "duration": 1e6, "rate": 1e3}),
+            "duration must be at most 10,000,000 requests at this rate",
+        ),
     ],
 )
 def test_bad_scenario_files_give_one_line_and_status_2(
@@ -166,6 +193,75 @@ def test_bad_scenario_files_give_one_line_and_status_2(
 
 def tiny_results() -> list[SimulationResult]:
     return compare(scenario_from_dict(SCENARIO), ["maglev", "round-robin"])
+
+
+@pytest.mark.parametrize("name", ["bad.json", "bad.toml", "trace.csv"])
+def test_a_file_that_is_not_utf8_gives_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, name: str
+) -> None:
+    (tmp_path / name).write_bytes(b"time,key,service\n0,\xff\xfe,0.1\n")
+    target = name
+    if name == "trace.csv":  # the scenario is fine, its trace file is not
+        target = "s.json"
+        data = {k: v for k, v in SCENARIO.items() if k not in ("rate", "requests")}
+        (tmp_path / target).write_text(json.dumps({**data, "trace": name}))
+    status, out, err = run(capsys, "compare", "--scenario", str(tmp_path / target))
+    assert status == 2 and out == ""
+    assert err == f"balancekit: error: {name} is not UTF-8 text (byte 19: invalid start byte)\n"
+
+
+def test_any_other_error_is_one_line_and_status_1(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise ValueError("table_size 31 is too small for 4 servers")
+
+    monkeypatch.setattr("balancekit.cli.compare", refuse)
+    monkeypatch.delenv("BALANCEKIT_TRACEBACK", raising=False)
+    status, out, err = run(capsys, "compare")
+    assert (status, out) == (1, "")
+    assert err == "balancekit: error: ValueError: table_size 31 is too small for 4 servers\n"
+    monkeypatch.setenv("BALANCEKIT_TRACEBACK", "1")  # for a bug report
+    with pytest.raises(ValueError, match="too small"):
+        main(["compare"])
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_long_runs_report_progress_at_most_once_a_second() -> None:
+    err, clock = io.StringIO(), FakeClock()
+    progress = _Progress(err, 2, clock=clock)
+    progress.tick("maglev", 4096)
+    clock.now += 0.9
+    progress.tick("maglev", 8192)
+    assert err.getvalue() == ""  # less than a second in: quiet
+    clock.now += 0.2
+    progress.tick("maglev", 12288)
+    clock.now += 0.5
+    progress.tick("maglev", 16384)  # half a second after the last line: quiet
+    clock.now += 0.6
+    progress.tick("maglev", 20480)
+    assert err.getvalue().splitlines() == [
+        "balancekit: [1/2] maglev: 12,288 requests (1.1 s)",
+        "balancekit: [1/2] maglev: 20,480 requests (2.2 s)",
+    ]
+
+
+def test_simulate_reports_progress_on_stderr(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("balancekit.cli.PROGRESS_AFTER", 0.0)  # report everything
+    status, out, err = run(capsys, "simulate", "--strategy", "round-robin", "--seed", "1")
+    assert status == 0 and "round-robin" in out
+    lines = err.splitlines()
+    assert lines[0].startswith("balancekit: [1/1] round-robin: 4,096 requests (")
+    assert lines[-1].startswith("balancekit: [1/1] round-robin (")
 
 
 def test_progress_is_reported_only_after_a_second() -> None:

@@ -1,16 +1,20 @@
 """The ``balancekit`` command: ``compare`` strategies on a scenario, or ``simulate`` one.
 
 ``main(argv)`` returns the exit status: 0 on success, 2 for bad arguments or
-a bad scenario file (one line on stderr, never a traceback). Tables go to
-stdout; progress lines go to stderr once a run has taken more than a second.
+a bad scenario file, 1 for anything else that stops a run (a strategy that
+refuses the scenario's servers, say) — one line on stderr, never a
+traceback unless ``BALANCEKIT_TRACEBACK=1``. Tables go to stdout; progress
+lines go to stderr once a run has taken more than a second.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn, TextIO
 
@@ -21,7 +25,7 @@ from .simulate import SimulationResult, UnknownStrategy, compare, simulate, stra
 __all__ = ["main", "render_chart", "render_details", "render_table"]
 
 PROGRESS_AFTER = 1.0
-"""Seconds of work after which each finished strategy is reported on stderr."""
+"""Seconds of work after which progress is reported on stderr, at most once per this long."""
 
 
 class _UsageError(Exception):
@@ -78,8 +82,9 @@ def _names(text: str) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``balancekit`` command with ``argv`` (default: ``sys.argv[1:]``).
 
-    Returns the exit status: 0, or 2 after printing one line to stderr for
-    bad arguments, an unknown strategy or a bad scenario file.
+    Returns the exit status: 0; 2 after printing one line to stderr for bad
+    arguments, an unknown strategy or a bad scenario file; 1 after one line
+    for any other error (with its traceback if ``BALANCEKIT_TRACEBACK=1``).
     """
     try:
         return _run(list(sys.argv[1:] if argv is None else argv), sys.stdout, sys.stderr)
@@ -90,6 +95,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"balancekit: error: {error.strerror or error}{where}", file=sys.stderr)
     except SystemExit as done:  # --help and --version print, then exit
         return done.code if isinstance(done.code, int) else 0
+    except KeyboardInterrupt:
+        print("balancekit: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:
+        # E.g. a strategy that refuses the scenario's servers (Maglev's table
+        # too small for them): the message says what; a traceback would not help.
+        if os.environ.get("BALANCEKIT_TRACEBACK") == "1":
+            raise
+        print(f"balancekit: error: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
     return 2
 
 
@@ -103,14 +118,17 @@ def _run(argv: list[str], out: TextIO, err: TextIO) -> int:
         scenario = scenario.with_seed(args.seed)
     blocks = _can_draw_blocks(out)
     if args.command == "simulate":
-        result = simulate(scenario, args.strategy)
+        progress = _Progress(err, 1)
+        result = simulate(scenario, args.strategy, ticker=progress.tick)
+        progress(result, progress.elapsed())
         if args.json:
             print(json.dumps(result.to_dict(), indent=2), file=out)
         else:
             print(render_details(scenario, result, blocks=blocks), file=out)
         return 0
     names = args.strategies or list(strategy_names())
-    results = compare(scenario, names, progress=_Progress(err, len(names)))
+    progress = _Progress(err, len(names))
+    results = compare(scenario, names, progress=progress, ticker=progress.tick)
     if args.json:
         document = {
             "scenario": scenario.name,
@@ -127,18 +145,37 @@ def _run(argv: list[str], out: TextIO, err: TextIO) -> int:
 
 
 class _Progress:
-    """Reports each finished strategy on stderr once the work has taken a second."""
+    """Progress on stderr once the work has taken ``PROGRESS_AFTER`` seconds: every
+    finished strategy, and within a long run at most one line per ``PROGRESS_AFTER``."""
 
-    def __init__(self, err: TextIO, total: int) -> None:
+    def __init__(
+        self, err: TextIO, total: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.err = err
         self.total = total
         self.done = 0
+        self.clock = clock
+        self.started = clock()
+        self.shown = self.started  # when the last line was printed
+
+    def elapsed(self) -> float:
+        return self.clock() - self.started
+
+    def tick(self, strategy: str, requests: int) -> None:
+        now = self.clock()
+        if now - self.started >= PROGRESS_AFTER and now - self.shown >= PROGRESS_AFTER:
+            seconds = now - self.started
+            where = f"[{self.done + 1}/{self.total}] {strategy}"
+            self._line(f"{where}: {requests:,} requests ({seconds:.1f} s)", now)
 
     def __call__(self, result: SimulationResult, seconds: float) -> None:
         self.done += 1
         if seconds >= PROGRESS_AFTER:
-            line = f"balancekit: [{self.done}/{self.total}] {result.strategy} ({seconds:.1f} s)"
-            print(line, file=self.err, flush=True)
+            self._line(f"[{self.done}/{self.total}] {result.strategy} ({seconds:.1f} s)")
+
+    def _line(self, text: str, now: float | None = None) -> None:
+        self.shown = self.clock() if now is None else now
+        print(f"balancekit: {text}", file=self.err, flush=True)
 
     def __repr__(self) -> str:
         return f"<progress {self.done}/{self.total}>"

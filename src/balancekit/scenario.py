@@ -41,6 +41,20 @@ __all__ = [
 MAX_UNIVERSE = 1_000_000
 """The most distinct keys a scenario may draw from (keys are rendered as IPv4 addresses)."""
 
+MAX_NUMBER = 1e9
+"""No number in a scenario may exceed this (seconds, rates, speeds). Beyond it a
+simulated clock stops resolving small steps (1e308 + 0.001 == 1e308) and
+distributions overflow; no workload worth simulating needs it."""
+
+MAX_WEIGHT = 1000.0
+"""Weights are relative; the cap keeps a ring's points (vnodes x weight) buildable."""
+
+MAX_SIGMA = 10.0
+"""A lognormal sigma beyond this draws service times that overflow a float."""
+
+MAX_REQUESTS = 10_000_000
+"""The most requests one simulation may make (``requests``, or ``rate x duration``)."""
+
 
 class ScenarioError(BalancekitError, ValueError):
     """A scenario field has a bad value; ``field`` is its path, such as ``servers[2].capacity``.
@@ -63,13 +77,25 @@ def _bad(name: str, expected: str, value: object) -> ScenarioError:
     return ScenarioError(name, f"must be {expected}, got {value!r}")
 
 
-def _number(name: str, value: object, *, low: float = 0.0, strict: bool = False) -> float:
-    """A finite real number >= ``low`` (> ``low`` when ``strict``); ``bool`` is not a number."""
+def _number(
+    name: str,
+    value: object,
+    *,
+    low: float = 0.0,
+    strict: bool = False,
+    high: float = MAX_NUMBER,
+) -> float:
+    """A finite real number >= ``low`` (> ``low`` when ``strict``), at most ``high``;
+    ``bool`` is not a number."""
     expected = f"a finite number {'>' if strict else '>='} {low:g}"
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise _bad(name, expected, value)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _bad(name, expected, value)
+    if value > high:  # before float(): a huge int would overflow it
+        raise _bad(name, f"at most {high:g}", value)
     result = float(value)
-    if not math.isfinite(result) or result < low or (strict and result == low):
+    if result < low or (strict and result == low):
         raise _bad(name, expected, value)
     return result
 
@@ -122,7 +148,7 @@ class ServerSpec:
         _text("name", self.name)
         _integer("capacity", self.capacity)
         _store(self, "speed", _number("speed", self.speed, strict=True))
-        _store(self, "weight", _number("weight", self.weight, strict=True))
+        _store(self, "weight", _number("weight", self.weight, strict=True, high=MAX_WEIGHT))
 
 
 @dataclass(frozen=True)
@@ -145,7 +171,7 @@ class ServiceSpec:
     def __post_init__(self) -> None:
         _choice("distribution", self.distribution, ("fixed", "exponential", "lognormal"))
         _store(self, "mean", _number("mean", self.mean, strict=True))
-        _store(self, "sigma", _number("sigma", self.sigma))
+        _store(self, "sigma", _number("sigma", self.sigma, high=MAX_SIGMA))
 
 
 @dataclass(frozen=True)
@@ -346,9 +372,13 @@ class Scenario:
         if self.trace is not None:
             _store(self, "trace", _inline_trace(self.trace))
         if self.requests is not None:
-            _integer("requests", self.requests)
+            _integer("requests", self.requests, high=MAX_REQUESTS)
         if self.duration is not None:
             _store(self, "duration", _number("duration", self.duration, strict=True))
+            if self.rate is not None and self.rate * self.duration > MAX_REQUESTS:
+                raise _bad(
+                    "duration", f"at most {MAX_REQUESTS:,} requests at this rate", self.duration
+                )
         for name, kind in (
             ("service", ServiceSpec),
             ("keys", KeySpec),

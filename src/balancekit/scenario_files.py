@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -130,7 +130,7 @@ def read_trace(path: Path) -> tuple[TraceRow, ...]:
     """
     rows: list[tuple[str, object]] = []
     with open(path, newline="", encoding="utf-8") as handle:
-        for number, cells in enumerate(csv.reader(handle), start=1):
+        for number, cells in enumerate(csv.reader(_utf8_lines(handle, path)), start=1):
             if not cells or cells[0].lstrip().startswith("#"):
                 continue
             if not rows and cells[0].strip().lower() == "time":
@@ -144,6 +144,18 @@ def read_trace(path: Path) -> tuple[TraceRow, ...]:
     if not rows:
         raise _bad(path.name, "a trace of at least one row", "")
     return _trace_rows(rows)
+
+
+def _utf8_lines(handle: Iterable[str], path: Path) -> Iterator[str]:
+    """The file's lines; a byte that is not UTF-8 is a ScenarioError naming the file."""
+    try:
+        yield from handle
+    except UnicodeDecodeError as error:
+        raise _not_utf8(path, error) from None
+
+
+def _not_utf8(path: Path, error: UnicodeDecodeError) -> ScenarioError:
+    return ScenarioError("", f"{path.name} is not UTF-8 text (byte {error.start}: {error.reason})")
 
 
 def _parse_float(name: str, text: str) -> float:
@@ -164,7 +176,10 @@ def load_scenario(path: str | Path) -> Scenario:
     suffix = path.suffix.lower()
     if suffix not in (".toml", ".json"):
         raise _bad("scenario file", "a .toml or .json file", str(path))
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise _not_utf8(path, error) from None
     if suffix == ".json":
         try:
             data = json.loads(text)

@@ -48,9 +48,11 @@ from .scenario import Scenario, ServerSpec
 from .strategies.base import Balancer
 
 __all__ = [
+    "TICK_EVERY",
     "ServerResult",
     "SimulationResult",
     "Strategy",
+    "Ticker",
     "Transition",
     "UnknownStrategy",
     "compare",
@@ -59,6 +61,12 @@ __all__ = [
     "simulate",
     "strategy_names",
 ]
+
+TICK_EVERY = 4096
+"""A simulation reports its progress to a ``ticker`` once per this many arrivals."""
+
+Ticker = Callable[[str, int], None]
+"""``ticker(strategy name, requests arrived so far)``: progress within one run."""
 
 KEY_SAMPLE = 2000
 """How many distinct keys the keys-moved figure is measured on."""
@@ -187,8 +195,15 @@ class _Request:
 class _Run:
     """One strategy over one scenario: the event loop and its bookkeeping."""
 
-    def __init__(self, scenario: Scenario, name: str, cls: type[Balancer]) -> None:
+    def __init__(
+        self,
+        scenario: Scenario,
+        name: str,
+        cls: type[Balancer],
+        ticker: Ticker | None = None,
+    ) -> None:
         self.scenario = scenario
+        self.ticker = ticker
         self.clock = ManualClock()
         self.seed = scenario.seed
         weights = {spec.name: spec.weight for spec in scenario.servers}
@@ -306,6 +321,8 @@ class _Run:
         _, key, service = item
         seq = self.arrived
         self.arrived += 1
+        if self.ticker is not None and self.arrived % TICK_EVERY == 0:
+            self.ticker(self.name, self.arrived)
         if key is None:
             name = render_key(seq)  # a new client every time: nothing to reuse
         else:
@@ -476,13 +493,16 @@ def _sample_size(scenario: Scenario) -> int:
 # -- public entry points -------------------------------------------------------
 
 
-def simulate(scenario: Scenario, strategy: Strategy) -> SimulationResult:
+def simulate(
+    scenario: Scenario, strategy: Strategy, *, ticker: Ticker | None = None
+) -> SimulationResult:
     """Run ``scenario`` with one strategy: a name, or a Balancer subclass of your own.
 
     Deterministic: the same scenario (seed included) gives an equal result.
     A class is built as ``cls(weights, rng=..., clock=...)``, passing ``rng``
     and ``clock`` only if its constructor takes them; its result is named by
-    the kebab-case class name.
+    the kebab-case class name. ``ticker(name, requests)``, if given, is
+    called every ``TICK_EVERY`` arrivals, for a progress display.
 
     >>> from balancekit.scenario import Scenario, ServerSpec, ServiceSpec
     >>> s = Scenario((ServerSpec("a"), ServerSpec("b")), rate=5.0, requests=100,
@@ -498,7 +518,7 @@ def simulate(scenario: Scenario, strategy: Strategy) -> SimulationResult:
         TypeError: ``strategy`` is neither a name nor a Balancer subclass.
     """
     name, cls = resolve(strategy, strategy_names())
-    return _Run(scenario, name, cls).run()
+    return _Run(scenario, name, cls, ticker).run()
 
 
 def compare(
@@ -506,13 +526,15 @@ def compare(
     strategies: Iterable[Strategy] | None = None,
     *,
     progress: Callable[[SimulationResult, float], None] | None = None,
+    ticker: Ticker | None = None,
     clock: Clock = monotonic,
 ) -> list[SimulationResult]:
     """Run ``scenario`` with each strategy (default: every one) and return the results in order.
 
     ``progress(result, seconds)`` is called after each run with the time
-    spent so far on ``clock`` (wall time by default) for a progress display;
-    the results never depend on it.
+    spent so far on ``clock`` (wall time by default), and ``ticker`` within
+    each run as in :func:`simulate`, for a progress display; the results
+    never depend on either.
 
     Complexity: the sum of the :func:`simulate` runs.
 
@@ -525,7 +547,7 @@ def compare(
     results: list[SimulationResult] = []
     started = clock()
     for name, cls in chosen:
-        results.append(_Run(scenario, name, cls).run())
+        results.append(_Run(scenario, name, cls, ticker).run())
         if progress is not None:
             progress(results[-1], clock() - started)
     return results
