@@ -208,6 +208,20 @@ def test_passive_ejection_from_real_traffic_and_return() -> None:
     assert "a" in picks(pool)
 
 
+def test_readings_catch_up_with_the_clock_without_poll() -> None:
+    # An ejection that ends, seen through stats(), is_eligible() and panic alone.
+    clock = ManualClock()
+    tracker = HealthTracker(consecutive_failures=1, base_ejection=10.0, max_ejected_percent=100)
+    pool = Pool(RoundRobin(["a", "b"]), health=tracker, clock=clock)
+    pool.acquire().release(ok=False)  # "a" is ejected: 1 healthy of 2 is not below half
+    pool.acquire().release(ok=False)  # "b" too: panic
+    assert pool.panic and pool.is_eligible("a")
+    clock.advance(10.0)
+    assert not pool.panic  # both ejections have ended
+    assert pool.stats()["a"].health is HealthState.HEALTHY and pool.is_eligible("b")
+    assert [c.new for c in pool.poll()] == [HealthState.EJECTED] * 2 + [HealthState.HEALTHY] * 2
+
+
 def test_probe_timeouts_are_reported_by_poll() -> None:
     pool, clock = make()
     assert sorted(pool.due_checks()) == ["a", "b", "c", "d"]

@@ -429,6 +429,12 @@ class Pool:
             found.append(health.next_deadline() if probes else health.next_change())
         return [math.inf if t is None else t for t in found]
 
+    def _catch_up(self) -> None:
+        """Apply what the clock has brought since the last call (the lock is held)."""
+        now = self._clock()
+        if now >= self._wake:
+            self._advance(now)
+
     def _advance(self, now: float) -> None:
         changed = False
         if self._health is not None:
@@ -476,20 +482,24 @@ class Pool:
 
     @property
     def panic(self) -> bool:
-        """Whether the pool is in panic mode (health ignored)."""
-        return self._panic
+        """Whether the pool is in panic mode (health ignored), now."""
+        with self._lock:
+            self._catch_up()
+            return self._panic
 
     def is_eligible(self, server: str) -> bool:
-        """Whether the strategy may currently send new work to ``server``."""
+        """Whether the strategy may send new work to ``server`` now."""
         with self._lock:
+            self._catch_up()
             record = self._records.get(server)
             if record is None:
                 raise UnknownServer(server)
             return record.effective > 0
 
     def stats(self) -> dict[str, ServerStats]:
-        """Per-server requests, errors, latency, in-flight and state (RED metrics). O(n)."""
+        """Per-server requests, errors, latency, in-flight and state (RED metrics), now. O(n)."""
         with self._lock:
+            self._catch_up()
             return {
                 server: ServerStats(
                     server=server,

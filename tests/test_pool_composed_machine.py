@@ -1,0 +1,219 @@
+"""The Pool with every feature on, over every strategy, checked against its components.
+
+tests/test_pool_machine.py checks the Pool against an independent model of
+probes and drains with the time-driven features off. Here they are all on:
+passive ejection from released leases, probe timeouts from ``due_checks``,
+drain deadlines (with sticky access until them), slow start, and a clock that
+jumps with or without ``poll()``. The reference is the components' own state
+(their machines are checked against models in test_health_machine.py and
+test_drain.py), combined by the Pool's rule: eligible = healthy and active,
+and every active server when fewer than half of them are healthy.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    consumes,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
+
+from balancekit import ManualClock, NoServerAvailable
+from balancekit.drain import Drainer, DrainState
+from balancekit.health import HealthTracker
+from balancekit.lease import Lease
+from balancekit.pool import Pool
+from balancekit.sticky import StickySession
+from balancekit.strategies.base import Balancer
+from balancekit.strategies.maglev import Maglev
+
+from .strategies.contract import STRATEGIES
+
+NAMES = st.sampled_from([f"10.0.0.{i}" for i in range(1, 7)])
+KEYS = st.sampled_from([f"192.168.1.{i}" for i in range(1, 30)])
+
+
+class ComposedPool(RuleBasedStateMachine):
+    strategy_class: type[Balancer]
+    leases = Bundle("leases")
+
+    @initialize(servers=st.sets(NAMES, min_size=1, max_size=5), seed=st.integers(0, 99))
+    def start(self, servers: set[str], seed: int) -> None:
+        self.clock = ManualClock()
+        members = sorted(servers)
+        strategy = (  # a small table: slow start rebuilds it at every ramp step
+            Maglev(members, table_size=1009)
+            if self.strategy_class is Maglev
+            else self.strategy_class(members)
+        )
+        tracker = HealthTracker(
+            interval=5.0,
+            timeout=2.0,
+            jitter=0.2,
+            consecutive_failures=2,
+            base_ejection=10.0,
+            max_ejection=40.0,
+            max_ejected_percent=50.0,
+            rng=random.Random(seed),
+        )
+        # Passive health is fed by the Pool's releases: record what it reports.
+        self.observed: list[tuple[str, bool]] = []
+        report = tracker.observe
+
+        def spy(server: str, ok: bool) -> object:
+            self.observed.append((server, ok))
+            return report(server, ok)
+
+        tracker.observe = spy  # type: ignore[method-assign]
+        self.pool = Pool(
+            strategy,
+            health=tracker,
+            drainer=Drainer(timeout=8.0, sticky_until_deadline=True),
+            sticky=StickySession("composed"),
+            slow_start=20.0,
+            clock=self.clock,
+        )
+        self.open: Counter[str] = Counter()
+        self.generation: Counter[str] = Counter()
+        self.issued: dict[int, tuple[str, int]] = {}
+        self.cookies: list[tuple[str, str]] = []  # (cookie, server it was issued for)
+        self.probing: list[str] = []  # probes started by due_checks, not reported yet
+
+    # -- the Pool's rule, read from the components -----------------------------------
+
+    def states(self) -> tuple[set[str], bool]:
+        health, drainer = self.pool.health, self.pool.drainer
+        assert health is not None
+        active = [s for s in self.pool.servers if drainer.is_active(s)]
+        healthy = [s for s in active if health.is_healthy(s)]
+        panic = bool(active) and len(healthy) < 0.5 * len(active)
+        return set(active if panic else healthy), panic
+
+    def keeps_sticky(self, server: str, panic: bool) -> bool:
+        health = self.pool.health
+        assert health is not None
+        if server not in self.pool:
+            return False
+        return (panic or health.is_healthy(server)) and self.pool.drainer.accepts_sticky(server)
+
+    # -- rules ----------------------------------------------------------------------------
+
+    @rule(server=NAMES)
+    def add(self, server: str) -> None:
+        if server in self.pool:
+            with pytest.raises(ValueError):
+                self.pool.add_server(server)
+            return
+        self.pool.add_server(server)
+        self.generation[server] += 1
+
+    @precondition(lambda self: len(self.pool) > 1)
+    @rule(data=st.data())
+    def remove(self, data: st.DataObject) -> None:
+        server = data.draw(st.sampled_from(sorted(self.pool.servers)))
+        self.pool.remove_server(server)
+        self.open.pop(server, None)
+
+    @rule()
+    def start_due_probes(self) -> None:
+        self.probing += self.pool.due_checks()
+
+    @precondition(lambda self: self.probing)
+    @rule(data=st.data(), ok=st.booleans())
+    def report_probe(self, data: st.DataObject, ok: bool) -> None:
+        server = self.probing.pop(data.draw(st.integers(0, len(self.probing) - 1)))
+        if server in self.pool:
+            self.pool.record_check(server, ok)
+
+    @rule(data=st.data(), timeout=st.sampled_from([None, 0.0, 3.0]))
+    def drain_or_cancel(self, data: st.DataObject, timeout: float | None) -> None:
+        server = data.draw(st.sampled_from(sorted(self.pool.servers)))
+        if self.pool.drainer.state(server) is DrainState.ACTIVE:
+            self.pool.drain(server, timeout)
+        else:
+            self.pool.cancel_drain(server)
+
+    @rule(seconds=st.sampled_from([0.5, 1.9, 2.0, 4.0, 8.0, 15.0]), poll=st.booleans())
+    def advance(self, seconds: float, poll: bool) -> None:
+        self.clock.advance(seconds)
+        if poll:  # otherwise the next acquire must catch up by itself
+            self.pool.poll()
+
+    @rule(target=leases, key=KEYS, sticky=st.booleans())
+    def acquire(self, key: str, sticky: bool) -> Lease | None:
+        cookie, promised = self.cookies[-1] if sticky and self.cookies else (None, None)
+        try:
+            lease = self.pool.acquire(key, cookie=cookie)
+        except NoServerAvailable:
+            allowed, _ = self.states()
+            assert not allowed
+            return None
+        allowed, panic = self.states()  # acquire has caught up with the clock
+        if promised is not None and self.keeps_sticky(promised, panic):
+            assert lease.server == promised and not lease.moved
+        else:
+            assert lease.server in allowed, (lease.server, allowed)
+        if cookie is not None:
+            assert lease.moved == (lease.server != promised)
+        assert lease.cookie is not None
+        self.cookies.append((lease.cookie, lease.server))
+        self.open[lease.server] += 1
+        self.issued[id(lease)] = (lease.server, self.generation[lease.server])
+        return lease
+
+    @rule(lease=consumes(leases), ok=st.booleans(), seconds=st.sampled_from([0.0, 0.3]))
+    def release(self, lease: Lease | None, ok: bool, seconds: float) -> None:
+        if lease is None:
+            return
+        self.clock.advance(seconds)
+        assert lease.release(ok) is True
+        assert lease.release(ok) is False
+        server, generation = self.issued.pop(id(lease))
+        seen = len(self.observed)
+        if server in self.pool and self.generation[server] == generation:
+            self.open[server] -= 1
+            assert self.observed[-1:] == [(server, ok)]  # counted by passive health
+        else:
+            assert len(self.observed) == seen  # nothing of a departed member is counted
+
+    # -- invariants -------------------------------------------------------------------
+
+    @invariant()
+    def agrees_with_the_components(self) -> None:
+        if not hasattr(self, "pool"):
+            return
+        pool = self.pool
+        stats = pool.stats()
+        assert set(stats) == set(pool.servers) == set(pool.strategy.servers)
+        allowed, panic = self.states()
+        assert pool.panic == panic
+        for server, row in stats.items():
+            assert row.in_flight == self.open[server] == pool.strategy.in_flight(server)
+            assert row.drain is pool.drainer.state(server)
+            assert pool.is_eligible(server) == (server in allowed)
+            # Ineligible servers get weight 0; eligible ones at least the ramp's minimum.
+            weight = pool.strategy.servers[server]
+            assert (weight > 0) == (server in allowed), (server, weight, allowed)
+        pool._check()
+
+
+MACHINES = {}
+for cls in STRATEGIES:
+    machine = type(f"Composed{cls.__name__}", (ComposedPool,), {"strategy_class": cls})
+    machine.TestCase.settings = settings(max_examples=10, stateful_step_count=40)
+    MACHINES[cls.__name__] = machine
+
+
+@pytest.mark.parametrize("name", sorted(MACHINES))
+def test_composed_pool(name: str) -> None:
+    MACHINES[name].TestCase().runTest()
