@@ -15,7 +15,7 @@ from .contract import KEYS, STRATEGIES
 pytestmark = pytest.mark.parametrize("cls", STRATEGIES, ids=lambda cls: cls.__name__)
 
 SERVERS = {f"s{i}": 1 + i % 3 for i in range(8)}
-BAD_WEIGHTS = [-1, float("nan"), float("inf"), -math.inf, True, "2", None]
+BAD_WEIGHTS = [-1, float("nan"), float("inf"), -math.inf, True, "2", None, 1.7e308, 10**400]
 
 
 def snapshot(lb: Balancer) -> tuple[dict[str, float], str]:

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from balancekit.errors import NoServerAvailable
+from balancekit.strategies.base import MAX_WEIGHT
 from balancekit.strategies.round_robin import WeightedRoundRobin
 
 
@@ -246,3 +247,13 @@ def test_rebasing_the_engine_changes_no_pick(monkeypatch: pytest.MonkeyPatch) ->
         assert lb.get_server() == plain.pick()
         assert lb._steps < 5
         lb._check()
+
+
+def test_the_largest_weights_still_sum_to_a_finite_total() -> None:
+    # Finite weights whose sum overflowed once left the engine without a pick.
+    lb = WeightedRoundRobin({"a": MAX_WEIGHT, "b": MAX_WEIGHT, "c": 1})
+    assert [lb.get_server() for _ in range(4)] == ["a", "b", "a", "b"]
+    with pytest.raises(ValueError, match=r"weight must be at most 1e\+09, got 1\.7e\+308"):
+        lb.set_weight("c", 1.7e308)
+    assert lb.servers["c"] == 1.0
+    lb._check()

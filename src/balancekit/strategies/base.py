@@ -77,8 +77,14 @@ def check_server(server: object) -> str:
     return server
 
 
+MAX_WEIGHT = 1e9
+"""The largest weight. Weights are relative, so this costs nothing, and it keeps
+sums of weights (and the smooth round robin's running values) finite and exact
+enough: without it two weights of 1.7e308 would sum to infinity."""
+
+
 def check_weight(weight: object) -> float:
-    """Validate a weight: a finite number >= 0, ``bool`` excluded.
+    """Validate a weight: a finite number in [0, ``MAX_WEIGHT``], ``bool`` excluded.
 
     >>> check_weight(2)
     2.0
@@ -86,13 +92,20 @@ def check_weight(weight: object) -> float:
     Traceback (most recent call last):
     ...
     ValueError: weight must be a finite number >= 0, got nan
+    >>> check_weight(2e9)
+    Traceback (most recent call last):
+    ...
+    ValueError: weight must be at most 1e+09, got 2000000000.0
     """
     if isinstance(weight, bool) or not isinstance(weight, (int, float)):
         raise TypeError(f"weight must be a finite number >= 0, got {weight!r}")
-    value = float(weight)
-    if not (math.isfinite(value) and value >= 0):
+    if isinstance(weight, float) and not (math.isfinite(weight) and weight >= 0):
         raise ValueError(f"weight must be a finite number >= 0, got {weight!r}")
-    return value
+    if weight < 0:
+        raise ValueError(f"weight must be a finite number >= 0, got {weight!r}")
+    if weight > MAX_WEIGHT:  # compared before float(): a huge int would overflow it
+        raise ValueError(f"weight must be at most {MAX_WEIGHT:g}, got {weight!r}")
+    return float(weight)
 
 
 def parse_servers(servers: object) -> dict[str, float]:
