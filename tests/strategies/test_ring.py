@@ -397,8 +397,8 @@ def test_too_many_points_changes_nothing() -> None:
     before = (dict(ring.servers), list(ring._table))
     with pytest.raises(ValueError, match=r"weight 2000\.0 x vnodes 1000"):
         ring.add_server("c", 2000)
-    with pytest.raises(ValueError, match=r"weight 1e\+300"):
-        ring.set_weight("a", 1e300)
+    with pytest.raises(ValueError, match=r"weight 1000000\.0 x vnodes 1000"):
+        ring.set_weight("a", 1e6)
     assert (dict(ring.servers), list(ring._table)) == before
     ring._check()
     with pytest.raises(ValueError, match="points"):
