@@ -311,12 +311,24 @@ def test_bucket_table_grows_and_shrinks() -> None:
 # -- balance and weights ------------------------------------------------------------
 
 
-def test_balance_with_160_vnodes() -> None:
-    ring = ConsistentHash([f"10.0.0.{i}:11211" for i in range(10)])
+# The busiest of 10 servers depends on their names; measured peak-to-mean:
+BALANCE_NAMES = {
+    "10.0.0.{}:11211": 1.096,
+    "s{}": 1.185,
+    "node-{}": 1.142,
+    "cache-{}": 1.161,
+    "host{}": 1.077,
+}
+
+
+@pytest.mark.parametrize("pattern", sorted(BALANCE_NAMES))
+def test_balance_with_160_vnodes(pattern: str) -> None:
+    ring = ConsistentHash([pattern.format(i) for i in range(10)])
     counts = Counter(ring.get_server(f"key-{i}") for i in range(100_000))
     peak_to_mean = max(counts.values()) / (100_000 / 10)
     assert len(counts) == 10
-    assert peak_to_mean < 1.2  # measured 1.096
+    assert peak_to_mean < 1.25  # the bound is 1.3; see BALANCE_NAMES
+    assert abs(peak_to_mean - BALANCE_NAMES[pattern]) < 0.001  # the exact, stable figure
 
 
 def test_weighted_shares() -> None:
