@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import threading
 
@@ -150,6 +151,17 @@ def test_context_manager_marks_failure(cls: type[Balancer]) -> None:
     assert lease.ok is False
     assert lease.latency == pytest.approx(0.25)
     assert lb.in_flight(lease.server) == 0
+
+
+@pytest.mark.parametrize("interrupt", [KeyboardInterrupt, asyncio.CancelledError])
+def test_an_interrupted_block_is_not_a_failed_request(
+    cls: type[Balancer], interrupt: type[BaseException]
+) -> None:
+    # The caller gave up: passive health must not hold it against the server.
+    lb = cls(SERVERS)
+    with pytest.raises(interrupt), lb.acquire(KEYS[0]) as lease:
+        raise interrupt
+    assert lease.ok is True and lb.in_flight(lease.server) == 0
 
 
 def test_key_requirement(cls: type[Balancer]) -> None:
