@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+import threading
 from collections import Counter
 
 import pytest
@@ -125,6 +126,62 @@ def test_a_weight_the_strategy_refuses_changes_nothing() -> None:
     assert ring.acquire("k").server in {"a", "b"}
     pool._check()
     ring._check()
+
+
+def test_a_weight_that_only_recovery_would_reach_is_refused_up_front() -> None:
+    # With "c" ejected three servers are live, but its return would make four.
+    clock = ManualClock()
+    tracker = HealthTracker(consecutive_failures=1, max_ejected_percent=100)
+    pool = Pool(Maglev(["a", "b", "c"], table_size=31), health=tracker, clock=clock)
+    key = next(k for k in KEYS if pool.strategy.get_server(k) == "c")
+    pool.acquire(key).release(ok=False)
+    assert not pool.is_eligible("c")
+    with pytest.raises(ValueError, match="table_size 31 is too small for 4 servers"):
+        pool.add_server("d")
+    clock.advance(60.0)
+    assert pool.is_eligible("c") and "d" not in pool
+    pool._check()
+
+
+class Picky(RoundRobin):
+    """A user's strategy that may refuse weights and does not say so in advance."""
+
+    refuse = False
+
+    def set_weight(self, server: str, weight: float) -> None:
+        if self.refuse and weight > 0:
+            raise ValueError(f"weight {weight!r} refused for {server!r}")
+        super().set_weight(server, weight)
+
+
+def test_a_refusal_nobody_foresaw_is_undone_or_retried() -> None:
+    clock = ManualClock()
+    strategy = Picky(["a", "b", "c"])
+    pool = Pool(strategy, health=HealthTracker(), sticky=StickySession("k"), clock=clock)
+    strategy.refuse = True
+    with pytest.raises(ValueError, match="refused"):
+        pool.add_server("d")  # undone everywhere
+    assert "d" not in pool and "d" not in strategy and pool.sticky and "d" not in pool.sticky
+    fail_checks(pool, "a")
+    strategy.refuse = True
+    with pytest.raises(ValueError, match="refused"):  # "a" recovers: its weight is refused
+        for _ in range(2):
+            pool.record_check("a", True)
+    strategy.refuse = False
+    assert pool.is_eligible("a")  # the next call redid the refresh
+    pool._check()
+
+
+def test_component_callbacks_may_read_panic_without_deadlock() -> None:
+    clock = ManualClock()
+    drainer = Drainer()
+    pool = Pool(RoundRobin(["a", "b"]), drainer=drainer, clock=clock)
+    seen: list[bool] = []
+    drainer.subscribe(lambda change: seen.append(pool.panic))  # runs inside pool.drain
+    worker = threading.Thread(target=pool.drain, args=("a", 0.0), daemon=True)
+    worker.start()
+    worker.join(timeout=10)
+    assert not worker.is_alive() and seen == [False]
 
 
 @pytest.mark.parametrize(

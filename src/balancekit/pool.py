@@ -170,6 +170,7 @@ class Pool:
         self._panic = False
         self._wake = -math.inf
         self._ramp_wake = math.inf
+        self._stale = False  # a refresh failed half-way: the next call redoes it
         self._records: dict[str, _Record] = {}
         for server, weight in strategy.servers.items():
             self._register(server)
@@ -192,6 +193,7 @@ class Pool:
         with self._lock:
             if server in self._records:
                 raise DuplicateServer(server)
+            self._strategy._admit({**self._configured(), server: value})
             now = self._clock()
             self._strategy.add_server(server, 0)
             try:
@@ -238,6 +240,7 @@ class Pool:
             record = self._records.get(server)
             if record is None:
                 raise UnknownServer(server)
+            self._strategy._admit({**self._configured(), server: value})
             old, record.weight = record.weight, value
             now = self._clock()
             try:
@@ -246,6 +249,9 @@ class Pool:
                 record.weight = old  # the strategy refused it: keep the weight it accepted
                 self._refresh(now)
                 raise
+
+    def _configured(self) -> dict[str, float]:
+        return {server: record.weight for server, record in self._records.items()}
 
     def _register(self, server: str) -> list[Any]:
         """Add ``server`` to every component lacking it; returns those it was added to."""
@@ -362,7 +368,6 @@ class Pool:
                     changed = True
             if changed:
                 self._refresh(lease.started + latency)
-                self._wake = -math.inf  # an ejection brings its own end time
         return True
 
     # -- health, draining, events ----------------------------------------------
@@ -397,7 +402,6 @@ class Pool:
         with self._lock:
             change = self._drainer.drain(server, timeout)
             self._refresh(change.at)
-            self._wake = -math.inf
             return change
 
     def cancel_drain(self, server: str) -> StateChange:
@@ -444,7 +448,7 @@ class Pool:
                 changed = True
         drained = self._drainer.poll()
         self._changes.extend(drained)
-        if changed or drained or now >= self._ramp_wake:
+        if changed or drained or self._stale or now >= self._ramp_wake:
             self._refresh(now)
         # Due probes are the caller's business (due_checks); only state changes wake us.
         self._wake = min([self._ramp_wake, *self._deadlines(probes=False)])
@@ -457,7 +461,14 @@ class Pool:
     # -- weights ----------------------------------------------------------------
 
     def _refresh(self, now: float) -> None:
-        """Recompute every effective weight and push the changed ones to the strategy."""
+        """Recompute every effective weight and push the changed ones to the strategy.
+
+        If the strategy refuses one (a strategy whose ``_admit`` does not
+        foresee it), the weights it did accept stay recorded, and the next
+        call tries again rather than leaving the pool stale.
+        """
+        self._stale = True
+        self._wake = -math.inf
         health, drainer = self._health, self._drainer
         active = [s for s in self._records if drainer.is_active(s)]
         healthy = [s for s in active if health is None or health.is_healthy(s)]
@@ -475,17 +486,26 @@ class Pool:
             if weight != record.effective:
                 self._strategy.set_weight(server, weight)
                 record.effective = weight
-        # A ramp step is a state change too: acquire() alone must reach it.
-        self._wake = min(self._wake, self._ramp_wake)
+        self._stale = False
+        # _wake stays -inf: the next call works out when to wake (a ramp step is
+        # a state change too, so acquire() alone reaches it); _advance does now.
 
     # -- reading ----------------------------------------------------------------
 
     @property
     def panic(self) -> bool:
-        """Whether the pool is in panic mode (health ignored), now."""
-        with self._lock:
+        """Whether the pool is in panic mode (health ignored), now.
+
+        Never waits: while another call holds the pool (or from a component's
+        callback, which runs inside one) it is the value that call has left.
+        """
+        if not self._lock.acquire(blocking=False):
+            return self._panic
+        try:
             self._catch_up()
             return self._panic
+        finally:
+            self._lock.release()
 
     def is_eligible(self, server: str) -> bool:
         """Whether the strategy may send new work to ``server`` now."""

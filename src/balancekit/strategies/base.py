@@ -31,7 +31,15 @@ from ..clock import Clock, monotonic
 from ..errors import DuplicateServer, NoServerAvailable, UnknownServer
 from ..lease import Lease, LeaseOwner
 
-__all__ = ["Balancer", "Member", "Servers", "check_server", "check_weight", "parse_servers"]
+__all__ = [
+    "MAX_WEIGHT",
+    "Balancer",
+    "Member",
+    "Servers",
+    "check_server",
+    "check_weight",
+    "parse_servers",
+]
 
 Servers = Iterable[str] | Mapping[str, float]
 """Server ids (weight 1 each) or a mapping of server id to weight."""
@@ -339,6 +347,14 @@ class Balancer(abc.ABC):
 
     def _reweighted(self, member: Member, old: float) -> None:
         self._rebuild()
+
+    def _admit(self, weights: Mapping[str, float]) -> None:
+        """Raise ``ValueError`` if these weights, all at once, are more than this
+        strategy can hold. The Pool asks before a membership or weight change,
+        because health, drains and slow start later give any subset of its
+        members any weight up to its configured one: what holds at full weight
+        must hold then too. The default holds anything."""
+        return
 
     def _acquired(self, member: Member, now: float) -> None:
         """A lease was opened on ``member`` (its in_flight already counts it)."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..clock import Clock
@@ -247,12 +247,7 @@ class Maglev(Balancer):
     def _rebuild(self) -> None:
         live = sorted((m.server, m.weight) for m in self._members.values() if m.weight > 0)
         size = self._size
-        if len(live) * MIN_SLOTS_PER_SERVER > size:
-            raise ValueError(
-                f"table_size {size} is too small for {len(live)} servers of weight > 0: "
-                f"Maglev needs at least {MIN_SLOTS_PER_SERVER} entries per server and the "
-                f"paper recommends 100; use a prime such as {_prime_at_least(100 * len(live))}"
-            )
+        self._check_room(len(live))
         names = [server for server, _ in live]
         preferences = [
             (
@@ -264,6 +259,18 @@ class Maglev(Balancer):
         owners = populate(preferences, size, [weight for _, weight in live])
         # One assignment publishes the new table to lock-free readers.
         self._table = [names[i] for i in owners]
+
+    def _check_room(self, live: int) -> None:
+        size = self._size
+        if live * MIN_SLOTS_PER_SERVER > size:
+            raise ValueError(
+                f"table_size {size} is too small for {live} servers of weight > 0: "
+                f"Maglev needs at least {MIN_SLOTS_PER_SERVER} entries per server and the "
+                f"paper recommends 100; use a prime such as {_prime_at_least(100 * live)}"
+            )
+
+    def _admit(self, weights: Mapping[str, float]) -> None:
+        self._check_room(sum(1 for weight in weights.values() if weight > 0))
 
     def _reweighted(self, member: Member, old: float) -> None:
         try:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import itertools
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from functools import partial
 from typing import Any
 
@@ -277,6 +277,10 @@ class ConsistentHash(Balancer):
         """
         self._point_count(check_weight(weight))
         super().set_weight(server, weight)
+
+    def _admit(self, weights: Mapping[str, float]) -> None:
+        for weight in weights.values():
+            self._point_count(weight)
 
     def _point_count(self, weight: float) -> int:
         if weight <= 0:
