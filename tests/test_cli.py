@@ -179,6 +179,11 @@ def test_bad_arguments_give_one_line_and_status_2(
             json.dumps({**SCENARIO, "requests": None, "duration": 1e6, "rate": 1e3}),
             "duration must be at most 10,000,000 requests at this rate",
         ),
+        (
+            "bad.json",
+            json.dumps({**SCENARIO, "rate": 1e-9, "requests": 1}),
+            "health.interval must be at least 600 s: 3 servers probed for about 1e+09 s",
+        ),
     ],
 )
 def test_bad_scenario_files_give_one_line_and_status_2(

@@ -381,3 +381,11 @@ def test_builtin_scenario_has_what_compare_promises() -> None:
     assert len(s.failures) == 1 and len(s.drains) == 1
     assert s.health.enabled
     assert replace(s, seed=2) == s.with_seed(2)
+
+
+def test_the_request_limit_counts_the_requests_that_will_be_made() -> None:
+    # 1000 requests, although rate x duration would be 100 million.
+    s = scenario_from_dict({**MINIMAL, "rate": 1000, "duration": 1e5, "requests": 1000})
+    assert s.requests == 1000
+    with pytest.raises(ScenarioError, match="at most 10,000,000 requests"):
+        scenario_from_dict({**MINIMAL, "rate": 1000, "duration": 1e5, "requests": None})

@@ -46,14 +46,19 @@ MAX_NUMBER = 1e9
 simulated clock stops resolving small steps (1e308 + 0.001 == 1e308) and
 distributions overflow; no workload worth simulating needs it."""
 
-MAX_WEIGHT = 1000.0
-"""Weights are relative; the cap keeps a ring's points (vnodes x weight) buildable."""
+MAX_SERVER_WEIGHT = 1000.0
+"""A scenario server's largest weight. Weights are relative; the cap keeps a ring's
+points (vnodes x weight) quick to build."""
 
 MAX_SIGMA = 10.0
 """A lognormal sigma beyond this draws service times that overflow a float."""
 
 MAX_REQUESTS = 10_000_000
 """The most requests one simulation may make (``requests``, or ``rate x duration``)."""
+
+MAX_PROBES = 5_000_000
+"""The most health probes one simulation may expect (servers x time / interval):
+probes run for as long as requests arrive, whatever their number."""
 
 
 class ScenarioError(BalancekitError, ValueError):
@@ -136,7 +141,8 @@ class ServerSpec:
 
     Raises:
         ScenarioError: an empty name, a capacity that is not an integer >= 1,
-            or a speed or weight that is not a finite number > 0.
+            or a speed or weight that is not a finite number > 0 (a speed at
+            most 1e9, a weight at most ``MAX_SERVER_WEIGHT``).
     """
 
     name: str
@@ -148,7 +154,7 @@ class ServerSpec:
         _text("name", self.name)
         _integer("capacity", self.capacity)
         _store(self, "speed", _number("speed", self.speed, strict=True))
-        _store(self, "weight", _number("weight", self.weight, strict=True, high=MAX_WEIGHT))
+        _store(self, "weight", _number("weight", self.weight, strict=True, high=MAX_SERVER_WEIGHT))
 
 
 @dataclass(frozen=True)
@@ -375,7 +381,8 @@ class Scenario:
             _integer("requests", self.requests, high=MAX_REQUESTS)
         if self.duration is not None:
             _store(self, "duration", _number("duration", self.duration, strict=True))
-            if self.rate is not None and self.rate * self.duration > MAX_REQUESTS:
+            planned = self.rate * self.duration if self.rate is not None else 0.0
+            if self.requests is None and planned > MAX_REQUESTS:
                 raise _bad(
                     "duration", f"at most {MAX_REQUESTS:,} requests at this rate", self.duration
                 )
@@ -389,6 +396,7 @@ class Scenario:
             if not isinstance(value, kind) and not (name == "cache" and value is None):
                 raise _bad(name, f"a {kind.__name__}", value)
         self._check_events(set(names))
+        self._check_probes()
         _store(self, "slow_start", _number("slow_start", self.slow_start))
         threshold = _number("panic_threshold", self.panic_threshold)
         if threshold > 1:
@@ -396,6 +404,28 @@ class Scenario:
         _store(self, "panic_threshold", threshold)
         _integer("seed", self.seed, low=0)
         _text("name", self.name)
+
+    def _horizon(self) -> float:
+        """Roughly how long requests keep arriving, in simulated seconds."""
+        if self.trace is not None:
+            return self.trace[-1].time
+        assert self.rate is not None
+        ends = [self.duration or math.inf, (self.requests or math.inf) / self.rate]
+        return min(ends)
+
+    def _check_probes(self) -> None:
+        health = self.health
+        if not health.enabled:
+            return
+        probes = self._horizon() / health.interval * len(self.servers)
+        if probes > MAX_PROBES:
+            least = self._horizon() * len(self.servers) / MAX_PROBES
+            raise _bad(
+                "health.interval",
+                f"at least {least:.3g} s: {len(self.servers)} servers probed for about "
+                f"{self._horizon():.3g} s would take more than {MAX_PROBES:,} probes",
+                health.interval,
+            )
 
     def _check_events(self, names: set[str]) -> None:
         down: dict[str, float] = {}
