@@ -3,7 +3,7 @@
 ``main(argv)`` returns the exit status: 0 on success, 2 for bad arguments or
 a bad scenario file, 1 for anything else that stops a run (a strategy that
 refuses the scenario's servers, say) — one line on stderr, never a
-traceback unless ``BALANCEKIT_TRACEBACK=1``. Tables go to stdout; progress
+traceback unless ``BALANCEKIT_TRACEBACK=1`` — and 130 on Ctrl-C. Tables go to stdout; progress
 lines go to stderr once a run has taken more than a second.
 """
 
@@ -13,11 +13,11 @@ import argparse
 import json
 import os
 import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn, TextIO
 
+from .clock import Clock, monotonic
 from .scenario import BUILTIN_SCENARIO, Scenario, ScenarioError
 from .scenario_files import load_scenario
 from .simulate import SimulationResult, UnknownStrategy, compare, simulate, strategy_names
@@ -84,7 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Returns the exit status: 0; 2 after printing one line to stderr for bad
     arguments, an unknown strategy or a bad scenario file; 1 after one line
-    for any other error (with its traceback if ``BALANCEKIT_TRACEBACK=1``).
+    for any other error (with its traceback if ``BALANCEKIT_TRACEBACK=1``);
+    130 when interrupted.
     """
     try:
         return _run(list(sys.argv[1:] if argv is None else argv), sys.stdout, sys.stderr)
@@ -148,9 +149,7 @@ class _Progress:
     """Progress on stderr once the work has taken ``PROGRESS_AFTER`` seconds: every
     finished strategy, and within a long run at most one line per ``PROGRESS_AFTER``."""
 
-    def __init__(
-        self, err: TextIO, total: int, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, err: TextIO, total: int, *, clock: Clock = monotonic) -> None:
         self.err = err
         self.total = total
         self.done = 0
