@@ -34,13 +34,33 @@ class SlowStart:
     >>> ramp.at(5.0)[1]   # the elapsed time at which 0.55 is reached
     5.5
 
-    The options are checked by the Pool, which names them in its errors.
+    Below the first step (``1 / RAMP_STEPS``) the factor is the formula's value
+    at the start, not 0, so a ``min_percent`` under 5 never starves a server.
     Complexity: O(1) per call.
+
+    Raises:
+        ValueError, TypeError: ``window`` not finite and >= 0, ``aggression``
+            not finite and > 0, ``min_percent`` not in [0, 100].
     """
 
     window: float
     aggression: float = 1.0
     min_percent: float = 10.0
+
+    def __post_init__(self) -> None:
+        for name, low, high in (
+            ("window", 0.0, math.inf),
+            ("aggression", 0.0, math.inf),
+            ("min_percent", 0.0, 100.0),
+        ):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"{name} must be a number, got {value!r}")
+            if not (math.isfinite(value) and low <= value <= high):
+                bound = f">= {low:g}" if high == math.inf else f"in [{low:g}, {high:g}]"
+                raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
+        if self.aggression == 0:
+            raise ValueError(f"aggression must be > 0, got {self.aggression!r}")
 
     def at(self, elapsed: float) -> tuple[float, float]:
         """The share of its weight a server gets ``elapsed`` seconds into its ramp, and
@@ -52,7 +72,10 @@ class SlowStart:
         raw = (max(elapsed, 1.0) / window) ** (1.0 / self.aggression)
         # The epsilon keeps a float just under a step (0.4999999) from holding it back.
         steps = math.floor(max(raw, minimum) * RAMP_STEPS + 1e-9)
-        factor = min(1.0, max(minimum, steps / RAMP_STEPS))
+        # Below the first step, the formula's value at the start (constant for
+        # elapsed <= 1 s): rounding down would give 0 and starve the server.
+        first = (1.0 / window) ** (1.0 / self.aggression)
+        factor = min(1.0, max(minimum, steps / RAMP_STEPS if steps else first))
         # The next step is where time_factor ** (1 / aggression) reaches (steps + 1) / RAMP_STEPS.
         next_step = (steps + 1) / RAMP_STEPS
         return factor, min(window, window * next_step**self.aggression)
