@@ -57,6 +57,7 @@ def balancekit(*args: str) -> str:
         [sys.executable, "-m", "balancekit", *args],
         check=True,
         stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,  # progress lines; a failure still raises
         text=True,
         encoding="utf-8",
     )

@@ -53,7 +53,11 @@ _TRANSITIONS: dict[tuple[DrainState, _Event], DrainState] = {
     (DrainState.DRAINING, _Event.CANCEL): DrainState.ACTIVE,
     (DrainState.DRAINED, _Event.CANCEL): DrainState.ACTIVE,
 }
-"""Every legal (state, event) pair and where it leads; any other pair is illegal."""
+"""Every legal (state, event) pair and where it leads; any other pair is illegal.
+
+With ``sticky_until_deadline`` no LAST_CLOSED event is raised and an idle
+drain with a timeout is a DRAIN, not a DRAIN_IDLE (see ``closed`` and
+``drain``): bound clients may come back, so only DEADLINE or CANCEL ends it."""
 
 
 class _Server:
@@ -440,8 +444,9 @@ class Drainer:
                 assert rec.name == name and rec.in_flight >= 0, rec
                 draining = rec.state is DrainState.DRAINING
                 assert draining == (name in self._draining) == (rec.deadline is not None), rec
-                if draining and not self._sticky_until_deadline:
-                    assert rec.in_flight > 0, rec
+                if draining:
+                    # A sticky drain waits for its deadline even with nothing in flight.
+                    assert rec.in_flight > 0 or self._sticky_until_deadline, rec
                     assert rec.deadline is not None and rec.deadline >= self._now, rec
             assert all(self._servers.get(name) is rec for name, rec in self._draining.items())
 
