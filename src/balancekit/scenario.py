@@ -167,7 +167,8 @@ class ServiceSpec:
     1.5
 
     Raises:
-        ScenarioError: an unknown distribution, ``mean`` not > 0 or ``sigma`` < 0.
+        ScenarioError: an unknown distribution, ``mean`` not in (0, 1e9] or
+            ``sigma`` not in [0, ``MAX_SIGMA``].
     """
 
     distribution: str = "exponential"
@@ -339,8 +340,9 @@ class Scenario:
     balancekit.scenario.ScenarioError: rate must be a finite number > 0, got -1.0
 
     Raises:
-        ScenarioError: (a ``ValueError``) a field has a bad value, or a failure
-            or drain names a server that is not in ``servers``.
+        ScenarioError: (a ``ValueError``) a field has a bad value or exceeds a
+            limit (``MAX_NUMBER``, ``MAX_REQUESTS``, ``MAX_PROBES``), or a
+            failure or drain names a server that is not in ``servers``.
     """
 
     servers: tuple[ServerSpec, ...]
