@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from balancekit.slow_start import RAMP_STEPS, SlowStart
+from balancekit.slow_start import MIN_FACTOR, RAMP_STEPS, SlowStart
 
 
 def envoy(elapsed: float, window: float, aggression: float, min_percent: float) -> float:
@@ -62,3 +63,50 @@ def test_known_points_linear_and_aggressive() -> None:
     assert fast.at(0.0)[0] == pytest.approx(0.3)
     assert fast.at(25.0) == pytest.approx((0.5, 100 * 0.55**2))
     assert SlowStart(window=0.0).at(0.0) == (1.0, math.inf)  # off
+
+
+def test_no_minimum_still_gives_a_joining_server_some_weight() -> None:
+    # Envoy's factor at t = 0 is 1 / window = 0.01; rounding down would give 0.
+    assert SlowStart(window=100.0, min_percent=0.0).at(0.0) == (0.01, 5.0)
+    assert SlowStart(window=100.0, min_percent=0.0).at(4.9)[0] == 0.01  # constant until then
+    assert SlowStart(window=100.0, min_percent=0.0).at(5.0)[0] == pytest.approx(0.05)
+    assert SlowStart(window=1e6, min_percent=0.0).at(0.0)[0] == pytest.approx(1e-6)
+
+
+def test_extreme_options_neither_overflow_nor_raise() -> None:
+    assert SlowStart(window=0.5, aggression=1e-4).at(0.2) == (1.0, math.inf)  # under a second
+    tiny = SlowStart(window=100.0, aggression=1e-4, min_percent=0.0).at(50.0)
+    assert tiny[0] == MIN_FACTOR  # 0.5 ** 10_000 underflows: the floor, not 0
+    assert 99.9 < tiny[1] <= 100.0  # this curve leaps only at the very end
+    assert SlowStart(window=100.0, aggression=1e6).at(50.0)[0] == 0.95  # a leap at once
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "message"),
+    [
+        ({"window": math.nan}, ValueError, "window must be a finite number, got nan"),
+        ({"window": -1.0}, ValueError, "window must be a finite number >= 0, got -1.0"),
+        (
+            {"window": 1.0, "aggression": 0.0},
+            ValueError,
+            "aggression must be a finite number > 0, got 0.0",
+        ),
+        (
+            {"window": 1.0, "aggression": -1},
+            ValueError,
+            "aggression must be a finite number > 0, got -1",
+        ),
+        (
+            {"window": 1.0, "min_percent": 101},
+            ValueError,
+            "min_percent must be a finite number in [0, 100], got 101",
+        ),
+        ({"window": "10"}, TypeError, "window must be a number, got '10'"),
+        ({"window": True}, TypeError, "window must be a number, got True"),
+    ],
+)
+def test_bad_options_name_the_option_and_value(
+    options: dict[str, object], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=re.escape(message)):
+        SlowStart(**options)  # type: ignore[arg-type]

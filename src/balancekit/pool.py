@@ -34,6 +34,7 @@ from .lease import Lease
 from .slow_start import RAMP_STEPS, SlowStart
 from .sticky import StickySession
 from .strategies.base import Balancer, check_server, check_weight
+from .validate import check_positive, check_range
 
 __all__ = ["RAMP_STEPS", "Pool", "ServerStats"]
 
@@ -144,15 +145,13 @@ class Pool:
     ) -> None:
         if not isinstance(strategy, Balancer):
             raise TypeError(f"strategy must be a Balancer, got {strategy!r}")
-        window = _number("slow_start", slow_start, low=0.0)
-        aggression = _number("slow_start_aggression", slow_start_aggression, low=0.0)
-        if aggression == 0:
-            raise ValueError(f"slow_start_aggression must be > 0, got {slow_start_aggression!r}")
-        min_percent = _number(
-            "slow_start_min_weight_percent", slow_start_min_weight_percent, low=0.0, high=100.0
+        window = check_range("slow_start", slow_start, 0.0)
+        aggression = check_positive("slow_start_aggression", slow_start_aggression)
+        min_percent = check_range(
+            "slow_start_min_weight_percent", slow_start_min_weight_percent, 0.0, 100.0
         )
         self._ramp = SlowStart(window, aggression, min_percent)
-        self._panic_threshold = _number("panic_threshold", panic_threshold, low=0.0, high=1.0)
+        self._panic_threshold = check_range("panic_threshold", panic_threshold, 0.0, 1.0)
         components: list[Any] = [strategy, health, drainer, sticky]
         if clock is None:
             explicit = [c._clock for c in components if c is not None and c._clock_explicit]
@@ -590,13 +589,3 @@ class Pool:
             parts.append(f"slow_start={self._ramp.window!r}")
         parts.append(f"panic_threshold={self._panic_threshold!r}")
         return f"Pool({', '.join(parts)})"
-
-
-def _number(name: str, value: object, *, low: float, high: float = math.inf) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number, got {value!r}")
-    result = float(value)
-    if not (math.isfinite(result) and low <= result <= high):
-        bounds = f">= {low:g}" if high == math.inf else f"in [{low:g}, {high:g}]"
-        raise ValueError(f"{name} must be a finite number {bounds}, got {value!r}")
-    return result

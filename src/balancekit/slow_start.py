@@ -10,7 +10,8 @@ of ``window`` seconds::
 (Envoy's ``slow_start_config``: aggression 1 is linear, above 1 ramps fast
 at first). The factor is quantised down to multiples of ``1 / RAMP_STEPS`` so
 that a ramp changes a server's weight at most ``RAMP_STEPS`` times: each
-change may rebuild a hash strategy's table.
+change may rebuild a hash strategy's table. Below the first multiple it is
+the formula's starting value instead, never 0.
 """
 
 from __future__ import annotations
@@ -18,10 +19,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["RAMP_STEPS", "SlowStart"]
+from .validate import check_positive, check_range
+
+__all__ = ["MIN_FACTOR", "RAMP_STEPS", "SlowStart"]
 
 RAMP_STEPS = 20
 """A slow-start ramp updates a server's weight at most this many times."""
+
+MIN_FACTOR = 1e-6
+"""The least factor on a ramp: a weight of 0 would mean "not eligible", and a tiny
+``aggression`` or a huge ``window`` without ``min_percent`` can underflow to it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,34 +55,28 @@ class SlowStart:
     min_percent: float = 10.0
 
     def __post_init__(self) -> None:
-        for name, low, high in (
-            ("window", 0.0, math.inf),
-            ("aggression", 0.0, math.inf),
-            ("min_percent", 0.0, 100.0),
-        ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise TypeError(f"{name} must be a number, got {value!r}")
-            if not (math.isfinite(value) and low <= value <= high):
-                bound = f">= {low:g}" if high == math.inf else f"in [{low:g}, {high:g}]"
-                raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
-        if self.aggression == 0:
-            raise ValueError(f"aggression must be > 0, got {self.aggression!r}")
+        check_range("window", self.window, 0.0)
+        check_positive("aggression", self.aggression)
+        check_range("min_percent", self.min_percent, 0.0, 100.0)
 
     def at(self, elapsed: float) -> tuple[float, float]:
         """The share of its weight a server gets ``elapsed`` seconds into its ramp, and
         the elapsed time of the ramp's next step (``inf`` once the ramp is over)."""
         window = self.window
-        if window <= 0 or elapsed >= window:
+        time_factor = max(elapsed, 1.0) / window if window > 0 else math.inf
+        if time_factor >= 1.0:  # the ramp is over (or a window under a second)
             return 1.0, math.inf
+        # Powers of numbers below 1 can underflow but never overflow.
         minimum = self.min_percent / 100.0
-        raw = (max(elapsed, 1.0) / window) ** (1.0 / self.aggression)
+        raw = time_factor ** (1.0 / self.aggression)
         # The epsilon keeps a float just under a step (0.4999999) from holding it back.
         steps = math.floor(max(raw, minimum) * RAMP_STEPS + 1e-9)
+        if steps >= RAMP_STEPS:
+            return 1.0, math.inf
         # Below the first step, the formula's value at the start (constant for
         # elapsed <= 1 s): rounding down would give 0 and starve the server.
         first = (1.0 / window) ** (1.0 / self.aggression)
-        factor = min(1.0, max(minimum, steps / RAMP_STEPS if steps else first))
+        factor = max(minimum, steps / RAMP_STEPS if steps else first, MIN_FACTOR)
         # The next step is where time_factor ** (1 / aggression) reaches (steps + 1) / RAMP_STEPS.
         next_step = (steps + 1) / RAMP_STEPS
         return factor, min(window, window * next_step**self.aggression)

@@ -1,7 +1,7 @@
 """Checks of numeric options: every error names the option and the value it was given.
 
-The health components take many numeric options (intervals, thresholds,
-percentages); these three checks give them one wording. ``bool`` is never a
+The health components, the Pool and slow start take many numeric options
+(intervals, thresholds, percentages); these checks give them one wording. ``bool`` is never a
 number here, although Python makes it an ``int``.
 
 >>> check_positive("interval", 5)
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["check_count", "check_number", "check_positive"]
+__all__ = ["check_count", "check_number", "check_positive", "check_range"]
 
 
 def check_number(name: str, value: object) -> float:
@@ -44,6 +44,25 @@ def check_positive(name: str, value: object) -> float:
     result = check_number(name, value)
     if result <= 0:
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return result
+
+
+def check_range(name: str, value: object, low: float, high: float = math.inf) -> float:
+    """``value`` as a float, if it is a finite number in ``[low, high]``. O(1).
+
+    >>> check_range("panic_threshold", 1.5, 0.0, 1.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: panic_threshold must be a finite number in [0, 1], got 1.5
+
+    Raises:
+        TypeError: not an int or float (``bool`` included).
+        ValueError: NaN, infinite, or out of range.
+    """
+    result = check_number(name, value)
+    if not low <= result <= high:
+        bound = f">= {low:g}" if high == math.inf else f"in [{low:g}, {high:g}]"
+        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
     return result
 
 
