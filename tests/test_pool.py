@@ -9,6 +9,7 @@ import pytest
 from balancekit import (
     ConsistentHash,
     DuplicateServer,
+    LeastConnections,
     Maglev,
     ManualClock,
     NoServerAvailable,
@@ -167,8 +168,13 @@ def test_a_refusal_nobody_foresaw_is_undone_or_retried() -> None:
     with pytest.raises(ValueError, match="refused"):  # "a" recovers: its weight is refused
         for _ in range(2):
             pool.record_check("a", True)
+    with pytest.raises(ValueError, match="refused for 'a'"):
+        pool.drain("b", 0.0)  # "a" is still refused, but the drain of "b" applies
+    assert pool.strategy.servers["b"] == 0.0
+    with pytest.raises(ValueError, match="refused"):
+        pool.acquire()  # each call retries
     strategy.refuse = False
-    assert pool.is_eligible("a")  # the next call redid the refresh
+    assert pool.is_eligible("a") and not pool.is_eligible("b")  # the next call redid it
     pool._check()
 
 
@@ -263,6 +269,23 @@ def test_passive_ejection_from_real_traffic_and_return() -> None:
     clock.advance(0.001)
     assert [(c.server, c.new) for c in pool.poll()] == [("a", HealthState.HEALTHY)]
     assert "a" in picks(pool)
+
+
+def test_an_ejection_ends_for_acquire_alone_after_other_changes() -> None:
+    # A membership change between the ejection and its end must not make the
+    # pool forget when the ejection ends: acquire() alone brings the server back.
+    clock = ManualClock()
+    tracker = HealthTracker(consecutive_failures=1, base_ejection=10.0, max_ejected_percent=50)
+    pool = Pool(LeastConnections(["a", "b", "c", "d"]), health=tracker, clock=clock)
+    pool.acquire().release()  # the pool settles: nothing to wake for
+    first = pool.acquire()
+    first.release(ok=False)
+    assert pool.strategy.servers[first.server] == 0.0
+    pool.add_server("e")
+    pool.set_weight("b" if first.server != "b" else "c", 2)
+    clock.advance(10.0)
+    pool.acquire().release()
+    assert pool.strategy.servers[first.server] == 1.0
 
 
 def test_readings_catch_up_with_the_clock_without_poll() -> None:

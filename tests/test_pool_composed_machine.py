@@ -225,8 +225,9 @@ class ComposedPool(RuleBasedStateMachine):
         self.pool._check()
 
 
-# Every strategy briefly; round robin (the cheapest) long enough to reach the rare
-# paths, such as a clock jump without poll() that ends a panic before an acquire.
+# Every strategy briefly, round robin (the cheapest) for longer. Rare paths that
+# matter, such as an ejection ending with nothing but acquire() to notice, also
+# have deterministic tests in test_pool.py.
 MACHINES = {}
 for cls in STRATEGIES:
     machine = type(f"Composed{cls.__name__}", (ComposedPool,), {"strategy_class": cls})

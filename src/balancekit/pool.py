@@ -300,7 +300,9 @@ class Pool:
         Raises:
             NoServerAvailable: no eligible server (not even in panic mode).
             TypeError: a hash strategy got no key.
-            ValueError: ``session`` given to a pool without a ``StickySession``.
+            ValueError: ``session`` given to a pool without a ``StickySession``;
+                or a strategy of your own refused a weight it did not refuse
+                in ``_admit`` (each call retries until it accepts).
         """
         sticky = self._sticky
         if session is not None and sticky is None:
@@ -463,9 +465,11 @@ class Pool:
         """Recompute every effective weight and push the changed ones to the strategy.
 
         If the strategy refuses one (a strategy whose ``_admit`` does not
-        foresee it), the weights it did accept stay recorded, and the next
-        call tries again rather than leaving the pool stale.
+        foresee it), every other weight is still pushed (so ejections and
+        drains always apply), the first refusal is raised, and the next call
+        tries again rather than leaving the pool stale.
         """
+        refused: ValueError | None = None
         self._stale = True
         self._wake = -math.inf
         health, drainer = self._health, self._drainer
@@ -483,8 +487,14 @@ class Pool:
                     weight *= factor
                     self._ramp_wake = min(self._ramp_wake, record.since + step)
             if weight != record.effective:
-                self._strategy.set_weight(server, weight)
+                try:
+                    self._strategy.set_weight(server, weight)
+                except ValueError as error:
+                    refused = refused or error
+                    continue
                 record.effective = weight
+        if refused is not None:
+            raise refused
         self._stale = False
         # _wake stays -inf: the next call works out when to wake (a ramp step is
         # a state change too, so acquire() alone reaches it); _advance does now.
