@@ -55,12 +55,13 @@ def balancekit(*args: str) -> str:
     """Run the real command with this interpreter and return its stdout."""
     done = subprocess.run(
         [sys.executable, "-m", "balancekit", *args],
-        check=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,  # progress lines; a failure still raises
+        capture_output=True,  # stderr holds progress lines, or the reason it failed
         text=True,
         encoding="utf-8",
     )
+    if done.returncode != 0:
+        reason = done.stderr.strip().splitlines()[-1:] or ["no message"]
+        raise SystemExit(f"balancekit {' '.join(args)} failed: {reason[0]}")
     return done.stdout.rstrip("\n")
 
 

@@ -389,3 +389,17 @@ def test_the_request_limit_counts_the_requests_that_will_be_made() -> None:
     assert s.requests == 1000
     with pytest.raises(ScenarioError, match="at most 10,000,000 requests"):
         scenario_from_dict({**MINIMAL, "rate": 1000, "duration": 1e5, "requests": None})
+
+
+def test_the_probe_budget_counts_the_time_the_last_requests_take() -> None:
+    health = {"interval": 1.0, "timeout": 0.5}
+    slow = {**MINIMAL, "rate": 1, "requests": 1, "health": health}
+    scenario_from_dict({**slow, "service": {"distribution": "fixed", "mean": 1e5}})
+    with pytest.raises(ScenarioError, match=r"health\.interval must be at least"):
+        # One request, but it is open for ten times 1e6 s: probes all along.
+        scenario_from_dict({**slow, "service": {"distribution": "fixed", "mean": 1e6}})
+    # A trace cut by `requests` is judged by the rows that will be replayed.
+    rows = [[0.0, "", 0.1]] * 3 + [[1e9, "", 0.1]]
+    scenario_from_dict({"servers": MINIMAL["servers"], "trace": rows, "requests": 3})
+    with pytest.raises(ScenarioError, match=r"health\.interval"):
+        scenario_from_dict({"servers": MINIMAL["servers"], "trace": rows})

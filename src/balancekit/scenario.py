@@ -58,7 +58,7 @@ MAX_REQUESTS = 10_000_000
 
 MAX_PROBES = 5_000_000
 """The most health probes one simulation may expect (servers x time / interval):
-probes run for as long as requests arrive, whatever their number."""
+probes run for as long as requests arrive or are open, whatever their number."""
 
 
 class ScenarioError(BalancekitError, ValueError):
@@ -408,12 +408,22 @@ class Scenario:
         _text("name", self.name)
 
     def _horizon(self) -> float:
-        """Roughly how long requests keep arriving, in simulated seconds."""
+        """Roughly how long the pool runs, in simulated seconds: until requests stop
+        arriving, plus ten mean service times on the slowest server for the last
+        ones to finish (probes go on while any request is open)."""
         if self.trace is not None:
-            return self.trace[-1].time
-        assert self.rate is not None
-        ends = [self.duration or math.inf, (self.requests or math.inf) / self.rate]
-        return min(ends)
+            rows = self.trace
+            if self.requests is not None:
+                rows = rows[: self.requests]
+            end = rows[-1].time
+            if self.duration is not None:
+                end = min(end, self.duration)
+            longest = max([row.service or 0.0 for row in rows] + [10 * self.service.mean])
+        else:
+            assert self.rate is not None
+            end = min(self.duration or math.inf, (self.requests or math.inf) / self.rate)
+            longest = 10 * self.service.mean
+        return end + longest / min(spec.speed for spec in self.servers)
 
     def _check_probes(self) -> None:
         health = self.health
