@@ -5,7 +5,7 @@ Eisenbud et al., "Maglev: A Fast and Reliable Software Network Load Balancer"
 an ``(offset, skip)`` pair: slot ``(offset + j * skip) mod M`` is its ``j``-th
 preference (``M`` prime, so every skip in ``[1, M)`` visits every slot). The
 servers take turns claiming their next preferred slot that is still free until
-the table is full; a key goes to ``table[hash(key) mod M]``.
+the table is full; a key goes to ``table[h(key) mod M]``, h its xxhash.
 
 :func:`populate` is that fill, a pure function over explicit ``(offset, skip)``
 pairs so the paper's worked example can be checked directly.
