@@ -204,8 +204,8 @@ class Pool:
             try:
                 self._refresh(now)
             except BaseException:
-                # The strategy refused the weight (a full Maglev table, too many
-                # ring points): undo the join everywhere, then re-push the old weights.
+                # A strategy whose _admit did not foresee the refusal: undo the
+                # join everywhere, then re-push the weights it had accepted.
                 del self._records[server]
                 self._strategy.remove_server(server)
                 for component in joined:
@@ -245,7 +245,7 @@ class Pool:
             try:
                 self._refresh(now)
             except BaseException:
-                record.weight = old  # the strategy refused it: keep the weight it accepted
+                record.weight = old  # refused after all (see add_server): keep the old one
                 self._refresh(now)
                 raise
 
