@@ -3,8 +3,8 @@
 ``main(argv)`` returns the exit status: 0 on success, 2 for bad arguments or
 a bad scenario file, 1 for anything else that stops a run (a strategy that
 refuses the scenario's servers, say) — one line on stderr, never a
-traceback unless ``BALANCEKIT_TRACEBACK=1`` — and 130 on Ctrl-C. Tables go to stdout; progress
-lines go to stderr once a run has taken more than a second.
+traceback unless ``BALANCEKIT_TRACEBACK=1`` — and 130 on Ctrl-C. Tables go
+to stdout; progress lines go to stderr once a run has taken more than a second.
 """
 
 from __future__ import annotations

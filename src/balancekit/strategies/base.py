@@ -107,9 +107,7 @@ def check_weight(weight: object) -> float:
     """
     if isinstance(weight, bool) or not isinstance(weight, (int, float)):
         raise TypeError(f"weight must be a finite number >= 0, got {weight!r}")
-    if isinstance(weight, float) and not (math.isfinite(weight) and weight >= 0):
-        raise ValueError(f"weight must be a finite number >= 0, got {weight!r}")
-    if weight < 0:
+    if not 0 <= weight < math.inf:  # NaN fails every comparison
         raise ValueError(f"weight must be a finite number >= 0, got {weight!r}")
     if weight > MAX_WEIGHT:  # compared before float(): a huge int would overflow it
         raise ValueError(f"weight must be at most {MAX_WEIGHT:g}, got {weight!r}")
