@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from balancekit.cli import _can_draw_blocks, _Progress, main, render_chart
-from balancekit.scenario_files import scenario_from_dict
-from balancekit.simulate import SimulationResult, compare, strategy_names
+from balancekit.sim import SimulationResult, compare
+from balancekit.sim.files import scenario_from_dict
+from balancekit.strategies.registry import strategy_names
 
 SCENARIO: dict[str, Any] = {
     "name": "tiny",

@@ -9,7 +9,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from balancekit.route_store import MemoryRouteStore, RouteStore, check_ttl
+from balancekit.sticky.route_store import MemoryRouteStore, RouteStore, check_ttl
 
 
 def test_is_a_route_store() -> None:

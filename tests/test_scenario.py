@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from balancekit.health import HealthTracker
-from balancekit.scenario import (
+from balancekit.sim.files import load_scenario, scenario_from_dict
+from balancekit.sim.scenario import (
     BUILTIN_SCENARIO,
     CacheSpec,
     DrainSpec,
@@ -23,7 +24,6 @@ from balancekit.scenario import (
     ServiceSpec,
     TraceRow,
 )
-from balancekit.scenario_files import load_scenario, scenario_from_dict
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "simulator.md"
 

@@ -7,7 +7,9 @@ from typing import Any
 import pytest
 
 from balancekit.hashing import hash_key
-from balancekit.scenario import (
+from balancekit.sim import SimulationResult, compare, simulate
+from balancekit.sim.engine import render_key
+from balancekit.sim.scenario import (
     CacheSpec,
     DrainSpec,
     FailureSpec,
@@ -18,17 +20,13 @@ from balancekit.scenario import (
     ServiceSpec,
     TraceRow,
 )
-from balancekit.simulate import (
-    SimulationResult,
+from balancekit.strategies.base import Balancer, Member
+from balancekit.strategies.registry import (
     UnknownStrategy,
-    compare,
     kebab,
     make_strategy,
-    render_key,
-    simulate,
     strategy_names,
 )
-from balancekit.strategies.base import Balancer, Member
 
 from .strategies.contract import STRATEGIES
 

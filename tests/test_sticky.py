@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from balancekit.clock import ManualClock
 from balancekit.errors import DuplicateServer, NoServerAvailable, UnknownServer
 from balancekit.hashing import hash_bytes, ip_key
-from balancekit.route_store import MemoryRouteStore
 from balancekit.sticky import StickySession
+from balancekit.sticky.route_store import MemoryRouteStore
 
 SECRET = "correct horse battery staple, but longer"
 ADDRESSES = ["10.0.0.1:8080", "10.0.0.2:8080", "backend-7.internal:443", "[2001:db8::1]:80"]

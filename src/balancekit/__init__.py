@@ -1,7 +1,7 @@
 """balancekit: load-balancing algorithms for Python.
 
 Public names are re-exported here; nothing is defined in this module.
-``balancekit.quality``, ``balancekit.simulate`` and ``balancekit.testing``
+``balancekit.quality``, ``balancekit.sim`` and ``balancekit.testing``
 (which needs hypothesis) are imported on their own.
 """
 
@@ -13,8 +13,7 @@ from .events import StateChange
 from .health import HealthState, HealthTracker
 from .lease import Lease
 from .pool import Pool, ServerStats
-from .route_store import MemoryRouteStore, RouteStore
-from .sticky import StickySession
+from .sticky import MemoryRouteStore, RouteStore, StickySession
 from .strategies import (
     Balancer,
     BoundedLoadHash,

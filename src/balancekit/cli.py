@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import NoReturn, TextIO
 
 from .clock import Clock, monotonic
-from .scenario import BUILTIN_SCENARIO, Scenario, ScenarioError
-from .scenario_files import load_scenario
-from .simulate import SimulationResult, UnknownStrategy, compare, simulate, strategy_names
+from .sim import SimulationResult, compare, simulate
+from .sim.files import load_scenario
+from .sim.scenario import BUILTIN_SCENARIO, Scenario, ScenarioError
+from .strategies.registry import UnknownStrategy, strategy_names
 
 __all__ = ["main", "render_chart", "render_details", "render_table"]
 

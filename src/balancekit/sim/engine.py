@@ -16,7 +16,7 @@ the scenario, its seed and the strategy. Randomness comes from separate
 :class:`random.Random` streams per concern (arrivals, keys, service times,
 the strategy, health-check jitter), each seeded from the scenario seed, so
 every strategy sees exactly the same requests. The request stream is drawn in
-:mod:`balancekit.draws`; strategies are found by name in :mod:`balancekit.registry`.
+:mod:`balancekit.sim.draws`; strategies are found by name in :mod:`balancekit.strategies.registry`.
 """
 
 from __future__ import annotations
@@ -26,41 +26,21 @@ import math
 import random
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass
 from typing import Any
 
-from . import draws, quality
-from .clock import Clock, ManualClock, monotonic
-from .errors import NoServerAvailable
-from .health import HealthTracker
-from .lease import Lease
-from .pool import Pool
-
-# The names imported "as" themselves are re-exported: they were defined here before the
-# registry had its own module, and users and docs import them from balancekit.simulate.
-from .registry import Strategy as Strategy
-from .registry import UnknownStrategy as UnknownStrategy
-from .registry import instantiate, resolve
-from .registry import kebab as kebab
-from .registry import make_strategy as make_strategy
-from .registry import strategy_names as strategy_names
+from .. import quality
+from ..clock import Clock, ManualClock, monotonic
+from ..errors import NoServerAvailable
+from ..health import HealthTracker
+from ..lease import Lease
+from ..pool import Pool
+from ..strategies.base import Balancer
+from ..strategies.registry import Strategy, instantiate, resolve, strategy_names
+from . import draws
+from .results import ServerResult, SimulationResult, Transition
 from .scenario import Scenario, ServerSpec
-from .strategies.base import Balancer
 
-__all__ = [
-    "TICK_EVERY",
-    "ServerResult",
-    "SimulationResult",
-    "Strategy",
-    "Ticker",
-    "Transition",
-    "UnknownStrategy",
-    "compare",
-    "make_strategy",
-    "render_key",
-    "simulate",
-    "strategy_names",
-]
+__all__ = ["TICK_EVERY", "Ticker", "compare", "render_key", "simulate"]
 
 TICK_EVERY = 4096
 """A simulation reports its progress to a ``ticker`` once per this many arrivals."""
@@ -82,67 +62,6 @@ def render_key(index: int) -> str:
     ('10.0.0.0', '10.1.17.112')
     """
     return f"10.{index >> 16 & 255}.{index >> 8 & 255}.{index & 255}"
-
-
-@dataclass(frozen=True)
-class ServerResult:
-    """One server's share of a run: requests routed to it, those that failed, and the
-    mean latency of those it served."""
-
-    name: str
-    requests: int
-    errors: int
-    latency_mean: float
-
-
-@dataclass(frozen=True)
-class Transition:
-    """A health or drain state change the pool reported: ``server`` went ``old`` -> ``new``."""
-
-    at: float
-    server: str
-    old: str
-    new: str
-
-
-@dataclass(frozen=True)
-class SimulationResult:
-    """What one strategy did with one scenario.
-
-    ``requests`` arrived; ``completed`` succeeded, ``errors`` failed (down
-    server, drain cut-off, or ``rejected`` because no server was eligible).
-    ``throughput`` is completed requests per simulated second until the last
-    one finished. Latencies (seconds, nearest rank) are over completed
-    requests. ``peak_to_mean`` is the largest server's requests per unit of
-    weight over the mean of that figure (1.0 = shares exactly as weighted).
-    ``cache_hit_ratio`` is ``None`` without a cache or keys; ``keys_moved``
-    is the fraction of a key sample whose server changed across the first
-    failure or drain, for hash strategies (``None`` for the others).
-    """
-
-    strategy: str
-    scenario: str
-    seed: int
-    requests: int
-    completed: int
-    errors: int
-    rejected: int
-    elapsed: float
-    throughput: float
-    latency_mean: float
-    latency_p50: float
-    latency_p95: float
-    latency_p99: float
-    latency_max: float
-    peak_to_mean: float
-    cache_hit_ratio: float | None
-    keys_moved: float | None
-    servers: tuple[ServerResult, ...]
-    transitions: tuple[Transition, ...]
-
-    def to_dict(self) -> dict[str, Any]:
-        """The result as JSON-ready plain data. O(servers + transitions)."""
-        return asdict(self)
 
 
 class _Server:
@@ -504,7 +423,7 @@ def simulate(
     the kebab-case class name. ``ticker(name, requests)``, if given, is
     called every ``TICK_EVERY`` arrivals, for a progress display.
 
-    >>> from balancekit.scenario import Scenario, ServerSpec, ServiceSpec
+    >>> from balancekit.sim.scenario import Scenario, ServerSpec, ServiceSpec
     >>> s = Scenario((ServerSpec("a"), ServerSpec("b")), rate=5.0, requests=100,
     ...              service=ServiceSpec("fixed", mean=0.1))
     >>> r = simulate(s, "round-robin")

@@ -2,7 +2,7 @@
 discovery and named in kebab case, and how the simulator builds one.
 
 A name such as ``"power-of-two-choices"`` is what the CLI, scenario tooling
-and :func:`balancekit.simulate.compare` accept; a Balancer subclass of your
+and :func:`balancekit.sim.compare` accept; a Balancer subclass of your
 own is accepted too and named the same way from its class name.
 """
 
@@ -16,10 +16,10 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from . import strategies as _package
-from .clock import Clock
-from .errors import BalancekitError
-from .strategies.base import Balancer
+from .. import strategies as _package
+from ..clock import Clock
+from ..errors import BalancekitError
+from .base import Balancer
 
 __all__ = [
     "Strategy",

@@ -17,12 +17,12 @@ import random
 import threading
 from collections.abc import Callable, Iterable
 
-from .clock import Clock, monotonic
-from .ejection import Ejection
-from .errors import DuplicateServer, UnknownServer
-from .events import StateChange
-from .probes import Probes
-from .strategies.base import check_server
+from ..clock import Clock, monotonic
+from ..errors import DuplicateServer, UnknownServer
+from ..events import StateChange
+from ..strategies.base import check_server
+from ._ejection import Ejection
+from ._probes import Probes
 
 __all__ = ["HealthState", "HealthTracker"]
 

@@ -19,7 +19,7 @@ import random
 from collections.abc import Iterator, Mapping
 from typing import Generic, Protocol, TypeVar
 
-from .validate import check_count, check_number, check_positive
+from ..validate import check_count, check_number, check_positive
 
 __all__ = ["Probed", "Probes"]
 

@@ -11,7 +11,7 @@ slow-start settings of the :class:`~balancekit.pool.Pool` under test.
 Every field is checked when the object is built; a bad value raises
 :class:`ScenarioError` naming the field (with its path in the file, such as
 ``servers[2].capacity``) and the value. Loading from TOML or JSON lives in
-:mod:`balancekit.scenario_files`.
+:mod:`balancekit.sim.files`.
 The file format is described in docs/simulator.md.
 """
 
@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, NamedTuple
 
-from .errors import BalancekitError
+from ..errors import BalancekitError
 
 __all__ = [
     "BUILTIN_SCENARIO",
@@ -227,7 +227,7 @@ class FailureSpec:
     >>> FailureSpec("s2", at=10, until=5)
     Traceback (most recent call last):
     ...
-    balancekit.scenario.ScenarioError: until must be later than at (10), got 5.0
+    balancekit.sim.scenario.ScenarioError: until must be later than at (10), got 5.0
 
     Raises:
         ScenarioError: a negative time, or ``until`` not after ``at``.
@@ -337,7 +337,7 @@ class Scenario:
     >>> Scenario((ServerSpec("a"),), rate=-1.0, requests=5)
     Traceback (most recent call last):
     ...
-    balancekit.scenario.ScenarioError: rate must be a finite number > 0, got -1.0
+    balancekit.sim.scenario.ScenarioError: rate must be a finite number > 0, got -1.0
 
     Raises:
         ScenarioError: (a ``ValueError``) a field has a bad value or exceeds a
@@ -469,7 +469,7 @@ class Scenario:
 
 
 # -- trace rows ----------------------------------------------------------------
-# Here, not in scenario_files, because Scenario validates an inline trace with them.
+# Here, not in files.py, because Scenario validates an inline trace with them.
 
 
 def _trace_rows(rows: Iterable[tuple[str, object]]) -> tuple[TraceRow, ...]:

@@ -15,7 +15,7 @@ transition table, which asks :meth:`Ejection.allowed`.
 
 from __future__ import annotations
 
-from .validate import check_count, check_number, check_positive
+from ..validate import check_count, check_number, check_positive
 
 __all__ = ["Ejection"]
 

@@ -1,9 +1,9 @@
-"""Scenario files: a :class:`~balancekit.scenario.Scenario` loaded from TOML or JSON, and
+"""Scenario files: a :class:`~balancekit.sim.scenario.Scenario` loaded from TOML or JSON, and
 CSV traces.
 
 Each table and field of the file maps to a spec class of
-:mod:`balancekit.scenario`; an unknown, missing or bad field raises
-:class:`~balancekit.scenario.ScenarioError` naming its path in the file, such
+:mod:`balancekit.sim.scenario`; an unknown, missing or bad field raises
+:class:`~balancekit.sim.scenario.ScenarioError` naming its path in the file, such
 as ``servers[2].capacity``. The format is described in docs/simulator.md.
 """
 
@@ -86,7 +86,7 @@ def scenario_from_dict(data: Mapping[str, Any], *, base: Path | None = None) -> 
     >>> scenario_from_dict({"rate": 5, "requests": 10, "servers": [{"name": "a", "speed": 0}]})
     Traceback (most recent call last):
     ...
-    balancekit.scenario.ScenarioError: servers[0].speed must be a finite number > 0, got 0
+    balancekit.sim.scenario.ScenarioError: servers[0].speed must be a finite number > 0, got 0
 
     Raises:
         ScenarioError: an unknown or missing field or a bad value, named by its path.

@@ -13,9 +13,9 @@ Three kinds of affinity, one object:
   clients.
 - **Route table**: :meth:`bind`, :meth:`route` and :meth:`forget` map an
   application's session ids to servers in a
-  :class:`~balancekit.route_store.RouteStore` (bounded, expiring).
+  :class:`~balancekit.sticky.route_store.RouteStore` (bounded, expiring).
 
-The cookie format and its signatures are in :mod:`balancekit.cookie`.
+The cookie format and its signatures are in :mod:`balancekit.sticky._cookie`.
 """
 
 from __future__ import annotations
@@ -23,12 +23,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Collection, Sequence
 
-from .clock import Clock, monotonic
-from .cookie import TOKEN_BYTES, CookieCodec, check_cookie_name, parse_secrets
-from .errors import DuplicateServer, NoServerAvailable, UnknownServer
-from .hashing import hash_bytes, ip_key
+from ..clock import Clock, monotonic
+from ..errors import DuplicateServer, NoServerAvailable, UnknownServer
+from ..hashing import hash_bytes, ip_key
+from ..strategies.base import check_server
+from ._cookie import TOKEN_BYTES, CookieCodec, check_cookie_name, parse_secrets
 from .route_store import MemoryRouteStore, RouteStore, check_ttl
-from .strategies.base import check_server
 
 __all__ = ["StickySession"]
 
@@ -79,8 +79,8 @@ class StickySession:
         cookie_name: the cookie's name (an RFC 6265 token); it is also bound
             into the signature.
         max_routes: the route table's size bound (default store only).
-        store: a :class:`~balancekit.route_store.RouteStore`; by default a
-            :class:`~balancekit.route_store.MemoryRouteStore` of ``max_routes``
+        store: a :class:`~balancekit.sticky.route_store.RouteStore`; by default a
+            :class:`~balancekit.sticky.route_store.MemoryRouteStore` of ``max_routes``
             entries and ``ttl``. A given store applies its own bounds.
         seed: seeds source-IP hashing: processes that must agree use one seed.
         clock: times cookie expiry and route entries (monotonic seconds).

@@ -25,7 +25,7 @@ def requests(scenario: Scenario) -> Iterator[tuple[float, int | None, float]]:
     the stream is the same whatever the strategy does. O(1) per request, after
     an O(universe) table for Zipf keys.
 
-    >>> from balancekit.scenario import Scenario, ServerSpec, ServiceSpec
+    >>> from balancekit.sim.scenario import Scenario, ServerSpec, ServiceSpec
     >>> s = Scenario((ServerSpec("a"),), rate=5.0, requests=2, service=ServiceSpec("fixed"))
     >>> [(key, service) for _, key, service in requests(s)]
     [(None, 0.05), (None, 0.05)]
