@@ -73,7 +73,7 @@ def effective_weights(
         weight = 0.0
         if member.active and (panic or member.healthy):
             weight = member.weight
-            if not panic and member.since > -math.inf:
+            if not panic and member.since > -math.inf and weight > 0:
                 factor, step = ramp.at(now - member.since)
                 weight *= factor
                 next_step = min(next_step, member.since + step)
