@@ -428,10 +428,23 @@ class Pool:
         try:
             now = check_time(self._clock())
         except (TypeError, ValueError):
-            # A broken clock must not leak the lease: settle every count, then raise.
-            self._settle(lease, ok, lease.started)
+            # A broken clock must not leak the lease: settle the counts (not the
+            # health or the statistics, which need a time), then raise.
+            self._settle_counts(lease, ok)
             raise
         return self._settle(lease, ok, now)
+
+    def _settle_counts(self, lease: Lease, ok: bool) -> None:
+        if not self._strategy._release(lease, ok, lease.started):
+            return
+        with self._lock:
+            if self._records.get(lease.server) is lease.context:
+                drainer = self._drainer
+                drained = drainer._closed(drainer._records[lease.server], self._now)
+                if drained is not None:
+                    self._changed([drained], self._now)
+                    self._refresh(self._now)
+        self._outbox.flush()
 
     def _settle(self, lease: Lease, ok: bool, now: float) -> bool:
         if not self._strategy._release(lease, ok, now):
