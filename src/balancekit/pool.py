@@ -388,31 +388,51 @@ class Pool:
                 (nothing is counted then).
         """
         sticky = self._sticky
-        if session is not None and sticky is None:
-            raise ValueError("session affinity needs a Pool created with sticky=StickySession(...)")
+        if sticky is None:
+            if session is not None:
+                raise ValueError(
+                    "session affinity needs a Pool created with sticky=StickySession(...)"
+                )
+            # The hot path, written out: one lock, one clock reading, O(1) bookkeeping.
+            lease: Lease | None
+            with self._lock:
+                now = self._clock()
+                if now.__class__ is not float or now - now:  # NaN - NaN and inf - inf are NaN
+                    now = check_time(now)
+                if now < self._now:
+                    now = self._now
+                else:
+                    self._now = now
+                if now >= self._wake:
+                    self._advance(now)
+                lease = self._strategy._open(self, key, None, now)
+                server = lease.server
+                lease.context = self._records[server]
+                self._drainer._records[server].in_flight += 1
+            if self._outbox._queue:
+                self._outbox.flush()
+            return lease
         with self._lock:
             now = self._begin()
             lease = None
             named = None
-            if sticky is not None:
-                if cookie is not None:
-                    named = sticky._server_from_cookie(cookie, now)
-                elif session is not None:
-                    named = sticky._route(session, now)
-                if named is not None and self._keeps_sticky(named):
-                    lease = self._strategy._open(self, key, named, now)
+            if cookie is not None:
+                named = sticky._server_from_cookie(cookie, now)
+            elif session is not None:
+                named = sticky._route(session, now)
+            if named is not None and self._keeps_sticky(named):
+                lease = self._strategy._open(self, key, named, now)
             if lease is None:
                 lease = self._strategy._open(self, key, None, now)
-                lease.moved = sticky is not None and (cookie is not None or named is not None)
+                lease.moved = cookie is not None or named is not None
             server = lease.server
             lease.context = self._records[server]
             self._drainer._records[server].in_flight += 1
-            if sticky is not None:
-                # Always the current cookie (cached unless it expires): one signed
-                # with a retired secret is re-signed with the first, so rotation works.
-                lease.cookie = sticky._cookie_for(server, now)
-                if session is not None:
-                    sticky._bind(session, server, now)
+            # Always the current cookie (cached unless it expires): one signed
+            # with a retired secret is re-signed with the first, so rotation works.
+            lease.cookie = sticky._cookie_for(server, now)
+            if session is not None:
+                sticky._bind(session, server, now)
         if self._outbox._queue:
             self._outbox.flush()
         return lease
@@ -425,13 +445,15 @@ class Pool:
         return healthy and self._drainer._accepts_sticky(self._drainer._lookup(server))
 
     def _release(self, lease: Lease, ok: bool) -> bool:
-        try:
-            now = check_time(self._clock())
-        except (TypeError, ValueError):
-            # A broken clock must not leak the lease: settle the counts (not the
-            # health or the statistics, which need a time), then raise.
-            self._settle_counts(lease, ok)
-            raise
+        now = self._clock()
+        if now.__class__ is not float or now - now:
+            try:
+                now = check_time(now)
+            except (TypeError, ValueError):
+                # A broken clock must not leak the lease: settle the counts (not the
+                # health or the statistics, which need a time), then raise.
+                self._settle_counts(lease, ok)
+                raise
         return self._settle(lease, ok, now)
 
     def _settle_counts(self, lease: Lease, ok: bool) -> None:
@@ -458,23 +480,32 @@ class Pool:
             if now >= self._wake:
                 self._advance(now)
             record = lease.context
-            if not isinstance(record, _Record) or self._records.get(server) is not record:
+            if record is None or self._records.get(server) is not record:
                 return True  # the server left the pool: nothing of it to account
+            assert isinstance(record, _Record)
             latency = lease.latency or 0.0
             record.requests += 1
-            record.errors += not ok
+            if not ok:
+                record.errors += 1
             record.latency_sum += latency
-            record.latency_max = max(record.latency_max, latency)
-            changes = []
-            drained = self._drainer._closed(self._drainer._records[server], now)
-            if drained is not None:
-                changes.append(drained)
-            if self._health is not None:
-                ejected = self._health._observe(self._health._records[server], ok, now)
-                if ejected is not None:
-                    changes.append(ejected)
-            if changes:
-                self._changed(changes, now)
+            if latency > record.latency_max:
+                record.latency_max = latency
+            # The common case written out: an ACTIVE server with a lease to close,
+            # a success on a server with no failure streak: nothing changes state.
+            drec = self._drainer._records[server]
+            if drec.state is _ACTIVE and drec.in_flight:
+                drec.in_flight -= 1
+                drained = None
+            else:
+                drained = self._drainer._closed(drec, now)
+            health = self._health
+            ejected = None
+            if health is not None:
+                hrec = health._records[server]
+                if not ok or hrec.passive:
+                    ejected = health._observe(hrec, ok, now)
+            if drained is not None or ejected is not None:
+                self._changed([c for c in (drained, ejected) if c is not None], now)
                 self._refresh(now)
         if self._outbox._queue:
             self._outbox.flush()
