@@ -11,6 +11,7 @@ from typing import Any
 
 from ..clock import Clock
 from ..errors import UnknownServer
+from ..validate import check_time
 from .base import Balancer, Member, Servers
 from .indexed_heap import IndexedHeap
 
@@ -132,7 +133,7 @@ class LeastResponseTime(Balancer):
         }
 
     def _rebuild(self) -> None:
-        now = self._clock()
+        now = check_time(self._clock())
         old = getattr(self, "_estimates", {})
         self._estimates: dict[Member, _Estimate] = {
             m: old.get(m) or _Estimate(m, self._default_rtt, now) for m in self._members.values()
@@ -175,7 +176,7 @@ class LeastResponseTime(Balancer):
         heap.update(member, (self._key(est), tick))
 
     def _added(self, member: Member) -> None:
-        est = _Estimate(member, self._default_rtt, self._clock())
+        est = _Estimate(member, self._default_rtt, check_time(self._clock()))
         self._estimates[member] = est
         if member.weight > 0:
             self._tick += 1
@@ -239,7 +240,7 @@ class LeastResponseTime(Balancer):
         Raises:
             UnknownServer: the server is not a member.
         """
-        now = self._clock()
+        now = check_time(self._clock())
         with self._lock:
             member = self._members.get(server)
             if member is None:
