@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Set
 from typing import Any
 
 from ..clock import Clock
@@ -232,6 +232,7 @@ class Maglev(Balancer):
         self._size = table_size
         self._seed = _check_seed(seed)
         self._table: list[str] = []
+        self._live: frozenset[str] = frozenset()
         super().__init__(servers, clock=clock)
 
     @property
@@ -259,6 +260,7 @@ class Maglev(Balancer):
         owners = populate(preferences, size, [weight for _, weight in live])
         # One assignment publishes the new table to lock-free readers.
         self._table = [names[i] for i in owners]
+        self._live = frozenset(names)
 
     def _check_room(self, live: int) -> None:
         size = self._size
@@ -279,15 +281,28 @@ class Maglev(Balancer):
             member.weight = old  # the base class has already stored the new weight
             raise
 
-    def get_server(self, key: Any = None) -> str:
+    def get_server(self, key: Any = None, exclude: Iterable[str] = ()) -> str:
         """The server for ``key``: ``table[hash(key) % table_size]``, without the lock.
 
-        Complexity: O(1) plus O(len(key)).
+        With ``exclude``, the owner of the first entry from there on
+        (``+1, +2, ...``, wrapping) that is not excluded. Entries are dealt
+        out in turns, so the next entry's owner is spread over the other
+        servers about in proportion to their weights; the order is a fixed
+        one per key and independent of insertion order. Unlike the ring's,
+        it is not where the key would go if the excluded servers left (that
+        rebuilds the table).
+
+        Complexity: O(1) plus O(len(key)); with ``exclude``, about
+        ``n / (n - k)`` entries read for ``k`` of ``n`` equal servers excluded.
 
         Raises:
-            TypeError: no key, or a key that is not ``str``, ``bytes`` or ``int``.
+            TypeError: no key, or a key that is not ``str``, ``bytes`` or ``int``;
+                a bad ``exclude`` (see :meth:`Balancer.get_server`).
             NoServerAvailable: no server has a weight > 0.
         """
+        if exclude:
+            with self._lock:
+                return self._pick(key, exclude).server
         table = self._table
         digest = hash_bytes(key.encode(), self._seed) if type(key) is str else self._hash_other(key)
         if table:
@@ -302,6 +317,18 @@ class Maglev(Balancer):
     def _choose(self, key: Any) -> Member:
         # get_server takes no lock, so calling it under ours is safe.
         return self._members[self.get_server(key)]
+
+    def _choose_other(self, key: Any, exclude: Set[str]) -> Member | None:
+        table = self._table
+        digest = hash_bytes(key.encode(), self._seed) if type(key) is str else self._hash_other(key)
+        if self._live <= exclude:
+            return None
+        size = self._size
+        slot = digest % size
+        # Ends: a server not excluded owns at least one entry.
+        while table[slot] in exclude:
+            slot = slot + 1 if slot + 1 < size else 0
+        return self._members[table[slot]]
 
     def _options(self) -> dict[str, object]:
         return {"table_size": self._size, "seed": self._seed}
