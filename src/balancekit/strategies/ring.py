@@ -125,6 +125,7 @@ class ConsistentHash(Balancer):
     """
 
     requires_key = True
+    _incremental = True  # set_weights: a few servers move their own points
 
     def __init__(
         self,
