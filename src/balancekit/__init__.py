@@ -28,6 +28,7 @@ from .strategies import (
     RoundRobin,
     WeightedRoundRobin,
 )
+from .subset import deterministic_subset
 
 __all__ = [
     "BalancekitError",
@@ -60,4 +61,5 @@ __all__ = [
     "UnknownServer",
     "WeightedRoundRobin",
     "__version__",
+    "deterministic_subset",
 ]
