@@ -124,9 +124,7 @@ class HTTPProbe(Probe):
     async def check_async(self, server: str, timeout: float) -> bool:
         if self._async_client is None:
             self._async_client = self._httpx.AsyncClient(headers=self.headers)
-        response = await self._async_client.request(
-            self.method, self._url(server), timeout=timeout
-        )
+        response = await self._async_client.request(self.method, self._url(server), timeout=timeout)
         return response.status_code in self.statuses
 
     def close(self) -> None:
@@ -184,5 +182,3 @@ def tcp_probe(*, timeout: float = 2.0) -> TCPProbe:
         ValueError, TypeError: a bad ``timeout``.
     """
     return TCPProbe(timeout)
-
-

@@ -331,4 +331,3 @@ class AsyncHealthChecker(_Runner):
 
     def __repr__(self) -> str:
         return f"AsyncHealthChecker{self._describe(self.running)}"
-
