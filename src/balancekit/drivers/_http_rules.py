@@ -38,6 +38,10 @@ RETRY_ERRORS: tuple[type[Exception], ...] = (
 """Exceptions after which an idempotent request may be retried on another server."""
 
 
+_URL_CACHE = 1024
+"""Target URLs kept, per transport."""
+
+
 class Budget(Protocol):
     """What a retry budget offers (:class:`balancekit.RetryBudget`)."""
 
@@ -123,6 +127,7 @@ class Rules:
         self.cookie_name = None if sticky is None else sticky.cookie_name
         self.cookie_max_age = None if sticky is None else sticky.ttl
         self._bases: dict[str, tuple[str, str, int | None]] = {}
+        self._urls: dict[tuple[str, bytes, bytes], httpx.URL] = {}
 
     # -- one request ---------------------------------------------------------------
 
@@ -155,8 +160,7 @@ class Rules:
 
     def target(self, request: httpx.Request, server: str) -> httpx.Request:
         """``request`` sent to ``server``: its scheme, host and port (and Host header)."""
-        scheme, host, port = self._base(server)
-        url = request.url.copy_with(scheme=scheme, host=host, port=port)
+        url = self._target_url(request.url, server)
         headers = request.headers.copy()
         headers["Host"] = url.netloc.decode("ascii")
         return httpx.Request(
@@ -166,6 +170,19 @@ class Rules:
             stream=request.stream,
             extensions=request.extensions,
         )
+
+    def _target_url(self, url: httpx.URL, server: str) -> httpx.URL:
+        # Parsing a URL costs more than the rest of a try together, and clients
+        # repeat their paths: keep the recent ones (bounded, cleared when full).
+        cache_key = (server, url.raw_path, url.userinfo)
+        found = self._urls.get(cache_key)
+        if found is None:
+            scheme, host, port = self._base(server)
+            found = url.copy_with(scheme=scheme, host=host, port=port)
+            if len(self._urls) >= _URL_CACHE:
+                self._urls.clear()
+            self._urls[cache_key] = found
+        return found
 
     def retry_response(self, retryable: bool, attempt: int, response: httpx.Response) -> bool:
         """Whether to retry after ``response``; withdraws from the budget when yes."""
