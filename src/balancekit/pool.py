@@ -342,7 +342,7 @@ class Pool:
         healthy = self._panic or self._health is None or self._health.is_healthy(server)
         return healthy and self._drainer.accepts_sticky(server)
 
-    def _release(self, lease: Lease, ok: bool) -> bool:
+    def _release(self, lease: Lease, ok: bool | None) -> bool:
         if not self._strategy._release(lease, ok):
             return False
         server = lease.server
@@ -353,7 +353,7 @@ class Pool:
             latency = lease.latency or 0.0
             record.in_flight -= 1
             record.requests += 1
-            record.errors += not ok
+            record.errors += ok is False  # None: abandoned, neither outcome
             record.latency_sum += latency
             record.latency_max = max(record.latency_max, latency)
             changed = False
@@ -361,7 +361,7 @@ class Pool:
             if change is not None:
                 self._changes.append(change)
                 changed = True
-            if self._health is not None:
+            if self._health is not None and ok is not None:
                 change = self._health.observe(server, ok)
                 if change is not None:
                     self._note(change)

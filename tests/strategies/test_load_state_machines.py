@@ -53,7 +53,11 @@ class LoadModel(RuleBasedStateMachine):
     def model_added(self, server: str) -> None:
         return
 
-    def model_released(self, server: str, lease: Lease, ok: bool) -> None:
+    def model_restarted(self, server: str) -> None:
+        """The server's weight went from 0 to positive: a fresh start."""
+        return
+
+    def model_released(self, server: str, lease: Lease, ok: bool | None) -> None:
         return
 
     def check_pick(self, server: str, candidates: list[str]) -> None:
@@ -92,6 +96,8 @@ class LoadModel(RuleBasedStateMachine):
         if server not in self.weights:
             return
         self.lb.set_weight(server, weight)
+        if self.weights[server] == 0 and weight > 0:
+            self.model_restarted(server)
         self.weights[server] = float(weight)
 
     @rule()
@@ -129,12 +135,13 @@ class LoadModel(RuleBasedStateMachine):
         self.open.append((lease, self.generation[lease.server]))
 
     @precondition(lambda self: self.open)
-    @rule(index=st.integers(0, 50), ok=st.booleans(), twice=st.booleans())
-    def release(self, index: int, ok: bool, twice: bool) -> None:
+    @rule(index=st.integers(0, 50), ok=st.sampled_from([True, False, None]), twice=st.booleans())
+    def release(self, index: int, ok: bool | None, twice: bool) -> None:
         lease, generation = self.open.pop(index % len(self.open))
         assert lease.release(ok) is True
         if twice:
             assert lease.release(not ok) is False
+        assert lease.ok is ok and lease.released
         server = lease.server
         if server in self.weights and self.generation[server] == generation:
             self.counts[server] -= 1
@@ -191,10 +198,13 @@ class LeastResponseTimeMachine(LoadModel):
     def model_added(self, server: str) -> None:
         self.estimate[server] = (DEFAULT_RTT, self.clock())
 
-    def model_released(self, server: str, lease: Lease, ok: bool) -> None:
+    def model_restarted(self, server: str) -> None:
+        self.estimate[server] = (DEFAULT_RTT, self.clock())
+
+    def model_released(self, server: str, lease: Lease, ok: bool | None) -> None:
         now = self.clock()
         rtt = now - lease.started
-        if not ok:
+        if ok is False:  # abandoned (None): the elapsed time, without a penalty
             rtt = max(rtt, PENALTY)
         e, t_prev = self.estimate[server]
         if rtt > e:

@@ -308,17 +308,27 @@ class Balancer(abc.ABC):
             self._acquired(member, now)
         return Lease(owner, member.server, now, member)
 
-    def _release(self, lease: Lease, ok: bool) -> bool:
+    def _release(self, lease: Lease, ok: bool | None) -> bool:
         now = self._clock()
         with self._lock:
-            if lease.ok is not None:
+            if lease._done:
                 return False
+            lease._done = True
             lease.ok = ok
-            lease.latency = now - lease.started
+            # Nothing here may raise before the count settles: a clock that
+            # gave None, NaN or infinity leaves no latency, not a lease counted.
+            latency: float | None
+            try:
+                latency = now - lease.started
+            except TypeError:
+                latency = None
+            if latency is not None and latency - latency != 0:
+                latency = None
+            lease.latency = latency
             member = lease.token
             if isinstance(member, Member) and self._members.get(member.server) is member:
                 member.in_flight -= 1
-                self._released(member, lease.latency, ok, now)
+                self._released(member, latency, ok, now)
             return True
 
     def in_flight(self, server: str) -> int:
@@ -382,8 +392,10 @@ class Balancer(abc.ABC):
         """A lease was opened on ``member`` (its in_flight already counts it)."""
         return
 
-    def _released(self, member: Member, latency: float, ok: bool, now: float) -> None:
-        """A lease on a current member closed (its in_flight already uncounted)."""
+    def _released(self, member: Member, latency: float | None, ok: bool | None, now: float) -> None:
+        """A lease on a current member closed (its in_flight already uncounted)
+        after ``latency`` seconds, or ``None`` if the clock gave no usable
+        reading; ``ok=None``: the lease was abandoned."""
         return
 
     def _unavailable(self) -> NoServerAvailable:

@@ -127,7 +127,7 @@ class LeastConnections(Balancer):
         if old is not None:
             self._move(member, old)
 
-    def _released(self, member: Member, latency: float, ok: bool, now: float) -> None:
+    def _released(self, member: Member, latency: float | None, ok: bool | None, now: float) -> None:
         old = self._level_of.get(member)
         if old is not None:
             self._move(member, old)
