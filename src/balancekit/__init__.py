@@ -29,6 +29,7 @@ from .strategies import (
     RoundRobin,
     WeightedRoundRobin,
 )
+from .subset import deterministic_subset
 
 __all__ = [
     "BalancekitError",
@@ -62,4 +63,5 @@ __all__ = [
     "UnknownServer",
     "WeightedRoundRobin",
     "__version__",
+    "deterministic_subset",
 ]

@@ -34,6 +34,14 @@ from typing import Any, ClassVar
 from ..clock import Clock, monotonic
 from ..errors import DuplicateServer, NoServerAvailable, UnknownServer
 from ..lease import Lease, LeaseOwner
+from ..validate import (
+    MAX_WEIGHT,
+    check_server,
+    check_time,
+    check_weight,
+    check_weights,
+    parse_servers,
+)
 from ._exclude import check_exclude, choose_other
 
 __all__ = [
@@ -66,91 +74,6 @@ class Member:
 
     def __repr__(self) -> str:
         return f"Member({self.server!r}, weight={self.weight!r}, in_flight={self.in_flight})"
-
-
-def check_server(server: object) -> str:
-    """Validate a server id: a non-empty ``str``.
-
-    >>> check_server("10.0.0.1:80")
-    '10.0.0.1:80'
-    >>> check_server(80)
-    Traceback (most recent call last):
-    ...
-    TypeError: server must be a non-empty str, got 80
-    """
-    if not isinstance(server, str):
-        raise TypeError(f"server must be a non-empty str, got {server!r}")
-    if not server:
-        raise ValueError("server must be a non-empty str, got ''")
-    try:
-        server.encode()
-    except UnicodeEncodeError:
-        # A lone surrogate cannot be hashed as UTF-8: refuse it at the door.
-        raise ValueError(f"server must be valid Unicode text, got {server!r}") from None
-    return server
-
-
-MAX_WEIGHT = 1e9
-"""The largest weight. Weights are relative, so this costs nothing, and it keeps
-sums of weights (and the smooth round robin's running values) finite and exact
-enough: without it two weights of 1.7e308 would sum to infinity."""
-
-
-def check_weight(weight: object) -> float:
-    """Validate a weight: a finite number in [0, ``MAX_WEIGHT``], ``bool`` excluded.
-
-    >>> check_weight(2)
-    2.0
-    >>> check_weight(float("nan"))
-    Traceback (most recent call last):
-    ...
-    ValueError: weight must be a finite number >= 0, got nan
-    >>> check_weight(2e9)
-    Traceback (most recent call last):
-    ...
-    ValueError: weight must be at most 1e+09, got 2000000000.0
-    """
-    if isinstance(weight, bool) or not isinstance(weight, (int, float)):
-        raise TypeError(f"weight must be a finite number >= 0, got {weight!r}")
-    if not 0 <= weight < math.inf:  # NaN fails every comparison
-        raise ValueError(f"weight must be a finite number >= 0, got {weight!r}")
-    if weight > MAX_WEIGHT:  # compared before float(): a huge int would overflow it
-        raise ValueError(f"weight must be at most {MAX_WEIGHT:g}, got {weight!r}")
-    return float(weight)
-
-
-def parse_servers(servers: object) -> dict[str, float]:
-    """Validate a constructor's ``servers`` argument into ``{id: weight}``.
-
-    >>> parse_servers(["a", "b"])
-    {'a': 1.0, 'b': 1.0}
-    >>> parse_servers({"a": 2})
-    {'a': 2.0}
-    >>> parse_servers(["a", "a"])
-    Traceback (most recent call last):
-    ...
-    balancekit.errors.DuplicateServer: server 'a' is already a member
-
-    Raises:
-        TypeError: a bare string (which would iterate as characters), a
-            non-iterable, a non-str id or a non-numeric weight.
-        ValueError: an empty id, a bad weight or a repeated id.
-    """
-    if isinstance(servers, (str, bytes)):
-        raise TypeError(f"servers must be an iterable of ids or a mapping, got {servers!r}")
-    if isinstance(servers, Mapping):
-        pairs: Iterable[tuple[object, object]] = servers.items()
-    elif isinstance(servers, Iterable):
-        pairs = ((server, 1) for server in servers)
-    else:
-        raise TypeError(f"servers must be an iterable of ids or a mapping, got {servers!r}")
-    parsed: dict[str, float] = {}
-    for server, weight in pairs:
-        name = check_server(server)
-        if name in parsed:
-            raise DuplicateServer(name)
-        parsed[name] = check_weight(weight)
-    return parsed
 
 
 class Balancer(abc.ABC):
@@ -238,6 +161,48 @@ class Balancer(abc.ABC):
             member.weight = value
             self._reweighted(member, old)
 
+    def set_weights(self, weights: Mapping[str, float]) -> None:
+        """Change many weights at once: one rebuild (or one incremental pass) for the batch.
+
+        The whole mapping is checked before anything changes; servers whose
+        weight is already the one given are left alone.
+
+        >>> from balancekit import RoundRobin
+        >>> lb = RoundRobin(["a", "b", "c"])
+        >>> lb.set_weights({"a": 0, "b": 2})
+        >>> dict(lb.servers)
+        {'a': 0.0, 'b': 2.0, 'c': 1.0}
+
+        Complexity: one ``_rebuild`` for a batch of more than one change
+        (strategies that update incrementally do so when the batch is small).
+
+        Raises:
+            UnknownServer: a server is not a member. TypeError, ValueError: not a
+                mapping, or a bad weight. Nothing changes in any case, and a
+                strategy that refuses the batch (Maglev's room) leaves every
+                weight as it was.
+        """
+        parsed = check_weights(weights)
+        with self._lock:
+            members = self._members
+            for server in parsed:
+                if server not in members:
+                    raise UnknownServer(server)
+            changed = [
+                (members[s], members[s].weight) for s, w in parsed.items() if members[s].weight != w
+            ]
+            if not changed:
+                return
+            for member, _ in changed:
+                member.weight = parsed[member.server]
+            try:
+                self._reweighted_many(changed)
+            except BaseException:
+                for member, old in changed:
+                    member.weight = old
+                self._rebuild()
+                raise
+
     @property
     def servers(self) -> Mapping[str, float]:
         """A read-only snapshot ``{server: weight}``, in insertion order. O(n)."""
@@ -287,15 +252,22 @@ class Balancer(abc.ABC):
         return self._choose(key) if member is None else member
 
     def _open(
-        self, owner: LeaseOwner, key: Any, server: str | None, exclude: Iterable[str] = ()
+        self,
+        owner: LeaseOwner,
+        key: Any,
+        server: str | None,
+        exclude: Iterable[str] = (),
+        now: float | None = None,
     ) -> Lease:
         """Count a lease for ``owner`` on ``server``, or on the choice for ``key``.
 
         A Pool opens leases through this so that its own ``_release`` sees
         them first (then calls ours) and so that a sticky client can be
         pinned to its server, even one the strategy would no longer choose.
+        The Pool passes the ``now`` it read; alone, the strategy reads its clock.
         """
-        now = self._clock()
+        if now is None:
+            now = check_time(self._clock())
         with self._lock:
             if server is None:
                 member = self._pick(key, exclude) if exclude else self._choose(key)
@@ -308,28 +280,29 @@ class Balancer(abc.ABC):
             self._acquired(member, now)
         return Lease(owner, member.server, now, member)
 
-    def _release(self, lease: Lease, ok: bool | None) -> bool:
-        now = self._clock()
+    def _release(self, lease: Lease, ok: bool | None, now: float | None = None) -> bool:
+        fault: Exception | None = None
+        if now is None:
+            try:
+                now = check_time(self._clock())
+            except (TypeError, ValueError) as error:
+                # A broken clock must not leak the lease: settle the count, then say so.
+                fault = error
         with self._lock:
             if lease._done:
                 return False
             lease._done = True
             lease.ok = ok
-            # Nothing here may raise before the count settles: a clock that
-            # gave None, NaN or infinity leaves no latency, not a lease counted.
-            latency: float | None
-            try:
-                latency = now - lease.started
-            except TypeError:
-                latency = None
-            if latency is not None and latency - latency != 0:
-                latency = None
+            latency = None if now is None else now - lease.started
             lease.latency = latency
             member = lease.token
             if isinstance(member, Member) and self._members.get(member.server) is member:
                 member.in_flight -= 1
-                self._released(member, latency, ok, now)
-            return True
+                # No latency without a good reading; the hook still sees the count change.
+                self._released(member, latency, ok, lease.started if now is None else now)
+        if fault is not None:
+            raise fault
+        return True
 
     def in_flight(self, server: str) -> int:
         """Leases open on ``server``. O(1).
@@ -373,6 +346,20 @@ class Balancer(abc.ABC):
 
     def _added(self, member: Member) -> None:
         self._rebuild()
+
+    _incremental: ClassVar[bool] = False
+    """Whether ``_reweighted`` updates in place (cheaper than a rebuild for a few servers)."""
+
+    def _reweighted_many(self, changed: list[tuple[Member, float]]) -> None:
+        """Weights changed (each member with its old weight): one change goes to
+        ``_reweighted``; a batch is one ``_rebuild``, or, for an incremental
+        strategy, one pass of ``_reweighted`` while it is under a quarter of the
+        members (each change then costs less than a share of a rebuild)."""
+        if len(changed) == 1 or (self._incremental and 4 * len(changed) < len(self._members)):
+            for member, old in changed:
+                self._reweighted(member, old)
+        else:
+            self._rebuild()
 
     def _removed(self, member: Member) -> None:
         self._rebuild()

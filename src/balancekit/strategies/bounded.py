@@ -23,19 +23,20 @@ from typing import Any
 from ..clock import Clock
 from ..errors import UnknownServer
 from ..hashing import hash_bytes
+from ..validate import check_range
 from .base import Member, Servers
 from .ring import ConsistentHash
 
-__all__ = ["BoundedLoadHash"]
+__all__ = ["MAX_BALANCE_FACTOR", "BoundedLoadHash"]
+
+
+MAX_BALANCE_FACTOR = 1e6
+"""A larger factor bounds nothing (no server holds a million times its share) and,
+near the float limit, overflows the capacity arithmetic of every pick."""
 
 
 def _check_factor(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"balance_factor must be a finite number >= 1, got {value!r}")
-    factor = float(value)
-    if not (math.isfinite(factor) and factor >= 1):
-        raise ValueError(f"balance_factor must be a finite number >= 1, got {value!r}")
-    return factor
+    return check_range("balance_factor", value, 1.0, MAX_BALANCE_FACTOR)
 
 
 class BoundedLoadHash(ConsistentHash):

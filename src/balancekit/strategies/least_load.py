@@ -49,6 +49,7 @@ class LeastConnections(Balancer):
     every acquire. ``load`` and ``in_flight`` O(1); memory O(n).
     """
 
+    _incremental = True  # set_weights: a few servers move between levels
     _SPARE_LEVELS = 8
     """Empty levels kept for reuse: acquire/release pairs empty and refill the
     same level over and over, and creating it anew each time costs more."""

@@ -76,6 +76,8 @@ class LeastResponseTime(Balancer):
             ``failure_penalty`` not finite and >= 0.
     """
 
+    _incremental = True  # set_weights: a few servers move in the heap
+
     def __init__(
         self,
         servers: Servers = (),
