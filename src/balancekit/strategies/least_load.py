@@ -10,6 +10,7 @@ from typing import Any
 
 from ..clock import Clock
 from ..errors import UnknownServer
+from ..validate import check_instance, check_int
 from ._peak_ewma import Estimate, check_option
 from .base import Balancer, Member, Servers
 from .indexed_heap import IndexedHeap
@@ -243,21 +244,15 @@ class PowerOfTwoChoices(Balancer):
         rng: random.Random | None = None,
         clock: Clock | None = None,
     ) -> None:
-        if isinstance(choices, bool) or not isinstance(choices, int):
-            raise TypeError(f"choices must be an int in [2, 10], got {choices!r}")
-        if not 2 <= choices <= 10:
-            raise ValueError(f"choices must be an int in [2, 10], got {choices!r}")
+        self._choices = check_int("choices", choices, 2, 10)
         if not isinstance(load, str):
             raise TypeError(f"load must be one of {_LOADS}, got {load!r}")
         if load not in _LOADS:
             raise ValueError(f"load must be one of {_LOADS}, got {load!r}")
         self._decay = check_option("decay", decay, positive=True)
         self._default_rtt = check_option("default_rtt", default_rtt, positive=False)
-        if rng is not None and not isinstance(rng, random.Random):
-            raise TypeError(f"rng must be a random.Random, got {rng!r}")
-        self._choices = choices
         self._load = load
-        self._rng = random.Random() if rng is None else rng
+        self._rng = check_instance("rng", rng, random.Random, optional=True) or random.Random()
         # Peak EWMA only: the estimates. Their keys are compared at time 0:
         # log e + t_prev / decay + log((in_flight + 1) / weight), no clock read.
         self._estimates: dict[Member, Estimate] | None = {} if load == "peak_ewma" else None
