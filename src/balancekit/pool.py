@@ -424,7 +424,7 @@ class Pool:
         healthy = self._panic or health is None or health._lookup(server).state is _HEALTHY
         return healthy and self._drainer._accepts_sticky(self._drainer._lookup(server))
 
-    def _release(self, lease: Lease, ok: bool) -> bool:
+    def _release(self, lease: Lease, ok: bool | None) -> bool:
         try:
             now = check_time(self._clock())
         except (TypeError, ValueError):
@@ -434,7 +434,7 @@ class Pool:
             raise
         return self._settle(lease, ok, now)
 
-    def _settle_counts(self, lease: Lease, ok: bool) -> None:
+    def _settle_counts(self, lease: Lease, ok: bool | None) -> None:
         if not self._strategy._release(lease, ok, lease.started):
             return
         with self._lock:
@@ -446,7 +446,7 @@ class Pool:
                     self._refresh(self._now)
         self._outbox.flush()
 
-    def _settle(self, lease: Lease, ok: bool, now: float) -> bool:
+    def _settle(self, lease: Lease, ok: bool | None, now: float) -> bool:
         if not self._strategy._release(lease, ok, now):
             return False
         server = lease.server
@@ -462,14 +462,14 @@ class Pool:
                 return True  # the server left the pool: nothing of it to account
             latency = lease.latency or 0.0
             record.requests += 1
-            record.errors += not ok
+            record.errors += ok is False  # None: abandoned, neither outcome
             record.latency_sum += latency
             record.latency_max = max(record.latency_max, latency)
             changes = []
             drained = self._drainer._closed(self._drainer._records[server], now)
             if drained is not None:
                 changes.append(drained)
-            if self._health is not None:
+            if self._health is not None and ok is not None:  # abandoned: no health event
                 ejected = self._health._observe(self._health._records[server], ok, now)
                 if ejected is not None:
                     changes.append(ejected)
