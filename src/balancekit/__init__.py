@@ -26,6 +26,7 @@ from .strategies import (
     PowerOfTwoChoices,
     Rendezvous,
     RoundRobin,
+    UtilizationRoundRobin,
     WeightedRoundRobin,
 )
 from .subset import deterministic_subset
@@ -59,6 +60,7 @@ __all__ = [
     "StateChange",
     "StickySession",
     "UnknownServer",
+    "UtilizationRoundRobin",
     "WeightedRoundRobin",
     "__version__",
     "deterministic_subset",
