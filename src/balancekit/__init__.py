@@ -13,6 +13,7 @@ from .events import StateChange
 from .health import HealthState, HealthTracker
 from .lease import Lease
 from .pool import Pool, ServerStats
+from .retry import RetryBudget
 from .sticky import MemoryRouteStore, RouteStore, StickySession
 from .strategies import (
     Balancer,
@@ -54,6 +55,7 @@ __all__ = [
     "Pool",
     "PowerOfTwoChoices",
     "Rendezvous",
+    "RetryBudget",
     "RoundRobin",
     "RouteStore",
     "ServerStats",

@@ -16,11 +16,15 @@ whose successor is the first point (the wrap-around both systems do).
 
 from __future__ import annotations
 
+import threading
 from bisect import bisect_right
-from collections.abc import Callable
-from typing import Any, Protocol
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import NoServerAvailable
+
+if TYPE_CHECKING:
+    from .base import Member
 
 __all__ = ["LAST", "Lookup", "Ring", "check_compat", "request_hash", "ring_lookup"]
 
@@ -29,11 +33,15 @@ Lookup = Callable[..., str]
 
 
 class Ring(Protocol):
-    """What a compat lookup reads of its ring: the bucket index and the error."""
+    """What a compat lookup reads of its ring: the bucket index, the error, and the
+    ring's own walk for ``exclude``."""
 
     _index: tuple[list[tuple[tuple[int, ...], tuple[str, ...]]], int]
+    _lock: threading.Lock
 
     def _unavailable(self) -> NoServerAvailable: ...
+
+    def _pick(self, key: Any, exclude: Iterable[str]) -> Member: ...
 
 
 LAST = (1 << 64) - 1
@@ -90,7 +98,10 @@ def ring_lookup(ring: Ring, locate: Callable[[Any], int]) -> Lookup:
     O(1) expected plus the key's hash, like the ring's own lookup.
     """
 
-    def get_server(key: Any = None) -> str:
+    def get_server(key: Any = None, exclude: Iterable[str] = ()) -> str:
+        if exclude:  # the ring's own walk, under its lock, as ConsistentHash.get_server
+            with ring._lock:
+                return ring._pick(key, exclude).server
         h = locate(key)
         table, shift = ring._index
         positions, owners = table[h >> shift]

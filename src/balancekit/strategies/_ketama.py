@@ -27,7 +27,7 @@ import importlib
 import math
 import struct
 from bisect import bisect_right
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 from ._compat import LAST, Lookup, Ring, request_hash
@@ -163,7 +163,10 @@ class KetamaPoints:
         """
         word = _WORD.unpack_from
 
-        def get_server(key: Any = None) -> str:
+        def get_server(key: Any = None, exclude: Iterable[str] = ()) -> str:
+            if exclude:  # the ring's own walk, under its lock, as ConsistentHash.get_server
+                with ring._lock:
+                    return ring._pick(key, exclude).server
             if type(key) is str:
                 h = word(md5(key.encode()).digest())[0]
             else:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import itertools
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Set
 from functools import partial
 from typing import Any
 
@@ -137,6 +137,7 @@ class ConsistentHash(Balancer):
     """
 
     requires_key = True
+    _incremental = True  # set_weights: a few servers move their own points
 
     def __init__(
         self,
@@ -214,15 +215,24 @@ class ConsistentHash(Balancer):
 
     # -- lookups ----------------------------------------------------------------
 
-    def get_server(self, key: Any = None) -> str:
+    def get_server(self, key: Any = None, exclude: Iterable[str] = ()) -> str:
         """The server owning the first point clockwise of ``key``; lock-free.
 
-        Complexity: O(1) expected plus O(len(key)).
+        With ``exclude``, the first server clockwise that is not excluded:
+        the next one of ``get_n_servers(key, ...)``, which is where the key
+        would go if the excluded servers left. That walk holds the lock.
+
+        Complexity: O(1) expected plus O(len(key)); with ``exclude``, about
+        ``(k + 1) * P / n`` points walked for ``k`` excluded servers met.
 
         Raises:
             NoServerAvailable: no server has a weight > 0.
-            TypeError: no key, or a key that is not ``str``, ``bytes`` or ``int``.
+            TypeError: no key, or a key that is not ``str``, ``bytes`` or ``int``;
+                a bad ``exclude`` (see :meth:`Balancer.get_server`).
         """
+        if exclude:
+            with self._lock:
+                return self._pick(key, exclude).server
         # The common case, a str, skips a call.
         h = hash_bytes(key.encode(), self._seed) if type(key) is str else self._hash(key)
         table, shift = self._index
@@ -285,6 +295,22 @@ class ConsistentHash(Balancer):
 
     def _choose(self, key: Any) -> Member:
         return self._members[self._owner(self._hash(key))]
+
+    def _choose_other(self, key: Any, exclude: Set[str]) -> Member | None:
+        h = self._hash(key)
+        return self._members[server] if (server := self._next_owner(h, exclude)) else None
+
+    def _next_owner(self, h: int, exclude: Set[str]) -> str | None:
+        """The first owner clockwise of ``h`` outside ``exclude``; ``None`` if none."""
+        total = len(self._counts)
+        met: set[str] = set()
+        for server in self._walk(h):
+            if server not in exclude:
+                return server
+            met.add(server)
+            if len(met) == total:
+                break
+        return None
 
     def _walk(self, h: int) -> Iterator[str]:
         """The owner of every point once, clockwise from position ``h``."""
