@@ -25,7 +25,7 @@ from __future__ import annotations
 import itertools
 import math
 import struct
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..clock import Clock
@@ -191,12 +191,18 @@ class UtilizationRoundRobin(Balancer):
 
     # -- picking ----------------------------------------------------------------
 
-    def get_server(self, key: Any = None) -> str:
+    def get_server(self, key: Any = None, exclude: Iterable[str] = ()) -> str:
         """The next server of the schedule. O(1) expected; the key is ignored.
+
+        With ``exclude`` (servers already tried) the schedule goes on past
+        them, as a gRPC retry makes a new pick.
 
         Raises:
             NoServerAvailable: no server has a weight > 0.
+            TypeError: a bad ``exclude``.
         """
+        if exclude:
+            return super().get_server(key, exclude)
         now = self._clock()
         if now >= self._due:
             with self._lock:
@@ -204,11 +210,11 @@ class UtilizationRoundRobin(Balancer):
                     self._refresh(now)
         _, names, weights = self._state
         if weights is None:
-            return self._pick().server
+            return self._next().server
         n = len(weights)
         sequence = self._sequence
         while True:
-            # _pick's loop, inlined on the hot path with the constants spelled out
+            # _next's loop, inlined on the hot path with the constants spelled out
             # (32767 = MAX_WEIGHT // 2, 65535 = MAX_WEIGHT): a call saved is a fifth.
             s = next(sequence)
             index = s % n
@@ -220,9 +226,9 @@ class UtilizationRoundRobin(Balancer):
         now = self._clock()
         if now >= self._due:
             self._refresh(now)
-        return self._pick()
+        return self._next()
 
-    def _pick(self) -> Member:
+    def _next(self) -> Member:
         rotation, _, weights = self._state
         if not rotation:
             raise self._unavailable()
