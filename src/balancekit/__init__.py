@@ -13,6 +13,7 @@ from .events import StateChange
 from .health import HealthState, HealthTracker
 from .lease import Lease
 from .pool import Pool, ServerStats
+from .priority import PriorityPool
 from .retry import RetryBudget
 from .sticky import MemoryRouteStore, RouteStore, StickySession
 from .strategies import (
@@ -54,6 +55,7 @@ __all__ = [
     "NoServerAvailable",
     "Pool",
     "PowerOfTwoChoices",
+    "PriorityPool",
     "Rendezvous",
     "RetryBudget",
     "RoundRobin",
