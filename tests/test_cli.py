@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any
 
 import pytest
 
+import balancekit
 from balancekit.cli import _can_draw_blocks, _Progress, main, render_chart
 from balancekit.sim import SimulationResult, compare
 from balancekit.sim.files import scenario_from_dict
@@ -118,6 +120,21 @@ def test_strategies_lists_the_names(capsys: pytest.CaptureFixture[str]) -> None:
         (["compare", "--frobnicate"], "unrecognized arguments: --frobnicate"),
         (["compare", "--seed", "x"], "argument --seed: must be an integer >= 0, got 'x'"),
         (["compare", "--seed", "-2"], "argument --seed: must be an integer >= 0, got '-2'"),
+        (
+            ["compare", "--seed", "9" * 5000],
+            "argument --seed: must be at most 18,446,744,073,709,551,615 (the largest seed),"
+            " got '99999999999999999999'... (5,000 characters)",
+        ),
+        (
+            ["compare", "--seed", str(2**64)],
+            "must be at most 18,446,744,073,709,551,615 (the largest seed),"
+            " got '18446744073709551616'",
+        ),
+        (
+            ["compare", "--strategies", "x" * 5000],
+            "unknown strategy 'xxxxxxxxxxxxxxxxxxxx'... (5,000 characters);"
+            " choose from: round-robin,",
+        ),
         (["compare", "--strategies", ","], "must name at least one strategy"),
         (["compare", "--strategies", "round-robin,nope"], "unknown strategy 'nope'; choose from"),
         (["simulate"], "the following arguments are required: --strategy"),
@@ -157,33 +174,40 @@ def test_bad_arguments_give_one_line_and_status_2(
         (
             "bad.json",
             json.dumps({**SCENARIO, "servers": [{"name": "a", "weight": 10_000}]}),
-            "servers[0].weight must be at most 1000, got 10000",
+            "servers[0].weight must be at most 1000 (the limit on a server's weight), got 10000",
         ),
         (
             "bad.json",
             json.dumps({**SCENARIO, "service": {"distribution": "lognormal", "mean": 1e308}}),
-            "service.mean must be at most 1e+09, got 1e+308",
+            "service.mean must be at most 1e+09 (the limit on any number in a scenario),"
+            " got 1e+308",
         ),
         (
             "bad.json",
             json.dumps({**SCENARIO, "service": {"distribution": "lognormal", "sigma": 50}}),
-            "service.sigma must be at most 10, got 50",
+            "service.sigma must be at most 10 (the limit on a lognormal sigma), got 50",
         ),
         (
             "bad.json",
             json.dumps({**SCENARIO, "failures": [{"server": "b", "at": 0.5, "until": 1e308}]}),
             "failures[0].until must be at most 1e+09",
         ),
-        ("bad.json", json.dumps({**SCENARIO, "requests": 2**70}), "requests must be an integer"),
+        (
+            "bad.json",
+            json.dumps({**SCENARIO, "requests": 2**70}),
+            "requests must be at most 10,000,000 (the limit of 10,000,000 requests in one run)",
+        ),
         (
             "bad.json",
             json.dumps({**SCENARIO, "requests": None, "duration": 1e6, "rate": 1e3}),
-            "duration must be at most 10,000,000 requests at this rate",
+            "duration must be at most 10,000 s at rate 1000/s"
+            " (the limit of 10,000,000 requests in one run), got 1000000.0",
         ),
         (
             "bad.json",
             json.dumps({**SCENARIO, "rate": 1e-9, "requests": 1}),
-            "health.interval must be at least 600 s: 3 servers probed for about 1e+09 s",
+            "health.interval must be at least 600 s (the limit of 5,000,000 health probes in one"
+            " run: 3 servers probed for about 1e+09 s), got 0.5",
         ),
     ],
 )
@@ -270,14 +294,16 @@ def test_simulate_reports_progress_on_stderr(
     assert lines[-1].startswith("balancekit: [1/1] round-robin (")
 
 
-def test_progress_is_reported_only_after_a_second() -> None:
+def test_progress_is_reported_only_after_a_second_and_counts_from_one() -> None:
     err = io.StringIO()
     progress = _Progress(err, 3)
     maglev, rr = tiny_results()
     progress(maglev, 0.4)
     assert err.getvalue() == ""
-    progress(rr, 1.25)
-    assert err.getvalue() == "balancekit: [2/3] round-robin (1.2 s)\n"
+    progress(rr, 1.25)  # the line held back comes first
+    assert err.getvalue() == (
+        "balancekit: [1/3] maglev (0.4 s)\nbalancekit: [2/3] round-robin (1.2 s)\n"
+    )
 
 
 def test_chart_falls_back_to_ascii_where_blocks_cannot_be_printed() -> None:
@@ -306,3 +332,96 @@ def test_python_dash_m_balancekit_help_and_a_clean_error() -> None:
     )
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.startswith("balancekit: error: ") and done.stderr.count("\n") == 1
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, err = run(capsys, "--version")
+    assert status == 0 and err == ""
+    assert out == f"balancekit {balancekit.__version__}\n"
+
+
+def test_strategies_by_class_name_in_any_case(
+    capsys: pytest.CaptureFixture[str], scenario_file: Path
+) -> None:
+    argv = ["compare", "--scenario", str(scenario_file), "--json", "--strategies"]
+    _, out, _ = run(capsys, *argv, "LeastConnections,round-robin,IPHASH,least-connections")
+    names = [r["strategy"] for r in json.loads(out)["results"]]
+    assert names == ["least-connections", "round-robin", "ip-hash"]  # a repeat runs once
+    status, out, _ = run(
+        capsys, "simulate", "--scenario", str(scenario_file), "--strategy", "Power-Of-Two-Choices"
+    )
+    assert status == 0 and out.startswith("power-of-two-choices on tiny")
+
+
+def test_a_weight_of_zero_gets_no_requests(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    servers = [{"name": "a", "capacity": 2}, {"name": "off", "weight": 0}, *SCENARIO["servers"][1:]]
+    path = tmp_path / "zero.json"
+    path.write_text(json.dumps({**SCENARIO, "servers": servers}))
+    status, out, err = run(capsys, "compare", "--scenario", str(path), "--json")
+    assert status == 0, err
+    for result in json.loads(out)["results"]:
+        assert [s["requests"] for s in result["servers"]][1] == 0, result["strategy"]
+
+
+def test_the_legend_says_what_columns_mean_and_why_round_robin_tails_grow(
+    capsys: pytest.CaptureFixture[str], scenario_file: Path
+) -> None:
+    _, out, _ = run(capsys, "compare", "--scenario", str(scenario_file), "--strategies", TWO)
+    legend = out.split("\n\n")[1].splitlines()
+    assert [line.split("  ")[0] for line in legend] == [
+        "req/s",
+        "p50/p95/p99 ms",
+        "errors",
+        "peak/mean",
+        "cache hit",
+        "keys moved",
+        "round-robin",  # the tiny scenario's servers differ
+    ]
+    assert "their tail can reach seconds" in legend[-1]
+    _, out, _ = run(capsys, "compare", "--scenario", str(scenario_file), "--strategies", "maglev")
+    assert "tail can reach" not in out  # no strategy here ignores weights
+    _, out, _ = run(
+        capsys, "compare", "--scenario", str(scenario_file), "--strategies", TWO, "--markdown"
+    )
+    assert "- **req/s**: completed requests per simulated second" in out
+
+
+HOSTILE = {
+    "seed.json": '{"rate": 1, "requests": 1, "servers": [{"name": "a"}], "seed": '
+    + "9" * 5000
+    + "}",
+    "deep.json": "[" * 100_000 + "]" * 100_000,
+    "many.json": json.dumps(
+        {"rate": 1, "requests": 1, "servers": [{"name": f"s{i}"} for i in range(60_000)]}
+    ),
+    "passwd.json": json.dumps({"servers": [{"name": "a"}], "trace": "passwd"}),
+}
+
+
+@pytest.mark.parametrize("name", [*sorted(HOSTILE), "fifo.json", "zero.json"])
+def test_hostile_files_get_one_line_at_once(tmp_path: Path, name: str) -> None:
+    # In a process of its own, so that a regression (a FIFO read that waits for a
+    # writer, a quadratic check) fails on the timeout instead of hanging the suite.
+    path = tmp_path / name
+    if name == "fifo.json":
+        if not hasattr(os, "mkfifo"):
+            pytest.skip("no FIFOs here")
+        os.mkfifo(path)
+    elif name == "zero.json":
+        if not Path("/dev/zero").exists():
+            pytest.skip("no /dev/zero here")
+        path.symlink_to("/dev/zero")
+    else:
+        path.write_text(HOSTILE[name])
+    (tmp_path / "passwd").write_text("root:x:0:0:root:/root:/bin/bash\nuser:x:1000\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "balancekit", "compare", "--scenario", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith("balancekit: error: ") and done.stderr.count("\n") == 1
+    assert len(done.stderr) < 200 and "root" not in done.stderr

@@ -84,7 +84,7 @@ def test_extreme_options_neither_overflow_nor_raise() -> None:
 @pytest.mark.parametrize(
     ("options", "error", "message"),
     [
-        ({"window": math.nan}, ValueError, "window must be a finite number, got nan"),
+        ({"window": math.nan}, ValueError, "window must be a finite number >= 0, got nan"),
         ({"window": -1.0}, ValueError, "window must be a finite number >= 0, got -1.0"),
         (
             {"window": 1.0, "aggression": 0.0},

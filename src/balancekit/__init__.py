@@ -13,6 +13,7 @@ from .events import StateChange
 from .health import HealthState, HealthTracker
 from .lease import Lease
 from .pool import Pool, ServerStats
+from .retry import RetryBudget
 from .sticky import MemoryRouteStore, RouteStore, StickySession
 from .strategies import (
     Balancer,
@@ -28,6 +29,7 @@ from .strategies import (
     RoundRobin,
     WeightedRoundRobin,
 )
+from .subset import deterministic_subset
 
 __all__ = [
     "BalancekitError",
@@ -52,6 +54,7 @@ __all__ = [
     "Pool",
     "PowerOfTwoChoices",
     "Rendezvous",
+    "RetryBudget",
     "RoundRobin",
     "RouteStore",
     "ServerStats",
@@ -60,4 +63,5 @@ __all__ = [
     "UnknownServer",
     "WeightedRoundRobin",
     "__version__",
+    "deterministic_subset",
 ]

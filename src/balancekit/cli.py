@@ -17,13 +17,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn, TextIO
 
+from ._version import __version__
 from .clock import Clock, monotonic
 from .sim import SimulationResult, compare, simulate
 from .sim.files import load_scenario
-from .sim.scenario import BUILTIN_SCENARIO, Scenario, ScenarioError
-from .strategies.registry import UnknownStrategy, strategy_names
+from .sim.scenario import BUILTIN_SCENARIO, MAX_SEED, Scenario, ScenarioError
+from .strategies.registry import UnknownStrategy, resolve, strategy_names
 
-__all__ = ["main", "render_chart", "render_details", "render_table"]
+__all__ = ["main", "render_chart", "render_details", "render_legend", "render_table"]
 
 PROGRESS_AFTER = 1.0
 """Seconds of work after which progress is reported on stderr, at most once per this long."""
@@ -43,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="balancekit",
         description="Simulate load-balancing strategies on a workload and compare them.",
     )
+    parser.add_argument("--version", action="version", version=f"balancekit {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     common = _Parser(add_help=False)
     common.add_argument(
@@ -55,29 +57,63 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     run.add_argument(
-        "--strategies", metavar="A,B,...", type=_names, help="a comma-separated subset"
+        "--strategies",
+        metavar="A,B,...",
+        type=_names,
+        help="a comma-separated subset: names or class names, in any case",
     )
     one = commands.add_parser("simulate", parents=[common], help="one strategy in detail")
-    one.add_argument("--strategy", required=True, metavar="NAME", help="e.g. least-connections")
+    one.add_argument(
+        "--strategy",
+        required=True,
+        type=_name,
+        metavar="NAME",
+        help="e.g. least-connections or LeastConnections",
+    )
     commands.add_parser("strategies", help="list the strategy names")
     return parser
 
 
+def _shown(text: str) -> str:
+    """``text`` quoted, cut short if long: an error line stays one short line."""
+    return repr(text) if len(text) <= 40 else f"{text[:20]!r}... ({len(text):,} characters)"
+
+
 def _seed(text: str) -> int:
+    # Checked by length first: int() of thousands of digits is slow, or refused.
+    if len(text.strip()) > len(str(MAX_SEED)) + 1:
+        raise argparse.ArgumentTypeError(
+            f"must be at most {MAX_SEED:,} (the largest seed), got {_shown(text)}"
+        )
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {_shown(text)}") from None
     if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {_shown(text)}")
+    if value > MAX_SEED:
+        raise argparse.ArgumentTypeError(
+            f"must be at most {MAX_SEED:,} (the largest seed), got {_shown(text)}"
+        )
     return value
 
 
+def _name(text: str) -> str:
+    """A strategy's registry name, from that name or its class name in any case."""
+    try:
+        return resolve(text.strip(), strategy_names())[0]
+    except UnknownStrategy as error:
+        known = ", ".join(error.known)
+        raise argparse.ArgumentTypeError(
+            f"unknown strategy {_shown(text)}; choose from: {known}"
+        ) from None
+
+
 def _names(text: str) -> list[str]:
-    names = [name.strip() for name in text.split(",") if name.strip()]
+    names = [_name(name) for name in text.split(",") if name.strip()]
     if not names:
-        raise argparse.ArgumentTypeError(f"must name at least one strategy, got {text!r}")
-    return names
+        raise argparse.ArgumentTypeError(f"must name at least one strategy, got {_shown(text)}")
+    return list(dict.fromkeys(names))  # a strategy named twice runs once
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -141,6 +177,8 @@ def _run(argv: list[str], out: TextIO, err: TextIO) -> int:
         return 0
     print(render_table(scenario, results, markdown=args.markdown), file=out)
     print(file=out)
+    print(render_legend(scenario, results, markdown=args.markdown), file=out)
+    print(file=out)
     chart = render_chart(scenario, results, blocks=blocks)
     print(f"```text\n{chart}\n```" if args.markdown else chart, file=out)
     return 0
@@ -148,7 +186,8 @@ def _run(argv: list[str], out: TextIO, err: TextIO) -> int:
 
 class _Progress:
     """Progress on stderr once the work has taken ``PROGRESS_AFTER`` seconds: every
-    finished strategy, and within a long run at most one line per ``PROGRESS_AFTER``."""
+    finished run, counted from 1 (the lines of runs that ended sooner are held back and
+    printed then), and within a long run at most one line per ``PROGRESS_AFTER``."""
 
     def __init__(self, err: TextIO, total: int, *, clock: Clock = monotonic) -> None:
         self.err = err
@@ -157,6 +196,7 @@ class _Progress:
         self.clock = clock
         self.started = clock()
         self.shown = self.started  # when the last line was printed
+        self.held: list[str] = []  # finished runs, before anything is shown
 
     def elapsed(self) -> float:
         return self.clock() - self.started
@@ -170,12 +210,17 @@ class _Progress:
 
     def __call__(self, result: SimulationResult, seconds: float) -> None:
         self.done += 1
+        line = f"[{self.done}/{self.total}] {result.strategy} ({seconds:.1f} s)"
         if seconds >= PROGRESS_AFTER:
-            self._line(f"[{self.done}/{self.total}] {result.strategy} ({seconds:.1f} s)")
+            self._line(line)
+        else:
+            self.held.append(line)
 
     def _line(self, text: str, now: float | None = None) -> None:
         self.shown = self.clock() if now is None else now
-        print(f"balancekit: {text}", file=self.err, flush=True)
+        for line in [*self.held, text]:
+            print(f"balancekit: {line}", file=self.err, flush=True)
+        self.held.clear()
 
     def __repr__(self) -> str:
         return f"<progress {self.done}/{self.total}>"
@@ -246,6 +291,45 @@ def render_table(
 
     title = f"{scenario.name} (seed {scenario.seed}): {_summary(scenario, results)}"
     return "\n".join([title, line(header), *(line(row) for row in rows)])
+
+
+_LEGEND = (
+    ("req/s", "completed requests per simulated second"),
+    ("p50/p95/p99 ms", "latency of completed requests, arrival to end: the median and the tails"),
+    ("errors", "failed requests: a down server, a drain's deadline, or no server to take it"),
+    (
+        "peak/mean",
+        "the busiest server's requests per unit of weight over the mean (1.00: by weight)",
+    ),
+    ("cache hit", "requests whose key was last served, and so cached, by the same server"),
+    ("keys moved", "share of keys sent elsewhere across the first failure or drain (hashing only)"),
+)
+_IGNORE_WEIGHTS = ("round-robin", "jump-hash")
+"""Strategies that give every server of weight > 0 the same share."""
+
+
+def render_legend(
+    scenario: Scenario, results: Sequence[SimulationResult], *, markdown: bool = False
+) -> str:
+    """What each column of :func:`render_table` means and, when the servers differ and a
+    strategy that ignores weights was run, why its tail can be enormous. O(servers + rows).
+    """
+    lines = [(name, text) for name, text in _LEGEND]
+    shown = [r.strategy for r in results if r.strategy in _IGNORE_WEIGHTS]
+    servers = scenario.servers
+    differ = len({(s.capacity, s.speed, s.weight) for s in servers}) > 1
+    if shown and differ:
+        lines.append(
+            (
+                " and ".join(shown),
+                "give every server the same share, whatever its weight: the small and slow"
+                " ones queue for the whole run, so their tail can reach seconds",
+            )
+        )
+    if markdown:
+        return "\n".join(f"- **{name}**: {text}" for name, text in lines)
+    width = max(len(name) for name, _ in lines)
+    return "\n".join(f"{name.ljust(width)}  {text}" for name, text in lines)
 
 
 def _summary(scenario: Scenario, results: Sequence[SimulationResult]) -> str:

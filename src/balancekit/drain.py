@@ -14,14 +14,13 @@ bound clients may still come back. All transitions are in
 from __future__ import annotations
 
 import enum
-import math
-import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
-from .clock import Clock, monotonic
-from .errors import DuplicateServer, UnknownServer
+from ._machine import Machine, Timers
+from .clock import Clock
+from .errors import DuplicateServer
 from .events import StateChange
-from .strategies.base import check_server
+from .validate import check_bool, check_range, check_server, check_server_list
 
 __all__ = ["DrainState", "Drainer"]
 
@@ -61,13 +60,14 @@ drain with a timeout is a DRAIN, not a DRAIN_IDLE (see ``closed`` and
 
 
 class _Server:
-    __slots__ = ("deadline", "in_flight", "name", "state")
+    __slots__ = ("deadline", "in_flight", "name", "state", "timers")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.state = DrainState.ACTIVE
         self.in_flight = 0
         self.deadline: float | None = None  # set while DRAINING
+        self.timers = [-1]  # the deadline timer, while DRAINING
 
     def __repr__(self) -> str:
         return (
@@ -76,7 +76,11 @@ class _Server:
         )
 
 
-class Drainer:
+_DEADLINE = 0
+"""The one timer kind: a drain's deadline."""
+
+
+class Drainer(Machine[_Server]):
     """Connection draining for a set of servers, driven by the caller.
 
     ``drain(server)`` stops new work: the server becomes ``DRAINED`` when its
@@ -102,14 +106,17 @@ class Drainer:
     >>> [(c.server, c.new.value, c.in_flight) for c in drainer.poll()]
     [('b', 'drained', 1)]
 
-    Complexity: ``opened``, ``closed``, ``drain``, ``cancel``, ``is_active``
-    and ``in_flight`` O(1); ``state``, ``accepts_sticky``, ``poll`` and
-    ``next_deadline`` O(d) for d servers draining.
+    Complexity: ``opened``, ``is_active`` and ``in_flight`` O(1);
+    ``closed``, ``drain``, ``cancel``, ``state``, ``accepts_sticky`` and
+    ``next_deadline`` O(log d) for d servers draining; ``poll`` O(k log d)
+    for k deadlines passed. Thread-safe; inside a Pool, the Pool's lock.
 
     Raises:
         TypeError, ValueError: a bad option, naming it and its value.
         DuplicateServer: ``servers`` repeats an id.
     """
+
+    _name = "Drainer"
 
     def __init__(
         self,
@@ -119,25 +126,12 @@ class Drainer:
         sticky_until_deadline: bool = False,
         clock: Clock | None = None,
     ) -> None:
-        self._timeout = _seconds("timeout", timeout)
-        if not isinstance(sticky_until_deadline, bool):
-            raise TypeError(f"sticky_until_deadline must be a bool, got {sticky_until_deadline!r}")
-        self._sticky_until_deadline = sticky_until_deadline
-        if isinstance(servers, (str, bytes)) or not isinstance(servers, Iterable):
-            raise TypeError(f"servers must be an iterable of ids, got {servers!r}")
-        records: dict[str, _Server] = {}
-        for server in servers:
-            if check_server(server) in records:
-                raise DuplicateServer(server)
-            records[server] = _Server(server)
-        self._servers = records
-        self._draining: dict[str, _Server] = {}  # in the order drains began
-        self._clock: Clock = monotonic if clock is None else clock
-        self._clock_explicit = clock is not None
-        self._lock = threading.Lock()
-        self._pending: list[StateChange] = []
-        self._subscribers: list[Callable[[StateChange], None]] = []
-        self._now = -math.inf
+        self._timeout = check_range("timeout", timeout, 0.0)
+        self._sticky_until_deadline = check_bool("sticky_until_deadline", sticky_until_deadline)
+        names = check_server_list(servers)
+        super().__init__(clock)
+        self._records = {name: _Server(name) for name in names}
+        self._deadlines: Timers[_Server] = Timers(self._seq)
 
     @property
     def timeout(self) -> float:
@@ -148,11 +142,6 @@ class Drainer:
     def sticky_until_deadline(self) -> bool:
         """Whether bound (sticky) clients may still reach a draining server."""
         return self._sticky_until_deadline
-
-    @property
-    def clock(self) -> Clock:
-        """The clock deadlines are measured on."""
-        return self._clock
 
     # -- membership -------------------------------------------------------------
 
@@ -165,9 +154,7 @@ class Drainer:
         """
         check_server(server)
         with self._lock:
-            if server in self._servers:
-                raise DuplicateServer(server)
-            self._servers[server] = _Server(server)
+            self._add(server)
 
     def remove_server(self, server: str) -> None:
         """Forget a server, whatever its state; later ``closed()`` calls for it do nothing. O(1).
@@ -176,21 +163,17 @@ class Drainer:
             UnknownServer: (a ``KeyError``) it is not a member.
         """
         with self._lock:
-            self._lookup(server)
-            del self._servers[server]
-            self._draining.pop(server, None)
+            self._remove(server)
 
-    @property
-    def servers(self) -> tuple[str, ...]:
-        """The members in insertion order. O(n)."""
-        with self._lock:
-            return tuple(self._servers)
+    def _add(self, server: str) -> None:
+        if server in self._records:
+            raise DuplicateServer(server)
+        self._records[server] = _Server(server)
 
-    def __len__(self) -> int:
-        return len(self._servers)
-
-    def __contains__(self, server: object) -> bool:
-        return server in self._servers
+    def _remove(self, server: str) -> None:
+        rec = self._lookup(server)
+        del self._records[server]
+        self._deadlines.disarm_all(rec)
 
     # -- leases -----------------------------------------------------------------
 
@@ -207,7 +190,7 @@ class Drainer:
             self._lookup(server).in_flight += 1
 
     def closed(self, server: str) -> StateChange | None:
-        """Count one lease closed; return DRAINING -> DRAINED when it was the last. O(1).
+        """Count one lease closed; return DRAINING -> DRAINED when it was the last.
 
         With ``sticky_until_deadline`` the last close ends nothing: the drain
         lasts until its deadline.
@@ -217,21 +200,26 @@ class Drainer:
         member is ignored, so releases are always safe.
         """
         with self._lock:
-            rec = self._servers.get(server)
+            rec = self._records.get(server)
             if rec is None or rec.in_flight == 0:
                 return None
-            now = self._read_clock()
-            fired = self._advance(now)
-            rec.in_flight -= 1
-            change = None
-            if (
-                rec.in_flight == 0
-                and rec.state is DrainState.DRAINING
-                and not self._sticky_until_deadline  # bound clients may still come back
-            ):
-                change = self._event(rec, _Event.LAST_CLOSED, now)
-        self._notify(fired, change)
+            change = self._closed(rec, self._tick())
+            self._emit_one(change)
+        self._outbox.flush()
         return change
+
+    def _closed(self, rec: _Server, now: float) -> StateChange | None:
+        """One lease on ``rec`` closed at ``now`` (lock held)."""
+        if rec.in_flight == 0:
+            return None
+        rec.in_flight -= 1
+        if (
+            rec.in_flight == 0
+            and rec.state is DrainState.DRAINING
+            and not self._sticky_until_deadline  # bound clients may still come back
+        ):
+            return self._event(rec, _Event.LAST_CLOSED, now)
+        return None
 
     def in_flight(self, server: str) -> int:
         """Leases open on ``server`` as reported by ``opened``/``closed``. O(1).
@@ -244,7 +232,7 @@ class Drainer:
     # -- administration ---------------------------------------------------------
 
     def drain(self, server: str, timeout: float | None = None) -> StateChange:
-        """Stop new work to an ACTIVE server; return its transition. O(1).
+        """Stop new work to an ACTIVE server; return its transition. O(log d).
 
         It becomes DRAINING until its last lease closes or ``now + timeout``
         (default: the drainer's ``timeout``; 0 gives up on open leases at
@@ -258,19 +246,24 @@ class Drainer:
                 ``timeout`` is negative or not finite.
             TypeError: ``timeout`` is not a number.
         """
-        seconds = self._timeout if timeout is None else _seconds("timeout", timeout)
+        seconds = self._seconds(timeout)
         with self._lock:
             rec = self._lookup(server)
-            now = self._read_clock()
-            fired = self._advance(now)
-            waits = rec.in_flight or (self._sticky_until_deadline and seconds > 0)
-            event = _Event.DRAIN if waits else _Event.DRAIN_IDLE
-            change = self._event(rec, event, now, deadline=now + seconds)
-        self._notify(fired, change)
+            change = self._drain(rec, seconds, self._tick())
+            self._emit_one(change)
+        self._outbox.flush()
         return change
 
+    def _seconds(self, timeout: float | None) -> float:
+        return self._timeout if timeout is None else check_range("timeout", timeout, 0.0)
+
+    def _drain(self, rec: _Server, seconds: float, now: float) -> StateChange:
+        waits = rec.in_flight or (self._sticky_until_deadline and seconds > 0)
+        event = _Event.DRAIN if waits else _Event.DRAIN_IDLE
+        return self._event(rec, event, now, deadline=now + seconds)
+
     def cancel(self, server: str) -> StateChange:
-        """Put a DRAINING or DRAINED server back in service; return its transition. O(1).
+        """Put a DRAINING or DRAINED server back in service; return its transition. O(log d).
 
         Raises:
             UnknownServer: it is not a member.
@@ -278,25 +271,27 @@ class Drainer:
         """
         with self._lock:
             rec = self._lookup(server)
-            now = self._read_clock()
-            fired = self._advance(now)
-            change = self._event(rec, _Event.CANCEL, now)
-        self._notify(fired, change)
+            change = self._cancel(rec, self._tick())
+            self._emit_one(change)
+        self._outbox.flush()
         return change
+
+    def _cancel(self, rec: _Server, now: float) -> StateChange:
+        return self._event(rec, _Event.CANCEL, now)
 
     # -- reading ----------------------------------------------------------------
 
     def state(self, server: str) -> DrainState:
-        """The server's state now. O(d).
+        """The server's state now. O(log d).
 
         Raises:
             UnknownServer: it is not a member.
         """
         with self._lock:
             rec = self._lookup(server)
-            fired = self._advance(self._read_clock())
+            self._tick()
             state = rec.state
-        self._notify(fired)
+        self._outbox.flush()
         return state
 
     def is_active(self, server: str) -> bool:
@@ -308,7 +303,7 @@ class Drainer:
         return self._lookup(server).state is DrainState.ACTIVE
 
     def accepts_sticky(self, server: str) -> bool:
-        """Whether a client bound to this server may still reach it. O(d).
+        """Whether a client bound to this server may still reach it. O(log d).
 
         True when ACTIVE, or DRAINING before its deadline with
         ``sticky_until_deadline=True``.
@@ -318,50 +313,24 @@ class Drainer:
         """
         with self._lock:
             rec = self._lookup(server)
-            fired = self._advance(self._read_clock())
-            state = rec.state
-        self._notify(fired)
+            self._tick()
+            accepts = self._accepts_sticky(rec)
+        self._outbox.flush()
+        return accepts
+
+    def _accepts_sticky(self, rec: _Server) -> bool:
+        state = rec.state
         return state is DrainState.ACTIVE or (
             state is DrainState.DRAINING and self._sticky_until_deadline
         )
 
-    def poll(self) -> list[StateChange]:
-        """Drains that hit their deadline since the last poll, in time order. O(d).
-
-        Each change carries ``in_flight``, the leases still open, for the
-        caller to force-close. Changes returned by other calls are not
-        repeated here.
-        """
-        with self._lock:
-            fired = self._advance(self._read_clock())
-            changes, self._pending = self._pending, []
-        self._notify(fired)
-        return changes
-
     def next_deadline(self) -> float | None:
-        """The earliest deadline of a draining server, ``None`` when none drains. O(d)."""
+        """The earliest deadline of a draining server, ``None`` when none drains. O(log d)."""
         with self._lock:
-            fired = self._advance(self._read_clock())
-            deadlines = [
-                rec.deadline for rec in self._draining.values() if rec.deadline is not None
-            ]
-        self._notify(fired)
-        return min(deadlines) if deadlines else None
-
-    def subscribe(self, callback: Callable[[StateChange], None]) -> Callable[[], None]:
-        """Call ``callback(change)`` for every transition; return a function that unsubscribes.
-
-        Callbacks run after the lock is released and must not raise. O(1).
-        """
-        with self._lock:
-            self._subscribers.append(callback)
-
-        def unsubscribe() -> None:
-            with self._lock:
-                if callback in self._subscribers:
-                    self._subscribers.remove(callback)
-
-        return unsubscribe
+            self._tick()
+            at = self._deadlines.next_at()
+        self._outbox.flush()
+        return at
 
     # -- the transition table ---------------------------------------------------
 
@@ -376,92 +345,50 @@ class Drainer:
             raise ValueError(f"cannot {verb} server {rec.name!r}: it is {old.value}")
         rec.state = new
         if new is DrainState.DRAINING:
+            assert deadline is not None
             rec.deadline = deadline
-            self._draining[rec.name] = rec
+            self._deadlines.arm(rec, _DEADLINE, deadline)
         else:
             rec.deadline = None
-            self._draining.pop(rec.name, None)
+            self._deadlines.disarm(rec, _DEADLINE)
         left = rec.in_flight if event is _Event.DEADLINE else 0
         return StateChange(rec.name, old, new, at, left)
 
     # -- time -------------------------------------------------------------------
 
-    def _read_clock(self) -> float:
-        now = self._clock()
-        if now < self._now:  # a thread that read the clock earlier took the lock later
-            now = self._now
-        self._now = now
-        return now
-
     def _advance(self, now: float) -> list[StateChange]:
-        if not self._draining:
+        """Fire the deadlines passed at ``now``, in time order (ties in drain order)."""
+        if not self._deadlines:
             return []
-        expired = [
-            r for r in self._draining.values() if r.deadline is not None and r.deadline <= now
+        return [
+            self._event(rec, _Event.DEADLINE, at) for at, _, rec in self._deadlines.pop_due(now)
         ]
-        expired.sort(key=lambda rec: rec.deadline or 0.0)  # stable: ties keep drain order
-        fired = [self._event(rec, _Event.DEADLINE, rec.deadline or now) for rec in expired]
-        self._pending.extend(fired)
-        return fired
 
-    def _lookup(self, server: str) -> _Server:
-        rec = self._servers.get(server)
-        if rec is None:
-            raise UnknownServer(server)
-        return rec
-
-    def _notify(self, fired: list[StateChange], change: StateChange | None = None) -> None:
-        if not self._subscribers or not (fired or change):
-            return
-        with self._lock:
-            callbacks = list(self._subscribers)
-        for item in [*fired, change] if change else fired:
-            for callback in callbacks:
-                callback(item)
-
-    def _adopt_clock(self, clock: Clock) -> None:
-        """Share a Pool's clock, moving pending deadlines onto it.
-
-        Raises:
-            ValueError: this drainer was created with a different clock.
-        """
-        if clock is self._clock:
-            return
-        if self._clock_explicit:
-            raise ValueError(f"Drainer has its own clock {self._clock!r}, not the pool's {clock!r}")
-        with self._lock:
-            delta = clock() - self._clock()
-            self._clock = clock
-            self._now += delta
-            for rec in self._draining.values():
-                if rec.deadline is not None:
-                    rec.deadline += delta
+    def _shift(self, delta: float) -> None:
+        for rec in self._records.values():
+            if rec.deadline is not None:
+                rec.deadline += delta
+        self._deadlines.shift(delta)
 
     def _check(self) -> None:
         """Assert the drainer's invariants (tests call this after every step)."""
         with self._lock:
-            for name, rec in self._servers.items():
+            draining = 0
+            for name, rec in self._records.items():
                 assert rec.name == name and rec.in_flight >= 0, rec
-                draining = rec.state is DrainState.DRAINING
-                assert draining == (name in self._draining) == (rec.deadline is not None), rec
-                if draining:
+                assert (rec.state is DrainState.DRAINING) == (rec.deadline is not None), rec
+                assert (rec.deadline is not None) == (rec.timers[_DEADLINE] >= 0), rec
+                if rec.deadline is not None:
+                    draining += 1
                     # A sticky drain waits for its deadline even with nothing in flight.
                     assert rec.in_flight > 0 or self._sticky_until_deadline, rec
-                    assert rec.deadline is not None and rec.deadline >= self._now, rec
-            assert all(self._servers.get(name) is rec for name, rec in self._draining.items())
+                    assert rec.deadline >= self._now, rec
+            assert draining == len(self._deadlines), (draining, self._deadlines)
+            self._deadlines._check()
 
     def __repr__(self) -> str:
-        states = {name: rec.state.value for name, rec in self._servers.items()}
+        states = {name: rec.state.value for name, rec in self._records.items()}
         return (
             f"Drainer({states!r}, timeout={self._timeout!r}, "
             f"sticky_until_deadline={self._sticky_until_deadline!r})"
         )
-
-
-def _seconds(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a finite number >= 0, got {value!r}")
-    result = float(value)
-    if not (math.isfinite(result) and result >= 0):
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    return result

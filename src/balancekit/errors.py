@@ -50,8 +50,11 @@ class UnknownServer(BalancekitError, KeyError):
         super().__init__(server)
 
     def __str__(self) -> str:
-        # KeyError.__str__ shows only the repr of the key; say what it means.
-        return f"unknown server {self.server!r}"
+        # KeyError.__str__ shows only the repr of the key; say what it means. Any
+        # object may arrive here (a lookup by a wrong key), even an int too long to print.
+        from .validate import show
+
+        return f"unknown server {show(self.server)}"
 
 
 class DuplicateServer(BalancekitError, ValueError):

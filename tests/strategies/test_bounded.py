@@ -203,6 +203,7 @@ class BoundedMachine(RuleBasedStateMachine):
         }
 
 
+@pytest.mark.slow
 def test_acquire_release_and_changes_against_a_model() -> None:
     run_state_machine_as_test(BoundedMachine, settings=settings(max_examples=40))
 
@@ -248,10 +249,10 @@ def test_fallback_when_rounding_leaves_no_room() -> None:
 # -- arguments ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("factor", [0.999, 0, -1, math.nan, math.inf])
+@pytest.mark.parametrize("factor", [0.999, 0, -1, math.nan, math.inf, 1e308, 10**400])
 def test_bad_factor_values(factor: float) -> None:
     with pytest.raises(
-        ValueError, match=f"balance_factor must be a finite number >= 1, got {factor}"
+        ValueError, match=r"balance_factor must be a finite number in \[1, 1e\+06\]"
     ):
         BoundedLoadHash(["a"], balance_factor=factor)
 

@@ -56,7 +56,8 @@ class LoadModel(RuleBasedStateMachine):
     def model_released(self, server: str, lease: Lease, ok: bool) -> None:
         return
 
-    def check_pick(self, server: str) -> None:
+    def check_pick(self, server: str, candidates: list[str]) -> None:
+        """Judge a pick among ``candidates`` (the eligible servers it may choose)."""
         raise NotImplementedError
 
     # -- helpers ----------------------------------------------------------------
@@ -99,7 +100,22 @@ class LoadModel(RuleBasedStateMachine):
             with pytest.raises(NoServerAvailable):
                 self.lb.get_server()
             return
-        self.check_pick(self.lb.get_server())
+        self.check_pick(self.lb.get_server(), self.eligible())
+
+    @rule(exclude=st.sets(SERVERS, max_size=5))
+    def acquire_elsewhere(self, exclude: set[str]) -> None:
+        # A retry: never a server tried while an untried eligible one exists.
+        if not self.eligible():
+            with pytest.raises(NoServerAvailable):
+                self.lb.acquire(exclude=exclude)
+            return
+        candidates = [s for s in self.eligible() if s not in exclude] or self.eligible()
+        server = self.lb.get_server(exclude=exclude)
+        self.check_pick(server, candidates)
+        lease = self.lb.acquire(exclude=exclude)
+        self.check_pick(lease.server, candidates)
+        self.counts[lease.server] += 1
+        self.open.append((lease, self.generation[lease.server]))
 
     @rule()
     def acquire(self) -> None:
@@ -108,7 +124,7 @@ class LoadModel(RuleBasedStateMachine):
                 self.lb.acquire()
             return
         lease = self.lb.acquire()
-        self.check_pick(lease.server)
+        self.check_pick(lease.server, self.eligible())
         self.counts[lease.server] += 1
         self.open.append((lease, self.generation[lease.server]))
 
@@ -140,9 +156,9 @@ class LeastConnectionsMachine(LoadModel):
     def build(self, servers: dict[str, float]) -> Balancer:
         return LeastConnections(servers, clock=self.clock)
 
-    def check_pick(self, server: str) -> None:
-        minimum = min(self.count_load(s) for s in self.eligible())
-        assert self.weights[server] > 0
+    def check_pick(self, server: str, candidates: list[str]) -> None:
+        minimum = min(self.count_load(s) for s in candidates)
+        assert server in candidates
         assert self.count_load(server) == minimum, (server, self.counts, self.weights)
 
 
@@ -150,11 +166,11 @@ class PowerOfTwoChoicesMachine(LoadModel):
     def build(self, servers: dict[str, float]) -> Balancer:
         return PowerOfTwoChoices(servers, rng=random.Random(0), clock=self.clock)
 
-    def check_pick(self, server: str) -> None:
+    def check_pick(self, server: str, candidates: list[str]) -> None:
         # The pick won against another, distinct server it drew, so with two
-        # or more eligible servers some other one is at least as loaded.
-        assert self.weights[server] > 0
-        others = [s for s in self.eligible() if s != server]
+        # or more candidates some other one is at least as loaded.
+        assert server in candidates
+        others = [s for s in candidates if s != server]
         if others:
             assert max(self.count_load(s) for s in others) >= self.count_load(server)
 
@@ -192,9 +208,9 @@ class LeastResponseTimeMachine(LoadModel):
         decayed = e * math.exp(-(self.clock() - t_prev) / DECAY)
         return decayed * (self.counts[server] + 1) / self.weights[server]
 
-    def check_pick(self, server: str) -> None:
-        assert self.weights[server] > 0
-        minimum = min(self.model_load(s) for s in self.eligible())
+    def check_pick(self, server: str, candidates: list[str]) -> None:
+        assert server in candidates
+        minimum = min(self.model_load(s) for s in candidates)
         assert self.model_load(server) <= minimum * (1 + 1e-9), (server, self.estimate)
 
     @invariant()

@@ -14,14 +14,17 @@ This module keeps the options and the schedule only. What a probe's result
 
 from __future__ import annotations
 
-import heapq
 import random
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Generic, Protocol, TypeVar
 
-from ..validate import check_count, check_number, check_positive
+from .._machine import Timers
+from ..validate import MAX_SECONDS, check_count, check_range
 
-__all__ = ["Probed", "Probes"]
+__all__ = ["PROBE", "Probed", "Probes"]
+
+PROBE = 0
+"""The timer kind of a server's next probe (its slot in ``timers``)."""
 
 
 class Probed(Protocol):
@@ -29,35 +32,33 @@ class Probed(Protocol):
 
     name: str
     next_probe: float  # when its next probe is due
-    probe_seq: int  # the sequence number of its one live heap entry
+    timers: list[int]  # timers[PROBE]: its live heap entry
 
 
 R = TypeVar("R", bound=Probed)
 
 
 class Probes(Generic[R]):
-    """The active-check options, validated, and the heap of each server's next probe.
+    """The active-check options, validated, and each server's next probe (a timer heap).
 
-    Heap entries are ``(due time, sequence number, record)``. An entry is
-    live only while its number is its record's ``probe_seq`` and the record
-    is still the tracked one for its name, so rescheduling or removing a
-    server never searches the heap: stale entries are dropped when they
-    surface. Sequence numbers come from the caller, unique across all its
-    heaps, and order probes due at the same time.
+    Every tracked server has exactly one live entry; rescheduling or
+    removing a server never searches the heap (see :class:`~balancekit._machine.Timers`).
+    Entry numbers come from the caller, shared across its heaps, and order
+    probes due at the same time.
 
+    >>> import itertools
     >>> from types import SimpleNamespace
     >>> probes = Probes(interval=5.0, timeout=2.0, unhealthy_threshold=3,
-    ...                 healthy_threshold=2, jitter=0.0)
-    >>> rec = SimpleNamespace(name="a", next_probe=0.0, probe_seq=-1)
-    >>> probes.schedule(rec, 0.0, seq=1, rng=random.Random(0))
-    >>> servers = {"a": rec}
-    >>> probes.next_due(servers)
+    ...                 healthy_threshold=2, jitter=0.0, seq=itertools.count())
+    >>> rec = SimpleNamespace(name="a", next_probe=0.0, timers=[-1])
+    >>> probes.schedule(rec, 0.0, rng=random.Random(0))
+    >>> probes.next_due()
     0.0
-    >>> [r.name for r in probes.pop_due(0.0, servers)], probes.next_due(servers)
+    >>> [r.name for r in probes.pop_due(0.0)], probes.next_due()
     (['a'], None)
 
-    Complexity: ``schedule`` O(log n); ``pop_due`` O(log n) per entry popped;
-    ``next_due`` O(log n) amortised; ``shift`` and ``scheduled`` O(n). Not
+    Complexity: ``schedule`` O(log n) amortised; ``pop_due`` O(log n) per
+    entry popped; ``next_due`` O(log n) amortised; ``shift`` O(n). Not
     locked: the tracker that owns it calls it under its own lock.
 
     Raises:
@@ -66,7 +67,7 @@ class Probes(Generic[R]):
     """
 
     __slots__ = (
-        "_heap",
+        "_timers",
         "healthy_threshold",
         "interval",
         "jitter",
@@ -81,65 +82,57 @@ class Probes(Generic[R]):
         unhealthy_threshold: int,
         healthy_threshold: int,
         jitter: float,
+        seq: Iterator[int],
     ) -> None:
-        self.interval = check_positive("interval", interval)
-        self.timeout = check_positive("timeout", timeout)
+        self.interval = check_range("interval", interval, 0.0, MAX_SECONDS, low_open=True)
+        self.timeout = check_range("timeout", timeout, 0.0, MAX_SECONDS, low_open=True)
         if self.timeout >= self.interval:
             raise ValueError(f"timeout must be < interval ({interval!r}), got {timeout!r}")
         self.unhealthy_threshold = check_count("unhealthy_threshold", unhealthy_threshold)
         self.healthy_threshold = check_count("healthy_threshold", healthy_threshold)
-        self.jitter = check_number("jitter", jitter)
-        if not 0 <= self.jitter < self.interval:
+        self.jitter = check_range("jitter", jitter, 0.0)
+        if not self.jitter < self.interval:
             raise ValueError(f"jitter must be in [0, interval ({interval!r})), got {jitter!r}")
-        self._heap: list[tuple[float, int, R]] = []
+        self._timers: Timers[R] = Timers(seq)
 
-    def schedule(self, rec: R, base: float, seq: int, rng: random.Random) -> None:
+    def schedule(self, rec: R, base: float, rng: random.Random) -> None:
         """Make ``rec``'s next probe due at ``base`` plus a random offset in ``[0, jitter]``.
 
-        Any earlier entry of ``rec`` stops being live. O(log n).
+        Any earlier entry of ``rec`` stops being live. O(log n) amortised.
         """
         offset = rng.uniform(0.0, self.jitter) if self.jitter else 0.0
         rec.next_probe = base + offset
-        rec.probe_seq = seq
-        heapq.heappush(self._heap, (rec.next_probe, seq, rec))
+        self._timers.arm(rec, PROBE, rec.next_probe)
 
-    def pop_due(self, now: float, servers: Mapping[str, object]) -> Iterator[R]:
-        """Pop and yield the live records due at or before ``now``, in schedule order.
+    def cancel(self, rec: R) -> None:
+        """Forget ``rec``'s next probe (it is leaving). O(1)."""
+        self._timers.disarm(rec, PROBE)
 
-        The caller may :meth:`schedule` a yielded record before taking the
-        next one; an entry made due again at once is yielded again.
+    def pop_due(self, now: float) -> list[R]:
+        """The records due at or before ``now``, in schedule order, taken off the schedule.
+
         O(log n) per entry popped.
         """
-        heap = self._heap
-        while heap and heap[0][0] <= now:
-            _, seq, rec = heapq.heappop(heap)
-            if self._live(seq, rec, servers):
-                yield rec
+        return [rec for _, _, rec in self._timers.pop_due(now)]
 
-    def next_due(self, servers: Mapping[str, object]) -> float | None:
-        """When the earliest live probe is due, ``None`` if none. O(log n) amortised."""
-        heap = self._heap
-        while heap and not self._live(heap[0][1], heap[0][2], servers):
-            heapq.heappop(heap)
-        return heap[0][0] if heap else None
+    def next_due(self) -> float | None:
+        """When the earliest probe is due, ``None`` if none. O(log n) amortised."""
+        return self._timers.next_at()
 
     def shift(self, delta: float) -> None:
         """Move every due time by ``delta`` seconds (a new clock). O(n)."""
-        # A constant shift keeps heap order.
-        self._heap = [(at + delta, seq, rec) for at, seq, rec in self._heap]
+        self._timers.shift(delta)
 
-    def scheduled(self, servers: Mapping[str, object]) -> list[str]:
-        """The names of the records with a live entry, one per entry (for invariants). O(n)."""
-        return [rec.name for _, seq, rec in self._heap if self._live(seq, rec, servers)]
+    def __len__(self) -> int:
+        return len(self._timers)
 
-    @staticmethod
-    def _live(seq: int, rec: R, servers: Mapping[str, object]) -> bool:
-        return rec.probe_seq == seq and servers.get(rec.name) is rec
+    def _check(self) -> None:
+        self._timers._check()
 
     def __repr__(self) -> str:
         return (
             f"Probes(interval={self.interval!r}, timeout={self.timeout!r}, "
             f"unhealthy_threshold={self.unhealthy_threshold!r}, "
             f"healthy_threshold={self.healthy_threshold!r}, jitter={self.jitter!r}, "
-            f"entries={len(self._heap)})"
+            f"{self._timers!r})"
         )

@@ -4,25 +4,24 @@ Sans-I/O: the tracker never probes anything. ``due()`` says which probes to
 start, the caller runs them and reports with ``record()``; real traffic is
 reported with ``observe()``. Time-driven transitions (a probe that timed out,
 an ejection that ended) happen lazily at the next call that reads the clock
-and are collected for ``poll()``. Every transition is written in
-:meth:`HealthTracker._event`, the one transition table (see docs/health.md).
+and are collected for ``poll()``. Every transition is a row of
+:data:`_TRANSITIONS` (drawn in docs/health.md); records, timers, time and
+events are the shared shell of :mod:`balancekit._machine`.
 """
 
 from __future__ import annotations
 
 import enum
-import heapq
-import itertools
 import random
-import threading
 from collections.abc import Callable, Iterable
 
-from ..clock import Clock, monotonic
-from ..errors import DuplicateServer, UnknownServer
+from .._machine import Machine, Timers
+from ..clock import Clock
+from ..errors import DuplicateServer
 from ..events import StateChange
-from ..strategies.base import check_server
+from ..validate import check_bool, check_instance, check_server, check_server_list
 from ._ejection import Ejection
-from ._probes import Probes
+from ._probes import PROBE, Probes
 
 __all__ = ["HealthState", "HealthTracker"]
 
@@ -48,15 +47,14 @@ class _Event(enum.Enum):
     EJECTION_END = "ejection ended"
 
 
-_TIMEOUT, _UNEJECT = 0, 1
-"""Timer kinds: a probe's timeout, the end of an ejection."""
+_TIMEOUT, _UNEJECT = 1, 2
+"""Timer kinds beside PROBE (0): a probe's timeout, the end of an ejection."""
 
 
 class _Server:
     """Per-server record; heap entries refer to it and check it is still current."""
 
     __slots__ = (
-        "eject_seq",
         "ejected_until",
         "ejections",
         "fails",
@@ -66,10 +64,9 @@ class _Server:
         "next_probe",
         "oks",
         "passive",
-        "probe_seq",
         "probe_started",
         "state",
-        "timeout_seq",
+        "timers",
     )
 
     def __init__(self, name: str, state: HealthState, now: float) -> None:
@@ -84,8 +81,7 @@ class _Server:
         self.probe_started: float | None = None  # the outstanding probe
         self.late = False  # a timed-out probe whose result has not come yet
         self.next_probe = now
-        # Heap entries are live only while their sequence number is the latest.
-        self.probe_seq = self.timeout_seq = self.eject_seq = -1
+        self.timers = [-1, -1, -1]  # PROBE, _TIMEOUT, _UNEJECT: live heap entries
 
     def __repr__(self) -> str:
         return (
@@ -96,7 +92,46 @@ class _Server:
         )
 
 
-class HealthTracker:
+# -- the transition table ------------------------------------------------------------
+
+_Guard = Callable[["HealthTracker", _Server], bool]
+
+
+def _always(tracker: HealthTracker, rec: _Server) -> bool:
+    return True
+
+
+def _passes(tracker: HealthTracker, rec: _Server) -> bool:
+    return rec.oks >= tracker._probes.healthy_threshold
+
+
+def _failures(tracker: HealthTracker, rec: _Server) -> bool:
+    return rec.fails >= tracker._probes.unhealthy_threshold
+
+
+def _ejectable(tracker: HealthTracker, rec: _Server) -> bool:
+    ejection = tracker._ejection
+    streak = rec.passive >= ejection.consecutive_failures
+    return streak and ejection.allowed(len(tracker._records))
+
+
+H = HealthState
+_TRANSITIONS: dict[tuple[HealthState, _Event], tuple[_Guard, HealthState]] = {
+    (H.UNKNOWN, _Event.PROBE_OK): (_always, H.HEALTHY),  # the first result decides
+    (H.UNHEALTHY, _Event.PROBE_OK): (_passes, H.HEALTHY),
+    (H.UNKNOWN, _Event.PROBE_FAIL): (_always, H.UNHEALTHY),
+    (H.HEALTHY, _Event.PROBE_FAIL): (_failures, H.UNHEALTHY),
+    (H.EJECTED, _Event.PROBE_FAIL): (_failures, H.UNHEALTHY),
+    (H.HEALTHY, _Event.TRAFFIC_FAIL): (_ejectable, H.EJECTED),
+    (H.EJECTED, _Event.EJECTION_END): (_always, H.HEALTHY),
+}
+"""(state, event) -> (guard, new state): the event moves the server when the guard
+holds. Before the guard, each event updates the streak counters
+(:meth:`HealthTracker._count`); a pair not listed changes no state."""
+del H
+
+
+class HealthTracker(Machine[_Server]):
     """Active and passive health checking for a set of servers, driven by the caller.
 
     Active: ``due()`` lists the probes to start now; the first probe of a
@@ -127,8 +162,11 @@ class HealthTracker:
     ([], <HealthState.HEALTHY: 'healthy'>)
 
     Complexity: ``record``, ``observe``, ``state``, ``is_healthy`` O(log n)
-    amortised (time-driven events are kept in heaps); ``due`` O(k log n) for
-    k probes due; membership changes O(log n); ``servers`` O(n).
+    amortised (time-driven events are kept in heaps whose size stays
+    proportional to the servers); ``due`` O(k log n) for k probes due;
+    membership changes O(log n); construction and ``servers`` O(n). A clock
+    jump of any size costs one step per pending timer. Thread-safe; inside
+    a Pool, under the Pool's lock.
 
     Raises:
         TypeError, ValueError: a bad option, naming the option and the value.
@@ -152,35 +190,26 @@ class HealthTracker:
         clock: Clock | None = None,
         rng: random.Random | None = None,
     ) -> None:
+        super().__init__(clock)
         # Options are checked in the order of the signature: active, initial, passive.
         self._probes: Probes[_Server] = Probes(
-            interval, timeout, unhealthy_threshold, healthy_threshold, jitter
+            interval, timeout, unhealthy_threshold, healthy_threshold, jitter, self._seq
         )
-        if not isinstance(initial, HealthState):
-            raise TypeError(f"initial must be a HealthState, got {initial!r}")
+        check_instance("initial", initial, HealthState)
         if initial not in (HealthState.HEALTHY, HealthState.UNKNOWN):
             raise ValueError(f"initial must be HEALTHY or UNKNOWN, got {initial!r}")
         self._initial = initial
         self._ejection = Ejection(
             consecutive_failures, base_ejection, max_ejection, max_ejected_percent
         )
-        if rng is not None and not isinstance(rng, random.Random):
-            raise TypeError(f"rng must be a random.Random, got {rng!r}")
-        names = _server_list(servers)
-        self._clock: Clock = monotonic if clock is None else clock
-        self._clock_explicit = clock is not None
+        check_instance("rng", rng, random.Random, optional=True)
+        names = check_server_list(servers)
         # Jitter spreads probes across processes too, so the default is unseeded.
         self._rng = random.Random() if rng is None else rng
-        self._lock = threading.Lock()
-        self._servers: dict[str, _Server] = {}
-        self._timers: list[tuple[float, int, int, _Server]] = []  # timeouts, ejection ends
-        # Numbers entries of both heaps: ties in time go in the order they were set.
-        self._seq = itertools.count()
-        self._pending: list[StateChange] = []
-        self._subscribers: list[Callable[[StateChange], None]] = []
-        self._now = self._clock()
+        self._timers: Timers[_Server] = Timers(self._seq)  # timeouts, ejection ends
+        now = self._read_clock()
         for name in names:
-            self._add(name, self._now)
+            self._add(name, now)
 
     # -- options ----------------------------------------------------------------
 
@@ -234,11 +263,6 @@ class HealthTracker:
         """The largest share of servers that may be ejected at once (0 disables ejection)."""
         return self._ejection.max_ejected_percent
 
-    @property
-    def clock(self) -> Clock:
-        """The clock every deadline is measured on."""
-        return self._clock
-
     # -- membership -------------------------------------------------------------
 
     def add_server(self, server: str) -> None:
@@ -252,12 +276,10 @@ class HealthTracker:
         """
         check_server(server)
         with self._lock:
-            if server in self._servers:
+            if server in self._records:
                 raise DuplicateServer(server)
-            now = self._read_clock()
-            fired = self._advance(now)
-            self._add(server, now)
-        self._notify(fired)
+            self._add(server, self._tick())
+        self._outbox.flush()
 
     def remove_server(self, server: str) -> None:
         """Stop tracking a server; results reported for it later raise ``UnknownServer``.
@@ -268,24 +290,25 @@ class HealthTracker:
             UnknownServer: (a ``KeyError``) the server is not tracked.
         """
         with self._lock:
-            rec = self._lookup(server)
-            fired = self._advance(self._read_clock())
-            del self._servers[server]
-            if rec.state is HealthState.EJECTED:
-                self._ejection.ejected -= 1
-        self._notify(fired)
+            self._lookup(server)
+            self._tick()
+            self._remove(server)
+        self._outbox.flush()
 
-    @property
-    def servers(self) -> tuple[str, ...]:
-        """The tracked servers in insertion order. O(n)."""
-        with self._lock:
-            return tuple(self._servers)
+    def _add(self, name: str, now: float) -> None:
+        if name in self._records:
+            raise DuplicateServer(name)
+        rec = _Server(name, self._initial, now)
+        self._records[name] = rec
+        self._probes.schedule(rec, now, self._rng)
 
-    def __len__(self) -> int:
-        return len(self._servers)
-
-    def __contains__(self, server: object) -> bool:
-        return server in self._servers
+    def _remove(self, name: str) -> None:
+        rec = self._lookup(name)
+        del self._records[name]
+        if rec.state is HealthState.EJECTED:
+            self._ejection.ejected -= 1
+        self._probes.cancel(rec)
+        self._timers.disarm_all(rec)
 
     # -- active checks ----------------------------------------------------------
 
@@ -299,18 +322,18 @@ class HealthTracker:
         is shorter than ``interval``). O(k log n) for k servers due.
         """
         with self._lock:
-            now = self._read_clock()
-            fired = self._advance(now)
-            started: list[str] = []
-            probes = self._probes
-            for rec in probes.pop_due(now, self._servers):
-                started.append(rec.name)
-                rec.probe_started = now
-                rec.late = False
-                rec.timeout_seq = next(self._seq)
-                heapq.heappush(self._timers, (now + probes.timeout, rec.timeout_seq, _TIMEOUT, rec))
-                probes.schedule(rec, now + probes.interval, next(self._seq), self._rng)
-        self._notify(fired)
+            started = self._due(self._tick())
+        self._outbox.flush()
+        return started
+
+    def _due(self, now: float) -> list[str]:
+        probes, started = self._probes, []
+        for rec in probes.pop_due(now):
+            started.append(rec.name)
+            rec.probe_started = now
+            rec.late = False
+            self._timers.arm(rec, _TIMEOUT, now + probes.timeout)
+            probes.schedule(rec, now + probes.interval, self._rng)
         return started
 
     def record(self, server: str, ok: bool) -> StateChange | None:
@@ -326,21 +349,22 @@ class HealthTracker:
             UnknownServer: the server is not tracked.
             TypeError: ``ok`` is not a bool.
         """
-        _check_ok(ok)
+        check_bool("ok", ok)
         with self._lock:
             rec = self._lookup(server)
-            now = self._read_clock()
-            fired = self._advance(now)
-            if rec.probe_started is not None:
-                rec.probe_started = None
-                change = self._event(rec, _Event.PROBE_OK if ok else _Event.PROBE_FAIL, now)
-            elif rec.late:
-                rec.late = False
-                change = None
-            else:
-                change = self._event(rec, _Event.PROBE_OK if ok else _Event.PROBE_FAIL, now)
-        self._notify(fired, change)
+            change = self._record(rec, ok, self._tick())
+            self._emit_one(change)
+        self._outbox.flush()
         return change
+
+    def _record(self, rec: _Server, ok: bool, now: float) -> StateChange | None:
+        if rec.probe_started is not None:
+            rec.probe_started = None
+            self._timers.disarm(rec, _TIMEOUT)
+        elif rec.late:
+            rec.late = False
+            return None
+        return self._event(rec, _Event.PROBE_OK if ok else _Event.PROBE_FAIL, now)
 
     # -- passive checks ---------------------------------------------------------
 
@@ -356,28 +380,18 @@ class HealthTracker:
             UnknownServer: the server is not tracked.
             TypeError: ``ok`` is not a bool.
         """
-        _check_ok(ok)
+        check_bool("ok", ok)
         with self._lock:
             rec = self._lookup(server)
-            now = self._read_clock()
-            fired = self._advance(now)
-            change = self._event(rec, _Event.TRAFFIC_OK if ok else _Event.TRAFFIC_FAIL, now)
-        self._notify(fired, change)
+            change = self._observe(rec, ok, self._tick())
+            self._emit_one(change)
+        self._outbox.flush()
         return change
 
+    def _observe(self, rec: _Server, ok: bool, now: float) -> StateChange | None:
+        return self._event(rec, _Event.TRAFFIC_OK if ok else _Event.TRAFFIC_FAIL, now)
+
     # -- reading ----------------------------------------------------------------
-
-    def poll(self) -> list[StateChange]:
-        """The time-driven transitions (probe timeouts, ejection ends) since the last poll.
-
-        In time order. Transitions returned by ``record``/``observe`` are not
-        repeated here. O(k log n) for k timers passed.
-        """
-        with self._lock:
-            fired = self._advance(self._read_clock())
-            changes, self._pending = self._pending, []
-        self._notify(fired)
-        return changes
 
     def state(self, server: str) -> HealthState:
         """The server's state now. O(log n) amortised.
@@ -387,9 +401,9 @@ class HealthTracker:
         """
         with self._lock:
             rec = self._lookup(server)
-            fired = self._advance(self._read_clock())
+            self._tick()
             state = rec.state
-        self._notify(fired)
+        self._outbox.flush()
         return state
 
     def is_healthy(self, server: str) -> bool:
@@ -411,10 +425,8 @@ class HealthTracker:
         """
         with self._lock:
             rec = self._lookup(server)
-            now = self._read_clock()
-            fired = self._advance(now)
-            count = self._decayed(rec, now)
-        self._notify(fired)
+            count = self._decayed(rec, self._tick())
+        self._outbox.flush()
         return count
 
     def next_deadline(self) -> float | None:
@@ -424,13 +436,13 @@ class HealthTracker:
         ``due()`` has probes to start. O(log n) amortised.
         """
         with self._lock:
-            fired = self._advance(self._read_clock())
-            timers = self._timers
-            while timers and not self._live_timer(timers[0][1], timers[0][2], timers[0][3]):
-                heapq.heappop(timers)
-            probe = self._probes.next_due(self._servers)
-            times = [at for at in (probe, timers[0][0] if timers else None) if at is not None]
-        self._notify(fired)
+            self._tick()
+            at = self._next_deadline()
+        self._outbox.flush()
+        return at
+
+    def _next_deadline(self) -> float | None:
+        times = [t for t in (self._probes.next_due(), self._timers.next_at()) if t is not None]
         return min(times) if times else None
 
     def next_change(self) -> float | None:
@@ -442,62 +454,35 @@ class HealthTracker:
         is not woken by them. ``None`` when nothing is pending. O(log n) amortised.
         """
         with self._lock:
-            fired = self._advance(self._read_clock())
-            timers = self._timers
-            while timers and not self._live_timer(timers[0][1], timers[0][2], timers[0][3]):
-                heapq.heappop(timers)
-            at = timers[0][0] if timers else None
-        self._notify(fired)
+            self._tick()
+            at = self._timers.next_at()
+        self._outbox.flush()
         return at
 
-    def subscribe(self, callback: Callable[[StateChange], None]) -> Callable[[], None]:
-        """Call ``callback(change)`` for every transition; return a function that unsubscribes.
-
-        Callbacks run after the lock is released, in the thread that
-        noticed the change; they must not raise. Return values remain the
-        primary channel. O(1).
-        """
-        with self._lock:
-            self._subscribers.append(callback)
-
-        def unsubscribe() -> None:
-            with self._lock:
-                if callback in self._subscribers:
-                    self._subscribers.remove(callback)
-
-        return unsubscribe
-
-    # -- the transition table ---------------------------------------------------
+    # -- transitions ------------------------------------------------------------
 
     def _event(self, rec: _Server, event: _Event, at: float) -> StateChange | None:
-        """Apply one event to one server: every health transition is decided here."""
-        H = HealthState
-        state, new = rec.state, rec.state
-        probes, ejection = self._probes, self._ejection
-        if event is _Event.PROBE_OK:
-            rec.fails, rec.oks = 0, rec.oks + 1
-            if state is H.UNKNOWN or (state is H.UNHEALTHY and rec.oks >= probes.healthy_threshold):
-                new = H.HEALTHY
-        elif event is _Event.PROBE_FAIL:
-            rec.oks, rec.fails = 0, rec.fails + 1
-            if state is H.UNKNOWN or (
-                state in (H.HEALTHY, H.EJECTED) and rec.fails >= probes.unhealthy_threshold
-            ):
-                new = H.UNHEALTHY
-        elif event is _Event.TRAFFIC_OK:
-            rec.passive = 0
-        elif event is _Event.TRAFFIC_FAIL:
-            if state is H.HEALTHY:
-                rec.passive += 1
-                streak = rec.passive >= ejection.consecutive_failures
-                if streak and ejection.allowed(len(self._servers)):
-                    new = H.EJECTED
-        elif state is H.EJECTED:  # EJECTION_END
-            new = H.HEALTHY
-        if new is state:
+        """Apply one event to one server (lock held): count it, then the table decides."""
+        self._count(rec, event)
+        state = rec.state
+        row = _TRANSITIONS.get((state, event))
+        if row is None or not row[0](self, rec):
             return None
+        new = row[1]
         self._enter(rec, new, at)
         return StateChange(rec.name, state, new, at)
+
+    @staticmethod
+    def _count(rec: _Server, event: _Event) -> None:
+        """The streak counters an event moves, whatever the state does."""
+        if event is _Event.PROBE_OK:
+            rec.fails, rec.oks = 0, rec.oks + 1
+        elif event is _Event.PROBE_FAIL:
+            rec.oks, rec.fails = 0, rec.fails + 1
+        elif event is _Event.TRAFFIC_OK:
+            rec.passive = 0
+        elif event is _Event.TRAFFIC_FAIL and rec.state is HealthState.HEALTHY:
+            rec.passive += 1  # only a HEALTHY server is judged on its traffic
 
     def _enter(self, rec: _Server, new: HealthState, at: float) -> None:
         """Move ``rec`` into ``new``, keeping the ejection count, multiplier and end timer right."""
@@ -507,6 +492,7 @@ class HealthTracker:
         elif old is HealthState.EJECTED:
             ejection.ejected -= 1
             rec.ejected_until = None
+            self._timers.disarm(rec, _UNEJECT)
         rec.state = new
         rec.passive = 0
         if new is HealthState.HEALTHY:
@@ -516,8 +502,7 @@ class HealthTracker:
             rec.ejections += 1
             until = at + ejection.length(rec.ejections)
             rec.ejected_until = until
-            rec.eject_seq = next(self._seq)
-            heapq.heappush(self._timers, (until, rec.eject_seq, _UNEJECT, rec))
+            self._timers.arm(rec, _UNEJECT, until)
 
     def _decayed(self, rec: _Server, now: float) -> int:
         if rec.state is not HealthState.HEALTHY:
@@ -526,23 +511,15 @@ class HealthTracker:
 
     # -- time -------------------------------------------------------------------
 
-    def _read_clock(self) -> float:
-        # Callers in other threads may read the clock in a different order
-        # than they take the lock; the machine's time must never go back.
-        now = self._clock()
-        if now < self._now:
-            now = self._now
-        self._now = now
-        return now
-
     def _advance(self, now: float) -> list[StateChange]:
-        """Fire every timer due at or before ``now``, in time order; queue the changes."""
+        """Fire every timer due at or before ``now``, in time order; return the changes.
+
+        One step per timer, however far the clock jumped.
+        """
         fired: list[StateChange] = []
-        timers = self._timers
-        while timers and timers[0][0] <= now:
-            at, seq, kind, rec = heapq.heappop(timers)
-            if not self._live_timer(seq, kind, rec):
-                continue
+        if not self._timers:
+            return fired
+        for at, kind, rec in self._timers.pop_due(now):
             if kind == _TIMEOUT:
                 rec.probe_started = None
                 rec.late = True
@@ -551,62 +528,18 @@ class HealthTracker:
                 change = self._event(rec, _Event.EJECTION_END, at)
             if change is not None:
                 fired.append(change)
-        self._pending.extend(fired)
         return fired
 
-    def _live_timer(self, seq: int, kind: int, rec: _Server) -> bool:
-        if self._servers.get(rec.name) is not rec:
-            return False
-        if kind == _TIMEOUT:
-            return rec.probe_started is not None and rec.timeout_seq == seq
-        return rec.state is HealthState.EJECTED and rec.eject_seq == seq
-
-    def _add(self, name: str, now: float) -> None:
-        rec = _Server(name, self._initial, now)
-        self._servers[name] = rec
-        self._probes.schedule(rec, now, next(self._seq), self._rng)
-
-    def _lookup(self, server: str) -> _Server:
-        rec = self._servers.get(server)
-        if rec is None:
-            raise UnknownServer(server)
-        return rec
-
-    def _notify(self, fired: list[StateChange], change: StateChange | None = None) -> None:
-        if not self._subscribers or not (fired or change):
-            return
-        with self._lock:
-            callbacks = list(self._subscribers)
-        for item in [*fired, change] if change else fired:
-            for callback in callbacks:
-                callback(item)
-
-    def _adopt_clock(self, clock: Clock) -> None:
-        """Share a Pool's clock, moving every pending time onto it.
-
-        Raises:
-            ValueError: this tracker was created with a different clock.
-        """
-        if clock is self._clock:
-            return
-        if self._clock_explicit:
-            raise ValueError(
-                f"HealthTracker has its own clock {self._clock!r}, not the pool's {clock!r}"
-            )
-        with self._lock:
-            delta = clock() - self._read_clock()
-            self._clock = clock
-            self._now += delta
-            for rec in self._servers.values():
-                rec.healthy_since += delta
-                rec.next_probe += delta
-                if rec.probe_started is not None:
-                    rec.probe_started += delta
-                if rec.ejected_until is not None:
-                    rec.ejected_until += delta
-            self._probes.shift(delta)
-            # A constant shift keeps heap order.
-            self._timers = [(at + delta, s, kind, rec) for at, s, kind, rec in self._timers]
+    def _shift(self, delta: float) -> None:
+        for rec in self._records.values():
+            rec.healthy_since += delta
+            rec.next_probe += delta
+            if rec.probe_started is not None:
+                rec.probe_started += delta
+            if rec.ejected_until is not None:
+                rec.ejected_until += delta
+        self._probes.shift(delta)
+        self._timers.shift(delta)
 
     # -- introspection ----------------------------------------------------------
 
@@ -615,13 +548,18 @@ class HealthTracker:
         H = HealthState
         probes, ejection = self._probes, self._ejection
         with self._lock:
-            assert sorted(probes.scheduled(self._servers)) == sorted(self._servers)
-            assert ejection.ejected == sum(r.state is H.EJECTED for r in self._servers.values())
-            for name, rec in self._servers.items():
+            assert len(probes) == len(self._records), (len(probes), len(self._records))
+            probes._check()
+            self._timers._check()
+            assert ejection.ejected == sum(r.state is H.EJECTED for r in self._records.values())
+            for name, rec in self._records.items():
                 assert rec.name == name, rec
+                assert rec.timers[PROBE] >= 0, rec
                 assert min(rec.fails, rec.oks, rec.passive, rec.ejections) >= 0, rec
                 assert not (rec.fails and rec.oks), rec
                 assert (rec.state is H.EJECTED) == (rec.ejected_until is not None), rec
+                assert (rec.ejected_until is not None) == (rec.timers[_UNEJECT] >= 0), rec
+                assert (rec.probe_started is not None) == (rec.timers[_TIMEOUT] >= 0), rec
                 if rec.state is H.UNKNOWN:
                     assert rec.fails == rec.oks == 0, rec
                 if rec.state in (H.HEALTHY, H.EJECTED):
@@ -629,14 +567,14 @@ class HealthTracker:
                 if rec.state is H.UNHEALTHY:
                     assert rec.oks < probes.healthy_threshold, rec
                 if rec.ejected_until is not None:
-                    assert rec.ejections >= 1 and rec.ejected_until > self._now, rec
+                    assert rec.ejections >= 1 and rec.ejected_until >= self._now, rec
                 if rec.probe_started is not None:
                     assert not rec.late, rec
-                    assert rec.probe_started + probes.timeout > self._now, rec
-                    assert rec.next_probe > rec.probe_started + probes.timeout, rec
+                    assert rec.probe_started + probes.timeout >= self._now, rec
+                    assert rec.next_probe >= rec.probe_started + probes.timeout, rec
 
     def __repr__(self) -> str:
-        states = {name: rec.state.value for name, rec in self._servers.items()}
+        states = {name: rec.state.value for name, rec in self._records.items()}
         probes, ejection = self._probes, self._ejection
         return (
             f"HealthTracker({states!r}, interval={probes.interval!r}, "
@@ -646,19 +584,3 @@ class HealthTracker:
             f"base_ejection={ejection.base_ejection!r}, max_ejection={ejection.max_ejection!r}, "
             f"max_ejected_percent={ejection.max_ejected_percent!r})"
         )
-
-
-def _check_ok(ok: object) -> None:
-    if not isinstance(ok, bool):
-        raise TypeError(f"ok must be a bool, got {ok!r}")
-
-
-def _server_list(servers: object) -> list[str]:
-    if isinstance(servers, (str, bytes)) or not isinstance(servers, Iterable):
-        raise TypeError(f"servers must be an iterable of ids, got {servers!r}")
-    names: list[str] = []
-    for server in servers:
-        names.append(check_server(server))
-        if names.count(server) > 1:
-            raise DuplicateServer(server)
-    return names

@@ -19,6 +19,8 @@ import threading
 from collections import OrderedDict
 from typing import Protocol, runtime_checkable
 
+from ..validate import check_count, check_server, check_time, show
+
 __all__ = ["MemoryRouteStore", "RouteStore", "check_ttl"]
 
 _REPR_LIMIT = 8
@@ -83,11 +85,7 @@ class MemoryRouteStore:
     __slots__ = ("_entries", "_latest", "_lock", "_max_entries", "_ttl")
 
     def __init__(self, max_entries: int = 10_000, ttl: float | None = None) -> None:
-        if isinstance(max_entries, bool) or not isinstance(max_entries, int):
-            raise TypeError(f"max_entries must be an int >= 1, got {max_entries!r}")
-        if max_entries < 1:
-            raise ValueError(f"max_entries must be an int >= 1, got {max_entries!r}")
-        self._max_entries = max_entries
+        self._max_entries = check_count("max_entries", max_entries)
         self._ttl = check_ttl(ttl)
         # key -> (server, last use); ordered from least to most recently used.
         self._entries: OrderedDict[str, tuple[str, float]] = OrderedDict()
@@ -109,7 +107,13 @@ class MemoryRouteStore:
         return self._ttl
 
     def get(self, key: str, now: float) -> str | None:
-        """The server bound to ``key`` if the binding is live; a hit refreshes it. O(1)."""
+        """The server bound to ``key`` if the binding is live; a hit refreshes it. O(1).
+
+        Raises:
+            TypeError, ValueError: ``key`` is not a str, or ``now`` not finite seconds.
+        """
+        _check_key(key)
+        now = check_time(now)
         with self._lock:
             now = self._latest = max(self._latest, now)
             entry = self._entries.get(key)
@@ -124,7 +128,15 @@ class MemoryRouteStore:
             return server
 
     def set(self, key: str, server: str, now: float) -> None:
-        """Bind ``key`` to ``server``, evicting expired then least recently used entries. O(1)."""
+        """Bind ``key`` to ``server``, evicting expired then least recently used entries. O(1).
+
+        Raises:
+            TypeError, ValueError: ``key`` or ``server`` is not a non-empty str,
+                or ``now`` is not finite seconds; nothing is stored then.
+        """
+        _check_key(key)
+        check_server(server)
+        now = check_time(now)
         with self._lock:
             now = self._latest = max(self._latest, now)
             entries = self._entries
@@ -135,12 +147,22 @@ class MemoryRouteStore:
                 entries.popitem(last=False)
 
     def delete(self, key: str) -> None:
-        """Drop ``key``'s binding if there is one. O(1)."""
+        """Drop ``key``'s binding if there is one. O(1).
+
+        Raises:
+            TypeError, ValueError: ``key`` is not a non-empty str.
+        """
+        _check_key(key)
         with self._lock:
             self._entries.pop(key, None)
 
     def expire(self, now: float) -> int:
-        """Drop every binding expired at ``now``; return how many. Amortised O(1) each."""
+        """Drop every binding expired at ``now``; return how many. Amortised O(1) each.
+
+        Raises:
+            TypeError, ValueError: ``now`` is not finite seconds.
+        """
+        now = check_time(now)
         with self._lock:
             return self._purge(max(self._latest, now))
 
@@ -186,6 +208,13 @@ class MemoryRouteStore:
             else:  # a full table would flood a log line
                 held = f"<{len(self._entries)} routes>"
         return f"MemoryRouteStore({held}, max_entries={self._max_entries}, ttl={self._ttl!r})"
+
+
+def _check_key(key: object) -> None:
+    if not isinstance(key, str):
+        raise TypeError(f"key must be a non-empty str, got {show(key)}")
+    if not key:
+        raise ValueError("key must be a non-empty str, got ''")
 
 
 def check_ttl(ttl: object) -> float | None:

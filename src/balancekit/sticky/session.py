@@ -26,13 +26,11 @@ from collections.abc import Collection, Sequence
 from ..clock import Clock, monotonic
 from ..errors import DuplicateServer, NoServerAvailable, UnknownServer
 from ..hashing import hash_bytes, ip_key
-from ..strategies.base import check_server
+from ..validate import check_callable, check_count, check_seed, check_server, check_time
 from ._cookie import TOKEN_BYTES, CookieCodec, check_cookie_name, parse_secrets
 from .route_store import MemoryRouteStore, RouteStore, check_ttl
 
 __all__ = ["StickySession"]
-
-_SEED_LIMIT = 1 << 64
 
 
 class _Member:
@@ -114,18 +112,12 @@ class StickySession:
         secrets = parse_secrets(secret)
         self._ttl = check_ttl(ttl)
         check_cookie_name(cookie_name)
-        if isinstance(max_routes, bool) or not isinstance(max_routes, int):
-            raise TypeError(f"max_routes must be an int >= 1, got {max_routes!r}")
-        if max_routes < 1:
-            raise ValueError(f"max_routes must be an int >= 1, got {max_routes!r}")
+        check_count("max_routes", max_routes)
         if store is not None and not isinstance(store, RouteStore):
             raise TypeError(f"store must be a RouteStore, got {store!r}")
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise TypeError(f"seed must be an int in [0, 2**64), got {seed!r}")
-        if not 0 <= seed < _SEED_LIMIT:
-            raise ValueError(f"seed must be an int in [0, 2**64), got {seed!r}")
-        if clock is not None and not callable(clock):
-            raise TypeError(f"clock must be a callable returning seconds, got {clock!r}")
+        check_seed(seed)
+        if clock is not None:
+            check_callable("clock", clock)
         self._codec = CookieCodec(secrets, cookie_name)
         self._cookie_name = cookie_name
         self._max_routes = max_routes
@@ -206,7 +198,7 @@ class StickySession:
         if member.cookie is not None:
             return member.cookie
         assert self._ttl is not None  # only expiring cookies are not cached
-        return self._codec.encode(member.tokens[0], self._clock() + self._ttl)
+        return self._codec.encode(member.tokens[0], self._read_clock() + self._ttl)
 
     def server_from_cookie(self, cookie: str | bytes | None) -> str | None:
         """The member a valid cookie names, else ``None``; never raises for str/bytes/None.
@@ -237,7 +229,7 @@ class StickySession:
             if self._ttl is not None:  # made before a ttl was configured
                 return None
         else:
-            now = self._clock()
+            now = self._read_clock()
             # `now < expiry` is false for NaN too; the upper bound catches a
             # cookie made on a clock far ahead of this one.
             if not now < expiry or (self._ttl is not None and expiry > now + self._ttl):
@@ -309,7 +301,7 @@ class StickySession:
             TypeError, ValueError: ``session_id`` is not a non-empty ``str``.
         """
         _check_session(session_id)
-        server = self._store.get(session_id, self._clock())
+        server = self._store.get(session_id, self._read_clock())
         return server if server is not None and server in self._members else None
 
     def bind(self, session_id: str, server: str) -> None:
@@ -332,7 +324,7 @@ class StickySession:
         check_server(server)
         if server not in self._members:
             raise UnknownServer(server)
-        self._store.set(session_id, server, self._clock())
+        self._store.set(session_id, server, self._read_clock())
 
     def forget(self, session_id: str) -> None:
         """Drop the binding of ``session_id``; no error if there is none. O(1).
@@ -374,6 +366,10 @@ class StickySession:
     def clock(self) -> Clock:
         """The clock that times cookie expiry and route entries."""
         return self._clock
+
+    def _read_clock(self) -> float:
+        # A broken clock (None, NaN) raises here, before any cookie or route depends on it.
+        return check_time(self._clock())
 
     def _adopt_clock(self, clock: Clock) -> None:
         """Share a Pool's clock; a different explicit clock is a ``ValueError``."""

@@ -8,6 +8,10 @@ A strategy subclasses :class:`Balancer` and writes only what is its own:
   ``_reweighted`` instead, whose default is to call ``_rebuild()``.
 - ``_choose(key)`` returns the chosen :class:`Member` (under the lock) or
   raises :class:`~balancekit.errors.NoServerAvailable`.
+- ``_choose_other(key, exclude)`` picks outside the servers already tried,
+  in the strategy's own order, or returns ``None`` when every member of
+  weight > 0 is excluded (the base class then ignores the exclusion). The
+  default asks ``_choose`` again and falls back to the least loaded.
 - Load-aware strategies override ``_acquired`` and ``_released`` to learn
   from leases; the base class already keeps ``Member.in_flight``.
 - Options are validated and stored *before* calling ``Balancer.__init__`` and
@@ -23,13 +27,22 @@ from __future__ import annotations
 import abc
 import math
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Set
 from types import MappingProxyType
 from typing import Any, ClassVar
 
 from ..clock import Clock, monotonic
 from ..errors import DuplicateServer, NoServerAvailable, UnknownServer
 from ..lease import Lease, LeaseOwner
+from ..validate import (
+    MAX_WEIGHT,
+    check_server,
+    check_time,
+    check_weight,
+    check_weights,
+    parse_servers,
+)
+from ._exclude import check_exclude, choose_other
 
 __all__ = [
     "MAX_WEIGHT",
@@ -61,91 +74,6 @@ class Member:
 
     def __repr__(self) -> str:
         return f"Member({self.server!r}, weight={self.weight!r}, in_flight={self.in_flight})"
-
-
-def check_server(server: object) -> str:
-    """Validate a server id: a non-empty ``str``.
-
-    >>> check_server("10.0.0.1:80")
-    '10.0.0.1:80'
-    >>> check_server(80)
-    Traceback (most recent call last):
-    ...
-    TypeError: server must be a non-empty str, got 80
-    """
-    if not isinstance(server, str):
-        raise TypeError(f"server must be a non-empty str, got {server!r}")
-    if not server:
-        raise ValueError("server must be a non-empty str, got ''")
-    try:
-        server.encode()
-    except UnicodeEncodeError:
-        # A lone surrogate cannot be hashed as UTF-8: refuse it at the door.
-        raise ValueError(f"server must be valid Unicode text, got {server!r}") from None
-    return server
-
-
-MAX_WEIGHT = 1e9
-"""The largest weight. Weights are relative, so this costs nothing, and it keeps
-sums of weights (and the smooth round robin's running values) finite and exact
-enough: without it two weights of 1.7e308 would sum to infinity."""
-
-
-def check_weight(weight: object) -> float:
-    """Validate a weight: a finite number in [0, ``MAX_WEIGHT``], ``bool`` excluded.
-
-    >>> check_weight(2)
-    2.0
-    >>> check_weight(float("nan"))
-    Traceback (most recent call last):
-    ...
-    ValueError: weight must be a finite number >= 0, got nan
-    >>> check_weight(2e9)
-    Traceback (most recent call last):
-    ...
-    ValueError: weight must be at most 1e+09, got 2000000000.0
-    """
-    if isinstance(weight, bool) or not isinstance(weight, (int, float)):
-        raise TypeError(f"weight must be a finite number >= 0, got {weight!r}")
-    if not 0 <= weight < math.inf:  # NaN fails every comparison
-        raise ValueError(f"weight must be a finite number >= 0, got {weight!r}")
-    if weight > MAX_WEIGHT:  # compared before float(): a huge int would overflow it
-        raise ValueError(f"weight must be at most {MAX_WEIGHT:g}, got {weight!r}")
-    return float(weight)
-
-
-def parse_servers(servers: object) -> dict[str, float]:
-    """Validate a constructor's ``servers`` argument into ``{id: weight}``.
-
-    >>> parse_servers(["a", "b"])
-    {'a': 1.0, 'b': 1.0}
-    >>> parse_servers({"a": 2})
-    {'a': 2.0}
-    >>> parse_servers(["a", "a"])
-    Traceback (most recent call last):
-    ...
-    balancekit.errors.DuplicateServer: server 'a' is already a member
-
-    Raises:
-        TypeError: a bare string (which would iterate as characters), a
-            non-iterable, a non-str id or a non-numeric weight.
-        ValueError: an empty id, a bad weight or a repeated id.
-    """
-    if isinstance(servers, (str, bytes)):
-        raise TypeError(f"servers must be an iterable of ids or a mapping, got {servers!r}")
-    if isinstance(servers, Mapping):
-        pairs: Iterable[tuple[object, object]] = servers.items()
-    elif isinstance(servers, Iterable):
-        pairs = ((server, 1) for server in servers)
-    else:
-        raise TypeError(f"servers must be an iterable of ids or a mapping, got {servers!r}")
-    parsed: dict[str, float] = {}
-    for server, weight in pairs:
-        name = check_server(server)
-        if name in parsed:
-            raise DuplicateServer(name)
-        parsed[name] = check_weight(weight)
-    return parsed
 
 
 class Balancer(abc.ABC):
@@ -233,6 +161,48 @@ class Balancer(abc.ABC):
             member.weight = value
             self._reweighted(member, old)
 
+    def set_weights(self, weights: Mapping[str, float]) -> None:
+        """Change many weights at once: one rebuild (or one incremental pass) for the batch.
+
+        The whole mapping is checked before anything changes; servers whose
+        weight is already the one given are left alone.
+
+        >>> from balancekit import RoundRobin
+        >>> lb = RoundRobin(["a", "b", "c"])
+        >>> lb.set_weights({"a": 0, "b": 2})
+        >>> dict(lb.servers)
+        {'a': 0.0, 'b': 2.0, 'c': 1.0}
+
+        Complexity: one ``_rebuild`` for a batch of more than one change
+        (strategies that update incrementally do so when the batch is small).
+
+        Raises:
+            UnknownServer: a server is not a member. TypeError, ValueError: not a
+                mapping, or a bad weight. Nothing changes in any case, and a
+                strategy that refuses the batch (Maglev's room) leaves every
+                weight as it was.
+        """
+        parsed = check_weights(weights)
+        with self._lock:
+            members = self._members
+            for server in parsed:
+                if server not in members:
+                    raise UnknownServer(server)
+            changed = [
+                (members[s], members[s].weight) for s, w in parsed.items() if members[s].weight != w
+            ]
+            if not changed:
+                return
+            for member, _ in changed:
+                member.weight = parsed[member.server]
+            try:
+                self._reweighted_many(changed)
+            except BaseException:
+                for member, old in changed:
+                    member.weight = old
+                self._rebuild()
+                raise
+
     @property
     def servers(self) -> Mapping[str, float]:
         """A read-only snapshot ``{server: weight}``, in insertion order. O(n)."""
@@ -252,35 +222,55 @@ class Balancer(abc.ABC):
 
     # -- picking ----------------------------------------------------------------
 
-    def get_server(self, key: Any = None) -> str:
+    def get_server(self, key: Any = None, exclude: Iterable[str] = ()) -> str:
         """Choose a server for ``key`` without counting a request.
+
+        ``exclude`` holds servers already tried: none of them is chosen
+        while a server of weight > 0 outside them exists; when every such
+        server is excluded the exclusion is dropped (see each strategy for
+        which server comes next).
 
         Raises:
             NoServerAvailable: (a ``LookupError``) no member has a weight > 0.
-            TypeError: a hash strategy was given no key or a key of the wrong type.
+            TypeError: a hash strategy was given no key or a key of the wrong
+                type; ``exclude`` is a ``str`` or holds a non-``str``.
         """
         with self._lock:
-            return self._choose(key).server
+            return (self._pick(key, exclude) if exclude else self._choose(key)).server
 
-    def acquire(self, key: Any = None) -> Lease:
+    def acquire(self, key: Any = None, exclude: Iterable[str] = ()) -> Lease:
         """Choose a server and count one request in flight on it until release.
 
         Raises:
             NoServerAvailable, TypeError: as :meth:`get_server`.
         """
-        return self._open(self, key, None)
+        return self._open(self, key, None, exclude)
 
-    def _open(self, owner: LeaseOwner, key: Any, server: str | None) -> Lease:
+    def _pick(self, key: Any, exclude: Iterable[str]) -> Member:
+        """Choose for ``key`` outside ``exclude``, or ignoring it if it leaves nobody."""
+        member = self._choose_other(key, check_exclude(exclude))
+        return self._choose(key) if member is None else member
+
+    def _open(
+        self,
+        owner: LeaseOwner,
+        key: Any,
+        server: str | None,
+        exclude: Iterable[str] = (),
+        now: float | None = None,
+    ) -> Lease:
         """Count a lease for ``owner`` on ``server``, or on the choice for ``key``.
 
         A Pool opens leases through this so that its own ``_release`` sees
         them first (then calls ours) and so that a sticky client can be
         pinned to its server, even one the strategy would no longer choose.
+        The Pool passes the ``now`` it read; alone, the strategy reads its clock.
         """
-        now = self._clock()
+        if now is None:
+            now = check_time(self._clock())
         with self._lock:
             if server is None:
-                member = self._choose(key)
+                member = self._pick(key, exclude) if exclude else self._choose(key)
             else:
                 found = self._members.get(server)
                 if found is None:
@@ -290,8 +280,14 @@ class Balancer(abc.ABC):
             self._acquired(member, now)
         return Lease(owner, member.server, now, member)
 
-    def _release(self, lease: Lease, ok: bool) -> bool:
-        now = self._clock()
+    def _release(self, lease: Lease, ok: bool, now: float | None = None) -> bool:
+        fault = None
+        if now is None:
+            try:
+                now = check_time(self._clock())
+            except (TypeError, ValueError) as error:
+                # A broken clock must not leak the lease: settle the count, then say so.
+                fault, now = error, lease.started
         with self._lock:
             if lease.ok is not None:
                 return False
@@ -300,8 +296,11 @@ class Balancer(abc.ABC):
             member = lease.token
             if isinstance(member, Member) and self._members.get(member.server) is member:
                 member.in_flight -= 1
-                self._released(member, lease.latency, ok, now)
-            return True
+                if fault is None:
+                    self._released(member, lease.latency, ok, now)
+        if fault is not None:
+            raise fault
+        return True
 
     def in_flight(self, server: str) -> int:
         """Leases open on ``server``. O(1).
@@ -337,8 +336,28 @@ class Balancer(abc.ABC):
     def _choose(self, key: Any) -> Member:
         """Pick a member for ``key`` or raise ``NoServerAvailable``."""
 
+    def _choose_other(self, key: Any, exclude: Set[str]) -> Member | None:
+        """Pick a member of weight > 0 outside ``exclude`` for ``key``, or return
+        ``None`` when every one is excluded. Strategies override this with
+        their own order; the default is :func:`._exclude.choose_other`."""
+        return choose_other(self, key, exclude)
+
     def _added(self, member: Member) -> None:
         self._rebuild()
+
+    _incremental: ClassVar[bool] = False
+    """Whether ``_reweighted`` updates in place (cheaper than a rebuild for a few servers)."""
+
+    def _reweighted_many(self, changed: list[tuple[Member, float]]) -> None:
+        """Weights changed (each member with its old weight): one change goes to
+        ``_reweighted``; a batch is one ``_rebuild``, or, for an incremental
+        strategy, one pass of ``_reweighted`` while it is under a quarter of the
+        members (each change then costs less than a share of a rebuild)."""
+        if len(changed) == 1 or (self._incremental and 4 * len(changed) < len(self._members)):
+            for member, old in changed:
+                self._reweighted(member, old)
+        else:
+            self._rebuild()
 
     def _removed(self, member: Member) -> None:
         self._rebuild()

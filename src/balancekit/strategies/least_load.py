@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections import OrderedDict
+from collections.abc import Iterable, Set
 from typing import Any
 
 from ..clock import Clock
@@ -45,6 +46,7 @@ class LeastConnections(Balancer):
     every acquire. ``load`` and ``in_flight`` O(1); memory O(n).
     """
 
+    _incremental = True  # set_weights: a few servers move between levels
     _SPARE_LEVELS = 8
     """Empty levels kept for reuse: acquire/release pairs empty and refill the
     same level over and over, and creating it anew each time costs more."""
@@ -95,17 +97,28 @@ class LeastConnections(Balancer):
             self._spare.discard(load)
         raise self._unavailable()
 
-    def get_server(self, key: Any = None) -> str:
-        """The least loaded server, without counting a request. O(log L).
+    def _choose_other(self, key: Any, exclude: Set[str]) -> Member | None:
+        # Levels from the least load up; each in its queue order. O(k + log L)
+        # for k excluded servers met on the way.
+        levels = self._levels
+        for load in self._heap.ascending():
+            for member in levels[load]:
+                if member.server not in exclude:
+                    return member
+        return None
+
+    def get_server(self, key: Any = None, exclude: Iterable[str] = ()) -> str:
+        """The least loaded server outside ``exclude``, without counting a request. O(log L).
 
         The pick goes to the back of its level, so repeated calls rotate
         among the servers that tie for the minimum.
 
         Raises:
             NoServerAvailable: no member has a weight > 0.
+            TypeError: a bad ``exclude`` (see :meth:`Balancer.get_server`).
         """
         with self._lock:
-            member = self._choose(key)
+            member = self._pick(key, exclude) if exclude else self._choose(key)
             self._levels[self._level_of[member]].move_to_end(member)
             return member.server
 
@@ -212,7 +225,9 @@ class PowerOfTwoChoices(Balancer):
         self._eligible = [m for m in self._members.values() if m.weight > 0]
 
     def _choose(self, key: Any) -> Member:
-        eligible = self._eligible
+        return self._draw(self._eligible)
+
+    def _draw(self, eligible: list[Member]) -> Member:
         n = len(eligible)
         if n < 2:
             if n:
@@ -230,6 +245,13 @@ class PowerOfTwoChoices(Balancer):
         if second.in_flight / second.weight < first.in_flight / first.weight:
             return second
         return first
+
+    def _choose_other(self, key: Any, exclude: Set[str]) -> Member | None:
+        # The same draw among the servers not excluded. O(n).
+        others = [m for m in self._eligible if m.server not in exclude]
+        if not others:
+            return None
+        return self._draw(others)
 
     def _check(self) -> None:
         """Assert the base invariants and that the draw list is current."""

@@ -7,6 +7,7 @@ docs/strategies/response-time.md for the one consequence).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Set
 from typing import Any
 
 from ..clock import Clock
@@ -92,6 +93,8 @@ class LeastResponseTime(Balancer):
         ValueError: ``decay`` not finite and > 0; ``default_rtt`` or
             ``failure_penalty`` not finite and >= 0.
     """
+
+    _incremental = True  # set_weights: a few servers move in the heap
 
     def __init__(
         self,
@@ -199,17 +202,26 @@ class LeastResponseTime(Balancer):
             raise self._unavailable()
         return self._heap.peek()
 
-    def get_server(self, key: Any = None) -> str:
-        """The server of least load, without counting a request. O(log n).
+    def _choose_other(self, key: Any, exclude: Set[str]) -> Member | None:
+        # The least loaded server outside exclude: O(k log k) for the k
+        # excluded servers that rank above it.
+        for member in self._heap.ascending():
+            if member.server not in exclude:
+                return member
+        return None
+
+    def get_server(self, key: Any = None, exclude: Iterable[str] = ()) -> str:
+        """The server of least load outside ``exclude``, without counting a request. O(log n).
 
         The pick moves the server behind its equals, so repeated calls
         rotate among servers that tie.
 
         Raises:
             NoServerAvailable: no member has a weight > 0.
+            TypeError: a bad ``exclude`` (see :meth:`Balancer.get_server`).
         """
         with self._lock:
-            member = self._choose(key)
+            member = self._pick(key, exclude) if exclude else self._choose(key)
             self._update(self._estimates[member], picked=True)
             return member.server
 
