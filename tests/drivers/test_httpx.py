@@ -159,6 +159,21 @@ def test_attempts_one_and_an_empty_budget_mean_no_retry(
     assert budget.deposits == 1  # one deposit per request
 
 
+def test_the_default_budget_is_a_retry_budget_and_it_limits_retries(
+    three: list[Backend], make_client: Callable[..., httpx.Client]
+) -> None:
+    pool = bk.Pool(bk.RoundRobin([x.url for x in three]))
+    assert isinstance(BalancedTransport(pool).retry_budget, bk.RetryBudget)
+    for backend in three:
+        backend.status = 503
+    # half a retry per request, no reserve: 4 requests may retry twice in all
+    budget = bk.RetryBudget(ratio=0.5, min_retries_per_second=0.0)
+    client = make_client(pool, retry_budget=budget)
+    for _ in range(4):
+        assert client.get("/x").status_code == 503
+    assert sum(x.hits["GET /x"] for x in three) == 4 + 2
+
+
 def test_a_4xx_is_a_success_and_classify_overrides(
     backends: Callable[..., Backend], make_client: Callable[..., httpx.Client]
 ) -> None:

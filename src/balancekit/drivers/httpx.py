@@ -204,7 +204,7 @@ class BalancedTransport(httpx.BaseTransport):
         return self._rules.pool
 
     @property
-    def retry_budget(self) -> Budget | None:
+    def retry_budget(self) -> Budget:
         """The retry budget."""
         return self._rules.budget
 
@@ -290,7 +290,7 @@ class AsyncBalancedTransport(httpx.AsyncBaseTransport):
         return self._rules.pool
 
     @property
-    def retry_budget(self) -> Budget | None:
+    def retry_budget(self) -> Budget:
         """The retry budget."""
         return self._rules.budget
 
