@@ -117,7 +117,7 @@ class Rules:
         self.cookie_name = None if sticky is None else sticky.cookie_name
         self.cookie_max_age = None if sticky is None else sticky.ttl
         self._bases: dict[str, tuple[str, str, int | None]] = {}
-        self._urls: dict[tuple[str, bytes, bytes], httpx.URL] = {}
+        self._urls: dict[tuple[str, bytes, bytes], tuple[httpx.URL, str]] = {}
 
     # -- one request ---------------------------------------------------------------
 
@@ -149,9 +149,9 @@ class Rules:
 
     def target(self, request: httpx.Request, server: str) -> httpx.Request:
         """``request`` sent to ``server``: its scheme, host and port (and Host header)."""
-        url = self._target_url(request.url, server)
+        url, host = self._target_url(request.url, server)
         headers = request.headers.copy()
-        headers["Host"] = url.netloc.decode("ascii")
+        headers["Host"] = host
         return httpx.Request(
             request.method,
             url,
@@ -160,14 +160,16 @@ class Rules:
             extensions=request.extensions,
         )
 
-    def _target_url(self, url: httpx.URL, server: str) -> httpx.URL:
+    def _target_url(self, url: httpx.URL, server: str) -> tuple[httpx.URL, str]:
+        """The URL for ``server`` and its Host header."""
         # Parsing a URL costs more than the rest of a try together, and clients
         # repeat their paths: keep the recent ones (bounded, cleared when full).
         cache_key = (server, url.raw_path, url.userinfo)
         found = self._urls.get(cache_key)
         if found is None:
             scheme, host, port = self._base(server)
-            found = url.copy_with(scheme=scheme, host=host, port=port)
+            target = url.copy_with(scheme=scheme, host=host, port=port)
+            found = (target, target.netloc.decode("ascii"))
             if len(self._urls) >= _URL_CACHE:
                 self._urls.clear()
             self._urls[cache_key] = found
