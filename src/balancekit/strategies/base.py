@@ -286,7 +286,8 @@ class Balancer(abc.ABC):
             try:
                 now = check_time(self._clock())
             except (TypeError, ValueError) as error:
-                # A broken clock must not leak the lease: settle the count, then say so.
+                # A broken clock must not leak the lease: settle it as if it took
+                # no time (a lower bound, like any sample), then say so.
                 fault, now = error, lease.started
         with self._lock:
             if lease.ok is not None:
@@ -296,8 +297,7 @@ class Balancer(abc.ABC):
             member = lease.token
             if isinstance(member, Member) and self._members.get(member.server) is member:
                 member.in_flight -= 1
-                if fault is None:
-                    self._released(member, lease.latency, ok, now)
+                self._released(member, lease.latency, ok, now)
         if fault is not None:
             raise fault
         return True
