@@ -244,6 +244,7 @@ for cls in STRATEGIES:
     MACHINES[cls.__name__] = machine
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(MACHINES))
 def test_composed_pool(name: str) -> None:
     MACHINES[name].TestCase().runTest()

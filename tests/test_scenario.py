@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import sys
 from dataclasses import replace
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 
 from balancekit.health import HealthTracker
+from balancekit.sim import files
 from balancekit.sim.files import load_scenario, scenario_from_dict
 from balancekit.sim.scenario import (
     BUILTIN_SCENARIO,
@@ -236,18 +238,25 @@ def test_trace_file_relative_to_the_scenario(tmp_path: Path) -> None:
     ("text", "message"),
     [
         ("time,key,service\n0,a,0.1\n0.2,a\n", "trace.csv line 3 must be a time,key,service row"),
-        ("0,a,0.1\nsoon,a,0.1\n", "trace.csv line 2.time must be a number, got 'soon'"),
+        ("0,a,0.1\nsoon,a,0.1\n", "trace.csv line 2.time must be a number"),
         ("0,a,0.1\n1,a,-2\n", "trace.csv line 2.service must be a finite number > 0"),
-        ("1,a,0.1\n0,a,0.1\n", "trace.csv line 2.time must be not earlier than"),
+        ("1,a,0.1\n0,a,0.1\n", "trace.csv line 2.time must be not earlier than the row before"),
         ("time,key,service\n", "trace.csv must be a trace of at least one row"),
+        ("root:x:0:0:root:/root:/bin/bash\n", "trace.csv line 1 must be a time,key,service row"),
+        ('0,"' + "x" * 200_000 + '",1\n', "trace.csv line 1 is not CSV (field larger than"),
     ],
 )
-def test_bad_trace_file_names_the_line(tmp_path: Path, text: str, message: str) -> None:
+def test_bad_trace_file_names_the_line_and_never_shows_its_content(
+    tmp_path: Path, text: str, message: str
+) -> None:
     (tmp_path / "trace.csv").write_text(text)
     (tmp_path / "s.json").write_text(json.dumps({"servers": [{"name": "a"}], "trace": "trace.csv"}))
     with pytest.raises(ScenarioError) as info:
         load_scenario(tmp_path / "s.json")
     assert str(info.value).startswith(message)
+    assert "got" not in str(info.value)  # a file that is not a trace may hold anything
+    for cell in ("soon", "-2", "root", "bash"):
+        assert cell not in str(info.value)
 
 
 def test_missing_trace_file_is_an_os_error(tmp_path: Path) -> None:
@@ -387,8 +396,12 @@ def test_the_request_limit_counts_the_requests_that_will_be_made() -> None:
     # 1000 requests, although rate x duration would be 100 million.
     s = scenario_from_dict({**MINIMAL, "rate": 1000, "duration": 1e5, "requests": 1000})
     assert s.requests == 1000
-    with pytest.raises(ScenarioError, match="at most 10,000,000 requests"):
+    with pytest.raises(ScenarioError) as info:
         scenario_from_dict({**MINIMAL, "rate": 1000, "duration": 1e5, "requests": None})
+    assert str(info.value) == (
+        "duration must be at most 10,000 s at rate 1000/s"
+        " (the limit of 10,000,000 requests in one run), got 100000.0"
+    )
 
 
 def test_the_probe_budget_counts_the_time_the_last_requests_take() -> None:
@@ -403,3 +416,152 @@ def test_the_probe_budget_counts_the_time_the_last_requests_take() -> None:
     scenario_from_dict({"servers": MINIMAL["servers"], "trace": rows, "requests": 3})
     with pytest.raises(ScenarioError, match=r"health\.interval"):
         scenario_from_dict({"servers": MINIMAL["servers"], "trace": rows})
+
+
+# -- weights, limits and hostile files ----------------------------------------------
+
+
+def test_weight_zero_is_a_member_that_gets_nothing_but_not_every_weight() -> None:
+    s = scenario_from_dict(with_(servers=[{"name": "a"}, {"name": "b", "weight": 0}]))
+    assert s.servers[1].weight == 0.0
+    with pytest.raises(ScenarioError) as info:
+        scenario_from_dict(with_(servers=[{"name": "a", "weight": 0}]))
+    assert str(info.value) == "servers must include one of weight > 0"
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        (
+            {"servers": [{"name": "a", "weight": 1001}]},
+            "servers[0].weight must be at most 1000 (the limit on a server's weight), got 1001",
+        ),
+        (
+            {"service": {"sigma": 11}},
+            "service.sigma must be at most 10 (the limit on a lognormal sigma), got 11",
+        ),
+        (
+            {"rate": 1e10},
+            "rate must be at most 1e+09 (the limit on any number in a scenario), got 10000000000.0",
+        ),
+        (
+            {"requests": 10**7 + 1},
+            "requests must be at most 10,000,000 (the limit of 10,000,000 requests in one run),"
+            " got 10000001",
+        ),
+        (
+            {"keys": {"distribution": "uniform", "universe": 10**6 + 1}},
+            "keys.universe must be at most 1,000,000 (the limit on distinct keys), got 1000001",
+        ),
+        (
+            {"seed": 2**64},
+            "seed must be at most 18,446,744,073,709,551,615 (the largest seed),"
+            " got 18446744073709551616",
+        ),
+        (
+            {"servers": [{"name": f"s{i}"} for i in range(1001)]},
+            "servers must be at most 1,000 (the limit on servers in a scenario), got 1,001",
+        ),
+        (
+            {"name": ["x" * 1000] * 60000},
+            "name must be a non-empty string, got ['xxxxxxxxxxxxxxxxx...xxxxxxxxxxxxxxxxxx',"
+            + " 'xxxxxxxxxxxxxxxxx...xxxxxxxxxxxxxxxxxx'," * 3
+            + " ...]",
+        ),
+    ],
+)
+def test_a_limit_is_named_and_a_big_value_shown_short(
+    changes: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ScenarioError) as info:
+        scenario_from_dict(with_(**changes))
+    assert str(info.value) == message
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        (
+            "seed.json",
+            '{"rate": 1, "requests": 1, "servers": [{"name": "a"}], "seed": ' + "9" * 5000 + "}",
+            "seed must be at most 18,446,744,073,709,551,615 (the largest seed),"
+            " got an integer of 5000 digits",
+        ),
+        (
+            "rate.json",
+            '{"requests": 1, "servers": [{"name": "a"}], "rate": -' + "9" * 5000 + "}",
+            "rate must be at most 1e+09 (the limit on any number in a scenario),"
+            " got an integer of 5000 digits",
+        ),
+        ("deep.json", "[" * 100_000 + "]" * 100_000, "deep.json is nested too deeply"),
+        ("deep.json", '{"a": ' * 50_000 + "1" + "}" * 50_000, "deep.json is nested too deeply"),
+        pytest.param(
+            "deep.toml",
+            "a = " + "[" * 100_000 + "]" * 100_000,
+            "deep.toml is nested too deeply",
+            marks=pytest.mark.skipif(sys.version_info < (3, 11), reason="tomllib is 3.11+"),
+        ),
+        pytest.param(
+            "deep.toml",
+            "a = " + "{b = " * 5000 + "1" + "}" * 5000,
+            "deep.toml is nested too deeply",
+            marks=pytest.mark.skipif(sys.version_info < (3, 11), reason="tomllib is 3.11+"),
+        ),
+        pytest.param(
+            "seed.toml",
+            "seed = " + "9" * 5000,
+            "seed.toml holds an integer too long to read",
+            marks=pytest.mark.skipif(sys.version_info < (3, 11), reason="tomllib is 3.11+"),
+        ),
+        (
+            "many.json",
+            json.dumps(
+                {"rate": 1, "requests": 1, "servers": [{"name": f"s{i}"} for i in range(60_000)]}
+            ),
+            "servers must be at most 1,000 (the limit on servers in a scenario), got 60,000",
+        ),
+    ],
+)
+def test_hostile_scenario_files_are_refused_by_name(
+    tmp_path: Path, name: str, text: str, message: str
+) -> None:
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(write(tmp_path / name, text))
+    assert str(info.value).startswith(message)
+    assert len(str(info.value)) < 200
+
+
+def test_only_regular_files_under_the_size_limit_are_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fifo = tmp_path / "fifo.json"
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no FIFOs here")
+    os.mkfifo(fifo)  # opened for reading, a FIFO would wait for a writer forever
+    with pytest.raises(ScenarioError, match=r"^fifo\.json is not a regular file$"):
+        load_scenario(fifo)
+    if Path("/dev/zero").exists():  # endless: reading it all would exhaust memory
+        (tmp_path / "zero.json").symlink_to("/dev/zero")
+        with pytest.raises(ScenarioError, match=r"^zero\.json is not a regular file$"):
+            load_scenario(tmp_path / "zero.json")
+        trace = write(
+            tmp_path / "s.json", json.dumps({"servers": MINIMAL["servers"], "trace": "/dev/zero"})
+        )
+        with pytest.raises(ScenarioError, match=r"^zero is not a regular file$"):
+            load_scenario(trace)
+    (tmp_path / "folder.json").mkdir()
+    with pytest.raises(ScenarioError, match=r"^folder\.json is not a regular file$"):
+        load_scenario(tmp_path / "folder.json")
+    monkeypatch.setattr(files, "MAX_FILE_BYTES", 100)
+    big = write(tmp_path / "big.json", json.dumps({**MINIMAL, "name": "x" * 100}))
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(big)
+    assert (
+        str(info.value)
+        == "big.json is larger than 100 bytes (the limit on scenario and trace files)"
+    )

@@ -13,6 +13,8 @@ from .events import StateChange
 from .health import HealthState, HealthTracker
 from .lease import Lease
 from .pool import Pool, ServerStats
+from .priority import PriorityPool
+from .retry import RetryBudget
 from .sticky import MemoryRouteStore, RouteStore, StickySession
 from .strategies import (
     Balancer,
@@ -26,8 +28,10 @@ from .strategies import (
     PowerOfTwoChoices,
     Rendezvous,
     RoundRobin,
+    UtilizationRoundRobin,
     WeightedRoundRobin,
 )
+from .subset import deterministic_subset
 
 __all__ = [
     "BalancekitError",
@@ -51,13 +55,17 @@ __all__ = [
     "NoServerAvailable",
     "Pool",
     "PowerOfTwoChoices",
+    "PriorityPool",
     "Rendezvous",
+    "RetryBudget",
     "RoundRobin",
     "RouteStore",
     "ServerStats",
     "StateChange",
     "StickySession",
     "UnknownServer",
+    "UtilizationRoundRobin",
     "WeightedRoundRobin",
     "__version__",
+    "deterministic_subset",
 ]

@@ -405,7 +405,7 @@ class Pool:
                     self._now = now
                 if now >= self._wake:
                     self._advance(now)
-                lease = self._strategy._open(self, key, None, now)
+                lease = self._strategy._open(self, key, None, now=now)
                 server = lease.server
                 lease.context = self._records[server]
                 self._drainer._records[server].in_flight += 1
@@ -421,9 +421,9 @@ class Pool:
             elif session is not None:
                 named = sticky._route(session, now)
             if named is not None and self._keeps_sticky(named):
-                lease = self._strategy._open(self, key, named, now)
+                lease = self._strategy._open(self, key, named, now=now)
             if lease is None:
-                lease = self._strategy._open(self, key, None, now)
+                lease = self._strategy._open(self, key, None, now=now)
                 lease.moved = cookie is not None or named is not None
             server = lease.server
             lease.context = self._records[server]
@@ -444,7 +444,7 @@ class Pool:
         healthy = self._panic or health is None or health._lookup(server).state is _HEALTHY
         return healthy and self._drainer._accepts_sticky(self._drainer._lookup(server))
 
-    def _release(self, lease: Lease, ok: bool) -> bool:
+    def _release(self, lease: Lease, ok: bool | None) -> bool:
         now = self._clock()
         if now.__class__ is not float or now - now:
             try:
@@ -456,7 +456,7 @@ class Pool:
                 raise
         return self._settle(lease, ok, now)
 
-    def _settle_counts(self, lease: Lease, ok: bool) -> None:
+    def _settle_counts(self, lease: Lease, ok: bool | None) -> None:
         if not self._strategy._release(lease, ok, lease.started):
             return
         with self._lock:
@@ -468,7 +468,7 @@ class Pool:
                     self._refresh(self._now)
         self._outbox.flush()
 
-    def _settle(self, lease: Lease, ok: bool, now: float) -> bool:
+    def _settle(self, lease: Lease, ok: bool | None, now: float) -> bool:
         if not self._strategy._release(lease, ok, now):
             return False
         server = lease.server
@@ -485,13 +485,14 @@ class Pool:
             assert isinstance(record, _Record)
             latency = lease.latency or 0.0
             record.requests += 1
-            if not ok:
+            if ok is False:  # None: abandoned, neither outcome
                 record.errors += 1
             record.latency_sum += latency
             if latency > record.latency_max:
                 record.latency_max = latency
             # The common case written out: an ACTIVE server with a lease to close,
             # a success on a server with no failure streak: nothing changes state.
+            # An abandoned lease (ok None) is no health event.
             drec = self._drainer._records[server]
             if drec.state is _ACTIVE and drec.in_flight:
                 drec.in_flight -= 1
@@ -502,7 +503,7 @@ class Pool:
             ejected = None
             if health is not None:
                 hrec = health._records[server]
-                if not ok or hrec.passive:
+                if ok is False or (ok and hrec.passive):
                     ejected = health._observe(hrec, ok, now)
             if drained is not None or ejected is not None:
                 self._changed([c for c in (drained, ejected) if c is not None], now)

@@ -203,6 +203,7 @@ class BoundedMachine(RuleBasedStateMachine):
         }
 
 
+@pytest.mark.slow
 def test_acquire_release_and_changes_against_a_model() -> None:
     run_state_machine_as_test(BoundedMachine, settings=settings(max_examples=40))
 

@@ -115,3 +115,15 @@ def test_matches_a_dict_reference(ops: list[tuple[str, int, int]]) -> None:
         assert len(heap) == len(reference)
         if reference:
             assert heap.peek() == smallest(reference)
+
+
+@given(st.lists(st.integers(-50, 50), max_size=60), st.integers(0, 60))
+def test_ascending_is_sorted_and_lazy(keys: list[int], take: int) -> None:
+    heap = IndexedHeap[int, tuple[int, int]]()
+    for item, key in enumerate(keys):
+        heap.push(item, (key, item))
+    expected = sorted(range(len(keys)), key=lambda item: (keys[item], item))
+    assert list(heap.ascending()) == expected
+    walk = heap.ascending()
+    assert [next(walk) for _ in range(min(take, len(keys)))] == expected[:take]
+    heap._check()

@@ -164,6 +164,7 @@ class RingMachine(RuleBasedStateMachine):
                 self.ring.get_server("k")
 
 
+@pytest.mark.slow
 def test_membership_changes_against_the_reference() -> None:
     run_state_machine_as_test(RingMachine, settings=settings(max_examples=30))
 
@@ -172,6 +173,7 @@ class TinyRingMachine(RingMachine):
     hasher = tiny_hash
 
 
+@pytest.mark.slow
 def test_membership_changes_with_colliding_points() -> None:
     with hashed_with(tiny_hash):
         run_state_machine_as_test(TinyRingMachine, settings=settings(max_examples=30))

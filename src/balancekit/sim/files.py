@@ -5,24 +5,36 @@ Each table and field of the file maps to a spec class of
 :mod:`balancekit.sim.scenario`; an unknown, missing or bad field raises
 :class:`~balancekit.sim.scenario.ScenarioError` naming its path in the file, such
 as ``servers[2].capacity``. The format is described in docs/simulator.md.
+
+Files are read only when they are regular files of at most ``MAX_FILE_BYTES``
+(a FIFO, a device such as ``/dev/zero`` or a huge file is refused before
+anything is read), and whatever is in them stays cheap to refuse: integers of
+more than ``MAX_DIGITS`` digits are not converted, too deep a nesting is one
+error, and an error about a trace file never shows its content.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
+import os
+import stat
 import sys
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from .scenario import (
+    MAX_REQUESTS,
+    MAX_SERVERS,
     CacheSpec,
     DrainSpec,
     FailureSpec,
     HealthSpec,
     KeySpec,
+    LongNumber,
     Scenario,
     ScenarioError,
     ServerSpec,
@@ -32,7 +44,15 @@ from .scenario import (
     _trace_rows,
 )
 
-__all__ = ["load_scenario", "read_trace", "scenario_from_dict"]
+__all__ = ["MAX_DIGITS", "MAX_FILE_BYTES", "load_scenario", "read_trace", "scenario_from_dict"]
+
+MAX_FILE_BYTES = 32 * 1024 * 1024
+"""The largest scenario or trace file read (32 MiB: a trace of about a million requests,
+more than a pure-Python simulation runs in a few minutes)."""
+
+MAX_DIGITS = 100
+"""Integers with more digits than this are not converted (no valid field needs more than
+20): reading one of thousands of digits costs seconds, or fails past Python's limit."""
 
 _TABLES: dict[str, type[Any]] = {
     "service": ServiceSpec,
@@ -120,38 +140,71 @@ def scenario_from_dict(data: Mapping[str, Any], *, base: Path | None = None) -> 
     return Scenario(**options)
 
 
+def _read_text(path: Path) -> str:
+    """The UTF-8 text of ``path``, if it is a regular file of at most ``MAX_FILE_BYTES``.
+
+    Opened without blocking and checked on the open file, so a FIFO never
+    hangs and a device is never read. O(file size).
+
+    Raises:
+        ScenarioError: not a regular file, too large, or not UTF-8.
+        OSError: it cannot be opened (missing, no permission).
+    """
+    descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        os.close(descriptor)
+        raise ScenarioError("", f"{path.name} is not a regular file")
+    with open(descriptor, "rb") as handle:
+        data = handle.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        limit = f"{MAX_FILE_BYTES:,} bytes (the limit on scenario and trace files)"
+        raise ScenarioError("", f"{path.name} is larger than {limit}")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise _not_utf8(path, error) from None
+
+
 def read_trace(path: Path) -> tuple[TraceRow, ...]:
     """Read a CSV trace of ``time,key,service`` rows (a ``time`` header line and ``#``
     comments allowed; an empty key or service means "drawn"). O(rows).
 
+    An error names the line and what is wrong with it, never what it holds: the
+    file may be anything (``/etc/passwd``, say) rather than a trace.
+
     Raises:
-        ScenarioError: an empty trace or a malformed row, named by its line.
-        OSError: the file cannot be read.
+        ScenarioError: not a regular file of at most ``MAX_FILE_BYTES``, not UTF-8,
+            an empty trace, more than ``MAX_REQUESTS`` rows, or a malformed row.
+        OSError: the file cannot be opened.
     """
     rows: list[tuple[str, object]] = []
-    with open(path, newline="", encoding="utf-8") as handle:
-        for number, cells in enumerate(csv.reader(_utf8_lines(handle, path)), start=1):
+    reader = csv.reader(io.StringIO(_read_text(path), newline=""))
+    try:
+        for cells in reader:
+            here = f"{path.name} line {reader.line_num}"
             if not cells or cells[0].lstrip().startswith("#"):
                 continue
             if not rows and cells[0].strip().lower() == "time":
                 continue  # the header
-            here = f"{path.name} line {number}"
             if len(cells) != 3:
-                raise _bad(here, "a time,key,service row", ",".join(cells))
+                count = f"{len(cells)} cell{'s' * (len(cells) != 1)}"
+                raise ScenarioError(here, f"must be a time,key,service row: it has {count}")
+            if len(rows) == MAX_REQUESTS:
+                limit = f"the limit of {MAX_REQUESTS:,} requests in one run"
+                raise ScenarioError(path.name, f"must have at most {MAX_REQUESTS:,} rows ({limit})")
             time, key, service = (cell.strip() for cell in cells)
             seconds = _parse_float(f"{here}.service", service) if service else None
             rows.append((here, [_parse_float(f"{here}.time", time), key, seconds]))
+    except csv.Error as error:  # such as a field over csv's size limit; says no content
+        raise ScenarioError(
+            f"{path.name} line {reader.line_num}", f"is not CSV ({error})"
+        ) from None
     if not rows:
-        raise _bad(path.name, "a trace of at least one row", "")
-    return _trace_rows(rows)
-
-
-def _utf8_lines(handle: Iterable[str], path: Path) -> Iterator[str]:
-    """The file's lines; a byte that is not UTF-8 is a ScenarioError naming the file."""
+        raise ScenarioError(path.name, "must be a trace of at least one row")
     try:
-        yield from handle
-    except UnicodeDecodeError as error:
-        raise _not_utf8(path, error) from None
+        return _trace_rows(rows)
+    except ScenarioError as error:
+        raise error.without_value() from None
 
 
 def _not_utf8(path: Path, error: UnicodeDecodeError) -> ScenarioError:
@@ -159,35 +212,52 @@ def _not_utf8(path: Path, error: UnicodeDecodeError) -> ScenarioError:
 
 
 def _parse_float(name: str, text: str) -> float:
+    """``text`` as a float; the error does not show ``text`` (it comes from a trace file)."""
     try:
         return float(text)
     except ValueError:
-        raise _bad(name, "a number", text) from None
+        raise ScenarioError(name, "must be a number") from None
+
+
+def _parse_int(text: str) -> int | LongNumber:
+    """A JSON integer, or a :class:`LongNumber` past ``MAX_DIGITS`` digits. O(len(text))."""
+    digits = len(text.lstrip("-"))
+    return LongNumber(digits) if digits > MAX_DIGITS else int(text)
 
 
 def load_scenario(path: str | Path) -> Scenario:
     """Load a scenario from a ``.toml`` or ``.json`` file. O(file size).
 
     Raises:
-        ScenarioError: malformed file, unknown suffix, TOML on Python 3.10, or
-            a bad field. OSError: the file (or its trace file) cannot be read.
+        ScenarioError: not a regular file of at most ``MAX_FILE_BYTES``, a
+            malformed file, one nested too deeply, an integer too long to read,
+            an unknown suffix, TOML on Python 3.10, or a bad field.
+        OSError: the file (or its trace file) cannot be opened.
     """
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in (".toml", ".json"):
         raise _bad("scenario file", "a .toml or .json file", str(path))
+    text = _read_text(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        raise _not_utf8(path, error) from None
-    if suffix == ".json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise ScenarioError("", f"malformed JSON in {path.name}: {error}") from None
-    else:
-        data = _parse_toml(text, path.name)
+        parse = _parse_json if suffix == ".json" else _parse_toml
+        data = parse(text, path.name)
+    except RecursionError:
+        # Both parsers recurse once per level; a scenario needs three levels.
+        raise ScenarioError("", f"{path.name} is nested too deeply to be a scenario") from None
+    servers = data.get("servers") if isinstance(data, dict) else None
+    if isinstance(servers, list) and len(servers) > MAX_SERVERS:
+        # Refused before thousands of servers are built and checked one by one.
+        limit = f"at most {MAX_SERVERS:,} (the limit on servers in a scenario)"
+        raise ScenarioError("servers", f"must be {limit}", f"{len(servers):,}")
     return scenario_from_dict(data, base=path.parent)
+
+
+def _parse_json(text: str, name: str) -> Any:
+    try:
+        return json.loads(text, parse_int=_parse_int)
+    except json.JSONDecodeError as error:
+        raise ScenarioError("", f"malformed JSON in {name}: {error}") from None
 
 
 def _parse_toml(text: str, name: str) -> Any:
@@ -202,3 +272,8 @@ def _parse_toml(text: str, name: str) -> Any:
             return tomllib.loads(text)
         except tomllib.TOMLDecodeError as error:
             raise ScenarioError("", f"malformed TOML in {name}: {error}") from None
+        except ValueError:
+            # tomllib converts integers itself: past Python's limit of digits it fails.
+            raise ScenarioError(
+                "", f"{name} holds an integer too long to read (no field takes one)"
+            ) from None

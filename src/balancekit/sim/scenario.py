@@ -18,6 +18,7 @@ The file format is described in docs/simulator.md.
 from __future__ import annotations
 
 import math
+import reprlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, NamedTuple
@@ -60,26 +61,90 @@ MAX_PROBES = 5_000_000
 """The most health probes one simulation may expect (servers x time / interval):
 probes run for as long as requests arrive or are open, whatever their number."""
 
+MAX_SERVERS = 1000
+"""The most servers a scenario may have: a ring holds 160 points per unit of weight and
+server, and every server is probed; past this a run takes hours, not minutes."""
+
+MAX_SEED = 2**64 - 1
+"""The largest seed (seeds are integers in [0, 2**64 - 1])."""
+
 
 class ScenarioError(BalancekitError, ValueError):
-    """A scenario field has a bad value; ``field`` is its path, such as ``servers[2].capacity``.
+    """A scenario field has a bad value; ``field`` is its path, such as ``servers[2].capacity``,
+    and ``got`` the value as shown (``None``: not shown).
 
-    >>> str(ScenarioError("capacity", "must be an integer >= 1, got 0").within("servers[2]"))
+    >>> str(ScenarioError("capacity", "must be an integer >= 1", "0").within("servers[2]"))
     'servers[2].capacity must be an integer >= 1, got 0'
     """
 
-    def __init__(self, field: str, detail: str) -> None:
+    def __init__(self, field: str, detail: str, got: str | None = None) -> None:
         self.field = field
         self.detail = detail
-        super().__init__(f"{field} {detail}" if field else detail)
+        self.got = got
+        message = f"{field} {detail}" if field else detail
+        super().__init__(message if got is None else f"{message}, got {got}")
 
     def within(self, prefix: str) -> ScenarioError:
         """The same error with ``prefix`` prepended to its field path. O(1)."""
-        return ScenarioError(f"{prefix}.{self.field}" if self.field else prefix, self.detail)
+        field = f"{prefix}.{self.field}" if self.field else prefix
+        return ScenarioError(field, self.detail, self.got)
+
+    def without_value(self) -> ScenarioError:
+        """The same error without the value: for input that must not be echoed. O(1)."""
+        return ScenarioError(self.field, self.detail)
+
+
+class LongNumber:
+    """A number too long to read: what a scenario file's parser returns instead of an
+    integer of more than ``digits`` digits, so that the field's check refuses it by name
+    (converting it could take seconds, or fail with Python's own limit).
+
+    >>> LongNumber(5000)
+    an integer of 5000 digits
+    """
+
+    __slots__ = ("digits",)
+
+    def __init__(self, digits: int) -> None:
+        self.digits = digits
+
+    def __repr__(self) -> str:
+        return f"an integer of {self.digits} digits"
+
+
+_SHOW = reprlib.Repr()
+_SHOW.maxlevel, _SHOW.maxstring, _SHOW.maxother = 2, 40, 40
+_SHOW.maxlist = _SHOW.maxtuple = _SHOW.maxdict = 4
+
+
+def shown(value: object) -> str:
+    """``repr(value)`` cut short: at most a few items, levels and characters, so that an
+    error about a huge or deeply nested value stays one short line. O(what is shown).
+
+    >>> shown(list(range(60000)))
+    '[0, 1, 2, 3, ...]'
+    >>> shown(10**5000)
+    'an integer of 5001 digits'
+    """
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
+        # repr() of a long int is quadratic, and refused past 4,300 digits.
+        return f"an integer of {_digits(value)} digits"
+    return _SHOW.repr(value)
+
+
+def _digits(value: int) -> int:
+    """The number of decimal digits of ``abs(value)`` (not 0), without converting it to text."""
+    value = abs(value)
+    digits = int((value.bit_length() - 1) * math.log10(2)) + 1  # the digits of 2**(bits - 1)
+    return digits + 1 if value >= pow(10, digits) else digits
 
 
 def _bad(name: str, expected: str, value: object) -> ScenarioError:
-    return ScenarioError(name, f"must be {expected}, got {value!r}")
+    return ScenarioError(name, f"must be {expected}", shown(value))
+
+
+def _over(name: str, high: str, limit: str, value: object) -> ScenarioError:
+    return ScenarioError(name, f"must be at most {high} ({limit})", shown(value))
 
 
 def _number(
@@ -89,28 +154,37 @@ def _number(
     low: float = 0.0,
     strict: bool = False,
     high: float = MAX_NUMBER,
+    limit: str = "the limit on any number in a scenario",
 ) -> float:
-    """A finite real number >= ``low`` (> ``low`` when ``strict``), at most ``high``;
-    ``bool`` is not a number."""
+    """A finite real number >= ``low`` (> ``low`` when ``strict``), at most ``high`` (the
+    ``limit`` named in the error); ``bool`` is not a number."""
     expected = f"a finite number {'>' if strict else '>='} {low:g}"
+    if isinstance(value, LongNumber):
+        raise _over(name, f"{high:g}", limit, value)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise _bad(name, expected, value)
     if isinstance(value, float) and not math.isfinite(value):
         raise _bad(name, expected, value)
     if value > high:  # before float(): a huge int would overflow it
-        raise _bad(name, f"at most {high:g}", value)
+        raise _over(name, f"{high:g}", limit, value)
     result = float(value)
     if result < low or (strict and result == low):
         raise _bad(name, expected, value)
     return result
 
 
-def _integer(name: str, value: object, *, low: int = 1, high: int | None = None) -> int:
-    expected = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"
+def _integer(
+    name: str, value: object, *, low: int = 1, high: int | None = None, limit: str = ""
+) -> int:
+    """An integer >= ``low``, at most ``high`` (the ``limit`` named in the error)."""
+    if isinstance(value, LongNumber) and high is not None:
+        raise _over(name, f"{high:,}", limit, value)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise _bad(name, expected, value)
-    if value < low or (high is not None and value > high):
-        raise _bad(name, expected, value)
+        raise _bad(name, f"an integer >= {low}", value)
+    if value < low:
+        raise _bad(name, f"an integer >= {low}", value)
+    if high is not None and value > high:
+        raise _over(name, f"{high:,}", limit, value)
     return value
 
 
@@ -134,15 +208,15 @@ def _store(obj: object, name: str, value: object) -> None:
 class ServerSpec:
     """One server: ``capacity`` requests served at once (more wait in its FIFO queue),
     ``speed`` as a service-rate multiplier (2.0 halves every service time) and the
-    ``weight`` the pool gives it.
+    ``weight`` the pool gives it (0: a member that gets nothing, as in the library).
 
     >>> ServerSpec("s1", capacity=8, speed=1.5, weight=12)
     ServerSpec(name='s1', capacity=8, speed=1.5, weight=12.0)
 
     Raises:
         ScenarioError: an empty name, a capacity that is not an integer >= 1,
-            or a speed or weight that is not a finite number > 0 (a speed at
-            most 1e9, a weight at most ``MAX_SERVER_WEIGHT``).
+            a speed that is not a finite number > 0 (at most 1e9) or a weight
+            that is not a finite number >= 0 (at most ``MAX_SERVER_WEIGHT``).
     """
 
     name: str
@@ -154,7 +228,10 @@ class ServerSpec:
         _text("name", self.name)
         _integer("capacity", self.capacity)
         _store(self, "speed", _number("speed", self.speed, strict=True))
-        _store(self, "weight", _number("weight", self.weight, strict=True, high=MAX_SERVER_WEIGHT))
+        weight = _number(
+            "weight", self.weight, high=MAX_SERVER_WEIGHT, limit="the limit on a server's weight"
+        )
+        _store(self, "weight", weight)
 
 
 @dataclass(frozen=True)
@@ -178,7 +255,8 @@ class ServiceSpec:
     def __post_init__(self) -> None:
         _choice("distribution", self.distribution, ("fixed", "exponential", "lognormal"))
         _store(self, "mean", _number("mean", self.mean, strict=True))
-        _store(self, "sigma", _number("sigma", self.sigma, high=MAX_SIGMA))
+        sigma = _number("sigma", self.sigma, high=MAX_SIGMA, limit="the limit on a lognormal sigma")
+        _store(self, "sigma", sigma)
 
 
 @dataclass(frozen=True)
@@ -200,7 +278,7 @@ class KeySpec:
 
     def __post_init__(self) -> None:
         _choice("distribution", self.distribution, ("none", "uniform", "zipf"))
-        _integer("universe", self.universe, high=MAX_UNIVERSE)
+        _integer("universe", self.universe, high=MAX_UNIVERSE, limit="the limit on distinct keys")
         _store(self, "s", _number("s", self.s, strict=True))
 
 
@@ -367,10 +445,20 @@ class Scenario:
         _store(self, "drains", tuple(self.drains))
         if not self.servers:
             raise _bad("servers", "at least one server", self.servers)
-        names = [s.name for s in self.servers]
-        for i, name in enumerate(names):
-            if name in names[:i]:
-                raise _bad(f"servers[{i}].name", "unique", name)
+        if len(self.servers) > MAX_SERVERS:
+            limit = "the limit on servers in a scenario"
+            raise ScenarioError(
+                "servers", f"must be at most {MAX_SERVERS:,} ({limit})", f"{len(self.servers):,}"
+            )
+        names: set[str] = set()
+        for i, spec in enumerate(self.servers):
+            if not isinstance(spec, ServerSpec):
+                raise _bad(f"servers[{i}]", "a ServerSpec", spec)
+            if spec.name in names:
+                raise _bad(f"servers[{i}].name", "unique", spec.name)
+            names.add(spec.name)
+        if all(spec.weight == 0 for spec in self.servers):
+            raise ScenarioError("servers", "must include one of weight > 0")
         if (self.rate is None) == (self.trace is None):
             raise _bad("rate", "given, or else trace, but not both", self.rate)
         if self.rate is not None:
@@ -379,15 +467,16 @@ class Scenario:
                 raise _bad("requests", "given (or duration) for Poisson arrivals", None)
         if self.trace is not None:
             _store(self, "trace", _inline_trace(self.trace))
+        per_run = f"the limit of {MAX_REQUESTS:,} requests in one run"
         if self.requests is not None:
-            _integer("requests", self.requests, high=MAX_REQUESTS)
+            _integer("requests", self.requests, high=MAX_REQUESTS, limit=per_run)
         if self.duration is not None:
             _store(self, "duration", _number("duration", self.duration, strict=True))
             planned = self.rate * self.duration if self.rate is not None else 0.0
             if self.requests is None and planned > MAX_REQUESTS:
-                raise _bad(
-                    "duration", f"at most {MAX_REQUESTS:,} requests at this rate", self.duration
-                )
+                assert self.rate is not None
+                longest = f"{MAX_REQUESTS / self.rate:,.6g} s at rate {self.rate:g}/s"
+                raise _over("duration", longest, per_run, self.duration)
         for name, kind in (
             ("service", ServiceSpec),
             ("keys", KeySpec),
@@ -397,14 +486,14 @@ class Scenario:
             value = getattr(self, name)
             if not isinstance(value, kind) and not (name == "cache" and value is None):
                 raise _bad(name, f"a {kind.__name__}", value)
-        self._check_events(set(names))
+        self._check_events(names)
         self._check_probes()
         _store(self, "slow_start", _number("slow_start", self.slow_start))
         threshold = _number("panic_threshold", self.panic_threshold)
         if threshold > 1:
             raise _bad("panic_threshold", "a number in [0, 1]", self.panic_threshold)
         _store(self, "panic_threshold", threshold)
-        _integer("seed", self.seed, low=0)
+        _integer("seed", self.seed, low=0, high=MAX_SEED, limit="the largest seed")
         _text("name", self.name)
 
     def _horizon(self) -> float:
@@ -434,8 +523,8 @@ class Scenario:
             least = self._horizon() * len(self.servers) / MAX_PROBES
             raise _bad(
                 "health.interval",
-                f"at least {least:.3g} s: {len(self.servers)} servers probed for about "
-                f"{self._horizon():.3g} s would take more than {MAX_PROBES:,} probes",
+                f"at least {least:.3g} s (the limit of {MAX_PROBES:,} health probes in one run:"
+                f" {len(self.servers)} servers probed for about {self._horizon():.3g} s)",
                 health.interval,
             )
 
@@ -481,7 +570,7 @@ def _trace_rows(rows: Iterable[tuple[str, object]]) -> tuple[TraceRow, ...]:
             raise _bad(here, "a [time, key, service] row", row)
         time = _number(f"{here}.time", row[0])
         if time < previous:
-            raise _bad(f"{here}.time", f"not earlier than the row before ({previous:g})", row[0])
+            raise _bad(f"{here}.time", "not earlier than the row before", row[0])
         previous = time
         key = row[1]
         if key == "":

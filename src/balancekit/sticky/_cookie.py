@@ -23,9 +23,16 @@ import base64
 import hmac
 import re
 import struct
+import threading
 from collections.abc import Sequence
 
-__all__ = ["TOKEN_BYTES", "CookieCodec", "check_cookie_name", "parse_secrets"]
+__all__ = [
+    "TOKEN_BYTES",
+    "VERIFIED_CACHE_SIZE",
+    "CookieCodec",
+    "check_cookie_name",
+    "parse_secrets",
+]
 
 TOKEN_BYTES = 12
 """Length of a server token, in bytes."""
@@ -49,6 +56,9 @@ _ALPHABET = re.compile(r"[A-Za-z0-9_-]+")
 # RFC 6265 cookie-name: an RFC 7230 token.
 _COOKIE_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
+VERIFIED_CACHE_SIZE = 4096
+"""How many verified cookie values a codec remembers, whatever cookies arrive."""
+
 
 class CookieCodec:
     """Makes and reads the cookie values of one cookie name, under one or more secrets.
@@ -67,16 +77,27 @@ class CookieCodec:
     and :func:`check_cookie_name`.
 
     Complexity: ``tokens`` O(s) HMACs for s secrets; ``encode`` one HMAC;
-    ``decode`` O(s) HMACs after an O(1) length check. Holds no mutable
-    state: safe to share between threads.
+    ``decode`` O(1) for a value verified before and still remembered, else
+    O(s) HMACs after an O(1) length check.
+
+    Verifying costs base64 and HMAC-SHA256 (several microseconds), and a
+    client sends the same cookie with every request, so the last
+    :data:`VERIFIED_CACHE_SIZE` *verified* values are remembered with what
+    they decode to (the expiry is still returned, and checked by the caller,
+    on every request). Only values that verified enter, so junk cookies cannot
+    grow the cache or push much out of it, and the bound is fixed. Safe to
+    share between threads: the cache is a dict whose single operations are
+    atomic, and inserts (misses only) take a lock.
     """
 
-    __slots__ = ("_context", "_name", "_secrets")
+    __slots__ = ("_context", "_lock", "_name", "_secrets", "_verified")
 
     def __init__(self, secrets: tuple[bytes, ...], cookie_name: str) -> None:
         self._secrets = secrets
         self._name = cookie_name
         self._context = b"cookie:" + cookie_name.encode("ascii") + b"\x00"
+        self._lock = threading.Lock()
+        self._verified: dict[str | bytes, tuple[int, bytes, float | None]] = {}
 
     @property
     def key_count(self) -> int:
@@ -109,13 +130,29 @@ class CookieCodec:
         forged or tampered value, and for one made for another cookie name
         or signed by a secret not in the list. Expiry is *not* checked here:
         ``expiry`` is returned as written (``None`` for a plain cookie).
-        Signatures are compared in constant time. O(s).
+        Signatures are compared in constant time. O(1) for a remembered
+        value, else O(s).
 
         Raises:
             TypeError: ``cookie`` is not ``str``, ``bytes`` or ``None``.
         """
         if cookie is None:
             return None
+        exact = type(cookie) is str or type(cookie) is bytes  # subclasses may redefine ==
+        if exact:
+            hit = self._verified.get(cookie)
+            if hit is not None:
+                return hit
+        decoded = self._decode(cookie)
+        if decoded is not None and exact:
+            with self._lock:  # only the rare insert locks; lookups never wait
+                verified = self._verified
+                if len(verified) >= VERIFIED_CACHE_SIZE:
+                    del verified[next(iter(verified))]  # the oldest: dicts keep insertion order
+                verified[cookie] = decoded
+        return decoded
+
+    def _decode(self, cookie: str | bytes) -> tuple[int, bytes, float | None] | None:
         if isinstance(cookie, bytes):
             if len(cookie) not in _LENGTHS or not cookie.isascii():
                 return None

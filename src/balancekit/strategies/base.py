@@ -8,6 +8,10 @@ A strategy subclasses :class:`Balancer` and writes only what is its own:
   ``_reweighted`` instead, whose default is to call ``_rebuild()``.
 - ``_choose(key)`` returns the chosen :class:`Member` (under the lock) or
   raises :class:`~balancekit.errors.NoServerAvailable`.
+- ``_choose_other(key, exclude)`` picks outside the servers already tried,
+  in the strategy's own order, or returns ``None`` when every member of
+  weight > 0 is excluded (the base class then ignores the exclusion). The
+  default asks ``_choose`` again and falls back to the least loaded.
 - Load-aware strategies override ``_acquired`` and ``_released`` to learn
   from leases; the base class already keeps ``Member.in_flight``.
 - Options are validated and stored *before* calling ``Balancer.__init__`` and
@@ -23,7 +27,7 @@ from __future__ import annotations
 import abc
 import math
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Set
 from types import MappingProxyType
 from typing import Any, ClassVar
 
@@ -38,6 +42,7 @@ from ..validate import (
     check_weights,
     parse_servers,
 )
+from ._exclude import check_exclude, choose_other
 
 __all__ = [
     "MAX_WEIGHT",
@@ -217,26 +222,42 @@ class Balancer(abc.ABC):
 
     # -- picking ----------------------------------------------------------------
 
-    def get_server(self, key: Any = None) -> str:
+    def get_server(self, key: Any = None, exclude: Iterable[str] = ()) -> str:
         """Choose a server for ``key`` without counting a request.
+
+        ``exclude`` holds servers already tried: none of them is chosen
+        while a server of weight > 0 outside them exists; when every such
+        server is excluded the exclusion is dropped (see each strategy for
+        which server comes next).
 
         Raises:
             NoServerAvailable: (a ``LookupError``) no member has a weight > 0.
-            TypeError: a hash strategy was given no key or a key of the wrong type.
+            TypeError: a hash strategy was given no key or a key of the wrong
+                type; ``exclude`` is a ``str`` or holds a non-``str``.
         """
         with self._lock:
-            return self._choose(key).server
+            return (self._pick(key, exclude) if exclude else self._choose(key)).server
 
-    def acquire(self, key: Any = None) -> Lease:
+    def acquire(self, key: Any = None, exclude: Iterable[str] = ()) -> Lease:
         """Choose a server and count one request in flight on it until release.
 
         Raises:
             NoServerAvailable, TypeError: as :meth:`get_server`.
         """
-        return self._open(self, key, None)
+        return self._open(self, key, None, exclude)
+
+    def _pick(self, key: Any, exclude: Iterable[str]) -> Member:
+        """Choose for ``key`` outside ``exclude``, or ignoring it if it leaves nobody."""
+        member = self._choose_other(key, check_exclude(exclude))
+        return self._choose(key) if member is None else member
 
     def _open(
-        self, owner: LeaseOwner, key: Any, server: str | None, now: float | None = None
+        self,
+        owner: LeaseOwner,
+        key: Any,
+        server: str | None,
+        exclude: Iterable[str] = (),
+        now: float | None = None,
     ) -> Lease:
         """Count a lease for ``owner`` on ``server``, or on the choice for ``key``.
 
@@ -249,7 +270,7 @@ class Balancer(abc.ABC):
             now = check_time(self._clock())
         with self._lock:
             if server is None:
-                member = self._choose(key)
+                member = self._pick(key, exclude) if exclude else self._choose(key)
             else:
                 found = self._members.get(server)
                 if found is None:
@@ -259,24 +280,26 @@ class Balancer(abc.ABC):
             self._acquired(member, now)
         return Lease(owner, member.server, now, member)
 
-    def _release(self, lease: Lease, ok: bool, now: float | None = None) -> bool:
-        fault = None
+    def _release(self, lease: Lease, ok: bool | None, now: float | None = None) -> bool:
+        fault: Exception | None = None
         if now is None:
             try:
                 now = check_time(self._clock())
             except (TypeError, ValueError) as error:
-                # A broken clock must not leak the lease: settle it as if it took
-                # no time (a lower bound, like any sample), then say so.
-                fault, now = error, lease.started
+                # A broken clock must not leak the lease: settle the count, then say so.
+                fault = error
         with self._lock:
-            if lease.ok is not None:
+            if lease._done:
                 return False
+            lease._done = True
             lease.ok = ok
-            lease.latency = now - lease.started
+            latency = None if now is None else now - lease.started
+            lease.latency = latency
             member = lease.token
             if isinstance(member, Member) and self._members.get(member.server) is member:
                 member.in_flight -= 1
-                self._released(member, lease.latency, ok, now)
+                # No latency without a good reading; the hook still sees the count change.
+                self._released(member, latency, ok, lease.started if now is None else now)
         if fault is not None:
             raise fault
         return True
@@ -315,6 +338,12 @@ class Balancer(abc.ABC):
     def _choose(self, key: Any) -> Member:
         """Pick a member for ``key`` or raise ``NoServerAvailable``."""
 
+    def _choose_other(self, key: Any, exclude: Set[str]) -> Member | None:
+        """Pick a member of weight > 0 outside ``exclude`` for ``key``, or return
+        ``None`` when every one is excluded. Strategies override this with
+        their own order; the default is :func:`._exclude.choose_other`."""
+        return choose_other(self, key, exclude)
+
     def _added(self, member: Member) -> None:
         self._rebuild()
 
@@ -350,8 +379,10 @@ class Balancer(abc.ABC):
         """A lease was opened on ``member`` (its in_flight already counts it)."""
         return
 
-    def _released(self, member: Member, latency: float, ok: bool, now: float) -> None:
-        """A lease on a current member closed (its in_flight already uncounted)."""
+    def _released(self, member: Member, latency: float | None, ok: bool | None, now: float) -> None:
+        """A lease on a current member closed (its in_flight already uncounted)
+        after ``latency`` seconds, or ``None`` if the clock gave no usable
+        reading; ``ok=None``: the lease was abandoned."""
         return
 
     def _unavailable(self) -> NoServerAvailable:

@@ -17,6 +17,7 @@ always has room.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Set
 from typing import Any
 
 from ..clock import Clock
@@ -112,17 +113,23 @@ class BoundedLoadHash(ConsistentHash):
                 raise UnknownServer(server)
             return self._cap(member.weight, self._in_flight_total + 1)
 
-    def get_server(self, key: Any = None) -> str:
-        """Where ``acquire(key)`` would place the key now, without counting it.
+    def get_server(self, key: Any = None, exclude: Iterable[str] = ()) -> str:
+        """Where ``acquire(key, exclude=exclude)`` would place the key now, without counting it.
+
+        With ``exclude``, the first server clockwise that is neither
+        excluded nor full (when nothing is in flight: the next of
+        ``get_n_servers``); if every one not excluded is full, the least
+        loaded of them.
 
         Complexity: O(1) expected while the key's server has room.
 
         Raises:
             NoServerAvailable: no server has a weight > 0.
-            TypeError: no key, or a key that is not ``str``, ``bytes`` or ``int``.
+            TypeError: no key, or a key that is not ``str``, ``bytes`` or ``int``;
+                a bad ``exclude`` (see :meth:`Balancer.get_server`).
         """
         with self._lock:
-            return self._choose(key).server
+            return (self._pick(key, exclude) if exclude else self._choose(key)).server
 
     def _cap(self, weight: float, m: int) -> int:
         if weight <= 0:
@@ -139,28 +146,42 @@ class BoundedLoadHash(ConsistentHash):
         m = self._in_flight_total + 1
         if owner.in_flight < self._cap(owner.weight, m):
             return owner
-        seen = {owner.server}
+        return self._spill(h, frozenset(), m) or owner
+
+    def _spill(self, h: int, exclude: Set[str], m: int) -> Member | None:
+        """The first server clockwise of ``h`` outside ``exclude`` with room for
+        lease number ``m``, else the least loaded of them; ``None`` if all are
+        excluded. O(points walked)."""
+        members = self._members
+        seen: set[str] = set()
         # Only float rounding could fill every server; then take the least loaded.
-        fallback = owner
+        fallback: Member | None = None
         for server in self._walk(h):
             if server in seen:
                 continue
             seen.add(server)
-            member = members[server]
-            if member.in_flight < self._cap(member.weight, m):
-                return member
-            if member.in_flight * fallback.weight < fallback.in_flight * member.weight:
-                fallback = member
+            if server not in exclude:
+                member = members[server]
+                if not member.in_flight or member.in_flight < self._cap(member.weight, m):
+                    return member
+                if fallback is None or (
+                    member.in_flight * fallback.weight < fallback.in_flight * member.weight
+                ):
+                    fallback = member
             if len(seen) == len(self._counts):
                 break
         return fallback
+
+    def _choose_other(self, key: Any, exclude: Set[str]) -> Member | None:
+        h = hash_bytes(key.encode(), self._seed) if type(key) is str else self._hash(key)
+        return self._spill(h, exclude, self._in_flight_total + 1)
 
     # -- accounting -------------------------------------------------------------
 
     def _acquired(self, member: Member, now: float) -> None:
         self._in_flight_total += 1
 
-    def _released(self, member: Member, latency: float, ok: bool, now: float) -> None:
+    def _released(self, member: Member, latency: float | None, ok: bool | None, now: float) -> None:
         self._in_flight_total -= 1
 
     def _rebuild(self) -> None:

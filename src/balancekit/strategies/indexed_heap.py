@@ -9,6 +9,7 @@ distinct loads of its servers in one.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Hashable, Iterator
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -71,6 +72,33 @@ class IndexedHeap(Generic[T, K]):
         if not self._items:
             raise IndexError("peek from an empty IndexedHeap")
         return self._items[0]
+
+    def ascending(self) -> Iterator[T]:
+        """The items in ascending key order, lazily; equal keys in array order.
+
+        A best-first walk of the heap array: the ``j``-th item costs
+        O(log j), so taking the first few is cheap whatever ``n``. The heap
+        must not change while the iterator is in use.
+
+        >>> heap = IndexedHeap[str, int]()
+        >>> for item, key in [("a", 3), ("b", 1), ("c", 2), ("d", 0)]:
+        ...     heap.push(item, key)
+        >>> list(heap.ascending())
+        ['d', 'b', 'c', 'a']
+        """
+        items, keys = self._items, self._keys
+        end = len(items)
+        if not end:
+            return
+        frontier: list[tuple[K, int]] = [(keys[0], 0)]
+        while frontier:
+            _, i = heapq.heappop(frontier)
+            yield items[i]
+            child = 2 * i + 1
+            if child < end:
+                heapq.heappush(frontier, (keys[child], child))
+                if child + 1 < end:
+                    heapq.heappush(frontier, (keys[child + 1], child + 1))
 
     def key(self, item: T) -> K:
         """The key of ``item``. O(1).

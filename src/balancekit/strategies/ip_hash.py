@@ -14,6 +14,7 @@ case, take a faster path that gives the same bytes.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from ..hashing import hash_bytes, ip_key
@@ -51,16 +52,22 @@ class IPHash(ConsistentHash):
         ValueError: a string that is not an IP address.
     """
 
-    def get_server(self, key: Any = None) -> str:
+    def get_server(self, key: Any = None, exclude: Iterable[str] = ()) -> str:
         """The server of client address ``key``; lock-free.
+
+        With ``exclude``, the next server clockwise that is not excluded,
+        as :meth:`ConsistentHash.get_server`.
 
         Complexity: O(1) expected plus parsing the address.
 
         Raises:
             NoServerAvailable: no server has a weight > 0.
-            TypeError: no key, or not an address type.
+            TypeError: no key, or not an address type; a bad ``exclude``.
             ValueError: not an IP address.
         """
+        if exclude:
+            with self._lock:
+                return self._pick(key, exclude).server
         return self._owner(self._hash(key))
 
     def _hash(self, key: Any) -> int:

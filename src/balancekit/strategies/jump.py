@@ -9,6 +9,7 @@ numbers, so the servers are a list: bucket ``i`` is the ``i``-th server.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence, Set
 from typing import Any
 
 from ..clock import Clock
@@ -126,17 +127,26 @@ class JumpHash(Balancer):
         if (old > 0) != (member.weight > 0):  # other weights change nothing here
             self._rebuild()
 
-    def get_server(self, key: Any = None) -> str:
+    def get_server(self, key: Any = None, exclude: Iterable[str] = ()) -> str:
         """The server for ``key``, without the lock.
+
+        With ``exclude``, the excluded servers are skipped as servers of
+        weight 0 are: the answer is where the key would go if they had
+        weight 0 (the key's own bucket, else the first live one along the
+        key's rehash chain).
 
         Complexity: O(log n) plus O(len(key)); see the class for weight 0.
 
         Raises:
-            TypeError: no key, or a key that is not ``str``, ``bytes`` or ``int``.
+            TypeError: no key, or a key that is not ``str``, ``bytes`` or ``int``;
+                a bad ``exclude`` (see :meth:`Balancer.get_server`).
             NoServerAvailable: no server has a weight > 0.
         """
+        if exclude:
+            with self._lock:
+                return self._pick(key, exclude).server
         view = self._view
-        if type(key) is str:
+        if type(key) is str:  # _digest inlined, as _jump below
             digest = hash_bytes(key.encode(), 0)
         elif type(key) is int and 0 <= key <= _MASK:
             digest = key
@@ -155,11 +165,23 @@ class JumpHash(Balancer):
             candidate = int((bucket + 1) * (_TWO_31 / ((state >> 33) + 1)))
         if view.alive[bucket]:
             return view.names[bucket]
-        return _redirect(view, digest)
+        return _redirect(view.names, view.alive, view.live, digest)
 
     def _choose(self, key: Any) -> Member:
         # get_server takes no lock, so calling it under ours is safe.
         return self._members[self.get_server(key)]
+
+    def _choose_other(self, key: Any, exclude: Set[str]) -> Member | None:
+        view = self._view
+        digest = _digest(key)
+        if all(server in exclude for server in view.live):
+            return None
+        names, alive = view.names, view.alive
+        bucket = _jump(digest, len(names))
+        if alive[bucket] and names[bucket] not in exclude:
+            return self._members[names[bucket]]
+        live = [server for server in view.live if server not in exclude]
+        return self._members[_redirect(names, alive, live, digest, exclude)]
 
     def _check(self) -> None:
         super()._check()
@@ -172,17 +194,35 @@ class JumpHash(Balancer):
 _REDIRECTS = 32
 
 
-def _redirect(view: _Buckets, digest: int) -> str:
-    """Where a key whose bucket has weight 0 goes: the first live bucket of a rehash chain."""
+def _redirect(
+    names: tuple[str, ...],
+    alive: tuple[bool, ...],
+    live: Sequence[str],
+    digest: int,
+    exclude: Set[str] = frozenset(),
+) -> str:
+    """Where a key whose bucket is dead goes: the first live bucket of a rehash chain.
+
+    Dead: weight 0, or in ``exclude``; ``live`` lists the others in bucket order.
+    """
     data = digest.to_bytes(8, "little")
-    count = len(view.names)
+    count = len(names)
     for attempt in range(1, _REDIRECTS + 1):
         digest = hash_bytes(data, attempt)
         bucket = _jump(digest, count)
-        if view.alive[bucket]:
-            return view.names[bucket]
+        if alive[bucket] and names[bucket] not in exclude:
+            return names[bucket]
     # Nearly every bucket is dead: give up on stability for a bounded cost.
-    return view.live[_jump(digest, len(view.live))]
+    return live[_jump(digest, len(live))]
+
+
+def _digest(key: object) -> int:
+    """The 64-bit jump key of ``key``: an int in [0, 2**64) as is, else its XXH3-64."""
+    if type(key) is str:
+        return hash_bytes(key.encode(), 0)
+    if type(key) is int and 0 <= key <= _MASK:
+        return key
+    return _hash_other(key)
 
 
 def _hash_other(key: object) -> int:

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Set
 from typing import Any
 
 from ..clock import Clock
 from ..hashing import hash_bytes, hash_key, hash_server
 from ..validate import check_int, check_seed
+from ._compat import check_compat, request_hash
+from ._envoy import envoy_hash, maglev_owners, normalised
 from .base import Balancer, Member, Servers
 
 __all__ = ["MAX_TABLE_SIZE", "MIN_SLOTS_PER_SERVER", "Maglev", "is_prime", "populate"]
@@ -207,6 +209,12 @@ class Maglev(Balancer):
             from ``add_server`` and ``set_weight``, which then change
             nothing); ``seed`` outside [0, 2**64).
         TypeError: ``table_size`` or ``seed`` is not an ``int``.
+
+    ``compat="envoy"`` builds Envoy's Maglev table instead (``docs/compat.md``):
+    Envoy's offsets, skips and weighted fill, with no minimum of entries per
+    server; a ``str`` key is hashed with XXH64 as Envoy hashes a header, an
+    ``int`` key in [0, 2**64) is the request hash itself, and ``seed`` does
+    not apply.
     """
 
     requires_key = True
@@ -217,6 +225,7 @@ class Maglev(Balancer):
         *,
         table_size: int = 65537,
         seed: int = 0,
+        compat: str | None = None,
         clock: Clock | None = None,
     ) -> None:
         # Envoy's limit: a larger table costs memory (8 bytes a slot) for no gain.
@@ -225,8 +234,32 @@ class Maglev(Balancer):
             raise ValueError(f"table_size must be a prime number, got {table_size!r}")
         self._size = table_size
         self._seed = check_seed(seed)
+        self._compat = check_compat(compat, ("envoy",))
+        if self._compat is not None and seed != 0:
+            raise ValueError("seed does not apply with compat='envoy'")
         self._table: list[str] = []
+        self._live: frozenset[str] = frozenset()
         super().__init__(servers, clock=clock)
+        if self._compat is not None:
+            # The default get_server is the hot path and stays free of a compat
+            # test: an Envoy table answers with its own lookup, set on the instance.
+            self.get_server = self._get_envoy  # type: ignore[method-assign]
+
+    @property
+    def compat(self) -> str | None:
+        """The system this table agrees with (``"envoy"``), or ``None``."""
+        return self._compat
+
+    def _get_envoy(self, key: Any = None, exclude: Iterable[str] = ()) -> str:
+        """``get_server`` with ``compat="envoy"``: ``table[h % table_size]``, h Envoy's hash."""
+        if exclude:
+            with self._lock:
+                return self._pick(key, exclude).server
+        table = self._table
+        h = envoy_hash(key.encode()) if type(key) is str else request_hash(key, envoy_hash)
+        if table:
+            return table[h % self._size]
+        raise self._unavailable()
 
     @property
     def table_size(self) -> int:
@@ -239,6 +272,13 @@ class Maglev(Balancer):
         return self._seed
 
     def _rebuild(self) -> None:
+        if self._compat is not None:
+            hosts = normalised({s: m.weight for s, m in self._members.items()})
+            names = [server for server, _ in hosts]
+            owners = maglev_owners(names, [weight for _, weight in hosts], self._size)
+            self._table = [names[i] for i in owners]
+            self._live = frozenset(names)
+            return
         live = sorted((m.server, m.weight) for m in self._members.values() if m.weight > 0)
         size = self._size
         self._check_room(len(live))
@@ -253,10 +293,11 @@ class Maglev(Balancer):
         owners = populate(preferences, size, [weight for _, weight in live])
         # One assignment publishes the new table to lock-free readers.
         self._table = [names[i] for i in owners]
+        self._live = frozenset(names)
 
     def _check_room(self, live: int) -> None:
         size = self._size
-        if live * MIN_SLOTS_PER_SERVER > size:
+        if self._compat is None and live * MIN_SLOTS_PER_SERVER > size:
             raise ValueError(
                 f"table_size {size} is too small for {live} servers of weight > 0: "
                 f"Maglev needs at least {MIN_SLOTS_PER_SERVER} entries per server and the "
@@ -273,15 +314,28 @@ class Maglev(Balancer):
             member.weight = old  # the base class has already stored the new weight
             raise
 
-    def get_server(self, key: Any = None) -> str:
+    def get_server(self, key: Any = None, exclude: Iterable[str] = ()) -> str:
         """The server for ``key``: ``table[hash(key) % table_size]``, without the lock.
 
-        Complexity: O(1) plus O(len(key)).
+        With ``exclude``, the owner of the first entry from there on
+        (``+1, +2, ...``, wrapping) that is not excluded. Entries are dealt
+        out in turns, so the next entry's owner is spread over the other
+        servers about in proportion to their weights; the order is a fixed
+        one per key and independent of insertion order. Unlike the ring's,
+        it is not where the key would go if the excluded servers left (that
+        rebuilds the table).
+
+        Complexity: O(1) plus O(len(key)); with ``exclude``, about
+        ``n / (n - k)`` entries read for ``k`` of ``n`` equal servers excluded.
 
         Raises:
-            TypeError: no key, or a key that is not ``str``, ``bytes`` or ``int``.
+            TypeError: no key, or a key that is not ``str``, ``bytes`` or ``int``;
+                a bad ``exclude`` (see :meth:`Balancer.get_server`).
             NoServerAvailable: no server has a weight > 0.
         """
+        if exclude:
+            with self._lock:
+                return self._pick(key, exclude).server
         table = self._table
         digest = hash_bytes(key.encode(), self._seed) if type(key) is str else self._hash_other(key)
         if table:
@@ -297,7 +351,26 @@ class Maglev(Balancer):
         # get_server takes no lock, so calling it under ours is safe.
         return self._members[self.get_server(key)]
 
+    def _choose_other(self, key: Any, exclude: Set[str]) -> Member | None:
+        table = self._table
+        if self._compat is not None:  # start where the Envoy lookup would answer
+            digest = envoy_hash(key.encode()) if type(key) is str else request_hash(key, envoy_hash)
+        elif type(key) is str:
+            digest = hash_bytes(key.encode(), self._seed)
+        else:
+            digest = self._hash_other(key)
+        if self._live <= exclude:
+            return None
+        size = self._size
+        slot = digest % size
+        # Ends: a server not excluded owns at least one entry.
+        while table[slot] in exclude:
+            slot = slot + 1 if slot + 1 < size else 0
+        return self._members[table[slot]]
+
     def _options(self) -> dict[str, object]:
+        if self._compat is not None:
+            return {"table_size": self._size, "compat": self._compat}
         return {"table_size": self._size, "seed": self._seed}
 
     def _check(self) -> None:
@@ -308,7 +381,8 @@ class Maglev(Balancer):
         counts: dict[str, int] = {}
         for server in table:
             counts[server] = counts.get(server, 0) + 1
-        assert set(counts) == set(live), (sorted(counts), sorted(live))
+        if len(live) <= self._size:  # only an Envoy table may hold more servers than slots
+            assert set(counts) == set(live), (sorted(counts), sorted(live))
         assert sum(counts.values()) == len(table)
         if live and len(set(live.values())) == 1:
             assert max(counts.values()) - min(counts.values()) <= 1, counts

@@ -2,8 +2,9 @@
 discovery and named in kebab case, and how the simulator builds one.
 
 A name such as ``"power-of-two-choices"`` is what the CLI, scenario tooling
-and :func:`balancekit.sim.compare` accept; a Balancer subclass of your
-own is accepted too and named the same way from its class name.
+and :func:`balancekit.sim.compare` accept, as is the class name
+(``"PowerOfTwoChoices"``), in any case; a Balancer subclass of your own is
+accepted too and named the same way from its class name.
 """
 
 from __future__ import annotations
@@ -117,11 +118,14 @@ def make_strategy(
 
 
 def resolve(strategy: Strategy, known: dict[str, type[Balancer]]) -> tuple[str, type[Balancer]]:
-    """The name and class of ``strategy``, a name in ``known`` or a Balancer subclass. O(1)
-    plus the class name's length.
+    """The name and class of ``strategy``: a name in ``known`` or a class name, in any case
+    (``"LeastConnections"``, ``"least-connections"``, ``"LEAST-CONNECTIONS"``), or a
+    Balancer subclass. O(1) for an exact name, else O(len(known)).
 
     >>> resolve("maglev", strategy_names())[1].__name__
     'Maglev'
+    >>> resolve("PowerOfTwoChoices", strategy_names())[0]
+    'power-of-two-choices'
 
     Raises:
         UnknownStrategy: (a ``KeyError``) a name that is not in ``known``.
@@ -129,9 +133,14 @@ def resolve(strategy: Strategy, known: dict[str, type[Balancer]]) -> tuple[str, 
     """
     if isinstance(strategy, str):
         cls = known.get(strategy)
-        if cls is None:
-            raise UnknownStrategy(strategy, known)
-        return strategy, cls
+        if cls is not None:
+            return strategy, cls
+        # A kebab name without its dashes is its class name, lower-cased.
+        folded = strategy.replace("-", "").replace("_", "").lower()
+        for name, cls in known.items():
+            if name.replace("-", "") == folded:
+                return name, cls
+        raise UnknownStrategy(strategy, known)
     if isinstance(strategy, type) and issubclass(strategy, Balancer):
         if inspect.isabstract(strategy):
             raise TypeError(f"strategy must be a concrete Balancer subclass, got {strategy!r}")

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections.abc import Iterable, Set
 from itertools import repeat
 from typing import Any
 
@@ -66,6 +67,18 @@ class _Snapshot:
 def _score(pair_hash: int, negative_weight: float) -> float:
     """``-w / ln(u)`` with ``u`` as :func:`~balancekit.hashing.unit_interval`."""
     return negative_weight / math.log(((pair_hash >> 12) + 0.5) / _TWO_52)
+
+
+def _ranked(snap: _Snapshot, data: bytes, n: int) -> list[str]:
+    """The ``min(n, servers)`` highest-scoring servers of ``snap`` for key bytes ``data``."""
+    hashes = list(map(hash_bytes, repeat(data), snap.seeds))
+    # The n best of each weight class (by hash, then smaller id) hold the n best overall.
+    candidates = []
+    for start, end, negative_weight in snap.classes:
+        top = heapq.nlargest(n, zip(hashes[start:end], range(-start, -end, -1), strict=True))
+        candidates += [(_score(h, negative_weight), h, -i) for h, i in top]
+    candidates.sort(key=lambda c: (-c[0], -c[1], snap.names[c[2]]))
+    return [snap.names[i] for _, _, i in candidates[:n]]
 
 
 class Rendezvous(Balancer):
@@ -118,15 +131,23 @@ class Rendezvous(Balancer):
             raise TypeError("Rendezvous needs a key (str, bytes or int) for every pick, got None")
         return key_bytes(key)
 
-    def get_server(self, key: Any = None) -> str:
+    def get_server(self, key: Any = None, exclude: Iterable[str] = ()) -> str:
         """The server with the highest score for ``key``, without the lock.
 
-        Complexity: O(n) plus O(len(key)).
+        With ``exclude``, the highest-scoring server not excluded: the next
+        one of ``get_n_servers(key, ...)``, which is where the key would go
+        if the excluded servers left.
+
+        Complexity: O(n) plus O(len(key)); O(n log k) with ``k`` excluded.
 
         Raises:
-            TypeError: no key, or a key that is not ``str``, ``bytes`` or ``int``.
+            TypeError: no key, or a key that is not ``str``, ``bytes`` or ``int``;
+                a bad ``exclude`` (see :meth:`Balancer.get_server`).
             NoServerAvailable: no server has a weight > 0.
         """
+        if exclude:
+            with self._lock:
+                return self._pick(key, exclude).server
         snap = self._snap
         data = key.encode() if type(key) is str else self._key_bytes(key)
         names = snap.names
@@ -172,14 +193,17 @@ class Rendezvous(Balancer):
         data = self._key_bytes(key)
         if not snap.names:
             raise self._unavailable()
-        hashes = list(map(hash_bytes, repeat(data), snap.seeds))
-        # The n best of each weight class (by hash, then smaller id) hold the n best overall.
-        candidates = []
-        for start, end, negative_weight in snap.classes:
-            top = heapq.nlargest(n, zip(hashes[start:end], range(-start, -end, -1), strict=True))
-            candidates += [(_score(h, negative_weight), h, -i) for h, i in top]
-        candidates.sort(key=lambda c: (-c[0], -c[1], snap.names[c[2]]))
-        return [snap.names[i] for _, _, i in candidates[:n]]
+        return _ranked(snap, data, n)
+
+    def _choose_other(self, key: Any, exclude: Set[str]) -> Member | None:
+        snap = self._snap
+        data = self._key_bytes(key)
+        met = sum(1 for server in snap.names if server in exclude)
+        if met == len(snap.names):
+            return None
+        # Of the met + 1 best, at least one is not excluded.
+        ranked = _ranked(snap, data, met + 1)
+        return next(self._members[s] for s in ranked if s not in exclude)
 
     def _choose(self, key: Any) -> Member:
         # get_server takes no lock, so calling it under ours is safe.

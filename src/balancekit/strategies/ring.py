@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import itertools
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Set
 from functools import partial
 from typing import Any
 
@@ -37,6 +37,9 @@ from ..clock import Clock
 from ..errors import UnknownServer
 from ..hashing import hash_bytes, hash_key, hash_server
 from ..validate import check_seed
+from ._compat import check_compat
+from ._envoy import MAX_RING_SIZE, EnvoyRingPoints
+from ._ketama import KetamaPoints
 from .base import Balancer, Member, Servers, check_weight
 
 __all__ = ["MAX_POINTS", "ConsistentHash"]
@@ -114,6 +117,15 @@ class ConsistentHash(Balancer):
             [0, 2**64), or a weight that would give a server more than
             ``MAX_POINTS`` points (also from ``add_server`` and
             ``set_weight``, which then change nothing).
+
+    Compatible mappings (``docs/compat.md``): ``compat="ketama"`` places
+    points as libmemcached's weighted ketama does and ``compat="envoy"`` as
+    Envoy's ring hash (sized by ``min_ring_size`` and ``max_ring_size``).
+    There a key goes to the first point *at or after* its hash, a ``str``
+    key is hashed as that system hashes one (MD5, XXH64) and an ``int`` key
+    in [0, 2**64) is the request hash itself; ``vnodes`` and ``seed`` do not
+    apply (``ValueError`` if given), and a change of membership or weight
+    moves only the points whose count changed.
     """
 
     requires_key = True
@@ -125,16 +137,50 @@ class ConsistentHash(Balancer):
         *,
         vnodes: int = 160,
         seed: int = 0,
+        compat: str | None = None,
+        min_ring_size: int = 1024,
+        max_ring_size: int = MAX_RING_SIZE,
         clock: Clock | None = None,
     ) -> None:
         self._vnodes = _check_vnodes(vnodes)
         self._seed = check_seed(seed)
+        self._compat = _compat_points(compat, vnodes, seed, min_ring_size, max_ring_size)
         self._counts: dict[str, int] = {}  # points per server that has any
         self._points = 0
         self._table: list[Bucket] = [((), ())]
         self._shift = 64
         self._index: tuple[list[Bucket], int] = (self._table, self._shift)
         super().__init__(servers, clock=clock)
+        if self._compat is not None:
+            # The default get_server is the hot path and stays free of a compat
+            # test: a compat ring answers with its own lookup, set on the instance.
+            self.get_server = self._compat.lookup(self)  # type: ignore[method-assign]
+
+    @property
+    def compat(self) -> str | None:
+        """The system this ring agrees with (``"ketama"``, ``"envoy"``), or ``None``."""
+        return None if self._compat is None else self._compat.name
+
+    def positions(self, server: str) -> list[int]:
+        """The positions of ``server``'s points, sorted: its continuum points. O(v log v).
+
+        In the mapping's own hash space: 32-bit for ketama (as libmemcached's
+        continuum holds them), 64-bit otherwise.
+
+        >>> ring = ConsistentHash({"10.0.1.1:11211": 1}, compat="ketama")
+        >>> points = ring.positions("10.0.1.1:11211")
+        >>> len(points), points[0]
+        (160, 17349376)
+
+        Raises:
+            UnknownServer: the server is not a member.
+        """
+        if server not in self._members:
+            raise UnknownServer(server)
+        found = self._place(server, 0, self._counts.get(server, 0))
+        if self._compat is not None:
+            found = list(map(self._compat.value, found))
+        return sorted(found)
 
     @property
     def vnodes(self) -> int:
@@ -161,15 +207,24 @@ class ConsistentHash(Balancer):
 
     # -- lookups ----------------------------------------------------------------
 
-    def get_server(self, key: Any = None) -> str:
+    def get_server(self, key: Any = None, exclude: Iterable[str] = ()) -> str:
         """The server owning the first point clockwise of ``key``; lock-free.
 
-        Complexity: O(1) expected plus O(len(key)).
+        With ``exclude``, the first server clockwise that is not excluded:
+        the next one of ``get_n_servers(key, ...)``, which is where the key
+        would go if the excluded servers left. That walk holds the lock.
+
+        Complexity: O(1) expected plus O(len(key)); with ``exclude``, about
+        ``(k + 1) * P / n`` points walked for ``k`` excluded servers met.
 
         Raises:
             NoServerAvailable: no server has a weight > 0.
-            TypeError: no key, or a key that is not ``str``, ``bytes`` or ``int``.
+            TypeError: no key, or a key that is not ``str``, ``bytes`` or ``int``;
+                a bad ``exclude`` (see :meth:`Balancer.get_server`).
         """
+        if exclude:
+            with self._lock:
+                return self._pick(key, exclude).server
         # The common case, a str, skips a call.
         h = hash_bytes(key.encode(), self._seed) if type(key) is str else self._hash(key)
         table, shift = self._index
@@ -216,6 +271,8 @@ class ConsistentHash(Balancer):
             return found
 
     def _hash(self, key: Any) -> int:
+        if self._compat is not None:
+            return self._compat.locate(key)
         if key is None:
             raise TypeError(f"{type(self).__name__} needs a key: a str, bytes or int")
         return hash_key(key, self._seed)
@@ -230,6 +287,22 @@ class ConsistentHash(Balancer):
 
     def _choose(self, key: Any) -> Member:
         return self._members[self._owner(self._hash(key))]
+
+    def _choose_other(self, key: Any, exclude: Set[str]) -> Member | None:
+        h = self._hash(key)
+        return self._members[server] if (server := self._next_owner(h, exclude)) else None
+
+    def _next_owner(self, h: int, exclude: Set[str]) -> str | None:
+        """The first owner clockwise of ``h`` outside ``exclude``; ``None`` if none."""
+        total = len(self._counts)
+        met: set[str] = set()
+        for server in self._walk(h):
+            if server not in exclude:
+                return server
+            met.add(server)
+            if len(met) == total:
+                break
+        return None
 
     def _walk(self, h: int) -> Iterator[str]:
         """The owner of every point once, clockwise from position ``h``."""
@@ -276,7 +349,7 @@ class ConsistentHash(Balancer):
             self._point_count(weight)
 
     def _point_count(self, weight: float) -> int:
-        if weight <= 0:
+        if weight <= 0 or self._compat is not None:  # a compat mapping counts all at once
             return 0
         exact = self._vnodes * weight
         if exact > MAX_POINTS:
@@ -286,23 +359,34 @@ class ConsistentHash(Balancer):
             )
         return max(1, round(exact))
 
-    def _rebuild(self) -> None:
+    def _expected_counts(self) -> dict[str, int]:
+        """Points per server that has any, from the members' weights. O(n)."""
+        if self._compat is not None:
+            return self._compat.counts({s: m.weight for s, m in self._members.items()})
         counts = {}
         for server, member in self._members.items():
             count = self._point_count(member.weight)
             if count:
                 counts[server] = count
+        return counts
+
+    def _place(self, server: str, start: int, stop: int) -> list[int]:
+        """Positions of points ``start .. stop-1`` of ``server``. O(stop - start)."""
+        if self._compat is not None:
+            return self._compat.points(server, start, stop)
+        seed = self._seed
+        return [hash_server(server, i, seed) for i in range(start, stop)]
+
+    def _rebuild(self) -> None:
+        counts = self._expected_counts()
         self._counts = counts
         names = sorted(counts)
         # Sort (position, rank of the id) packed in one int: a shared position's
         # points end up in id order, as _insert places them.
         bits = max(1, (len(names) - 1).bit_length())
         packed: list[int] = []
-        seed = self._seed
         for rank, server in enumerate(names):
-            packed.extend(
-                [hash_server(server, i, seed) << bits | rank for i in range(counts[server])]
-            )
+            packed.extend([p << bits | rank for p in self._place(server, 0, counts[server])])
         packed.sort()
         self._points = len(packed)
         owners = list(map(names.__getitem__, map(((1 << bits) - 1).__and__, packed)))
@@ -320,23 +404,47 @@ class ConsistentHash(Balancer):
         self._index = (self._table, self._shift)
 
     def _added(self, member: Member) -> None:
+        if self._compat is not None:
+            self._recount()
+            return
         self._resize(member.server, 0, self._point_count(member.weight))
 
     def _removed(self, member: Member) -> None:
+        if self._compat is not None:
+            self._recount()
+            return
         self._resize(member.server, self._counts.get(member.server, 0), 0)
 
     def _reweighted(self, member: Member, old: float) -> None:
+        if self._compat is not None:
+            self._recount()
+            return
         self._resize(
             member.server, self._counts.get(member.server, 0), self._point_count(member.weight)
         )
 
+    def _recount(self) -> None:
+        """Move only the points whose count changed, or rebuild if most did. O(changes).
+
+        A compat mapping counts every server's points from all weights at once
+        (a share of the total), so one change may resize several servers.
+        """
+        old = self._counts
+        new = self._expected_counts()
+        changed = {s for s in old.keys() | new.keys() if old.get(s, 0) != new.get(s, 0)}
+        moves = sum(abs(old.get(s, 0) - new.get(s, 0)) for s in changed)
+        if 2 * moves > self._points:
+            self._rebuild()
+            return
+        for server in sorted(changed):
+            self._resize(server, old.get(server, 0), new.get(server, 0))
+
     def _resize(self, server: str, old: int, new: int) -> None:
         """Give ``server`` points ``0 .. new-1`` instead of ``0 .. old-1``."""
-        seed = self._seed
-        for i in range(old, new):
-            self._insert(hash_server(server, i, seed), server)
-        for i in range(new, old):
-            self._delete(hash_server(server, i, seed), server)
+        for position in self._place(server, old, new):
+            self._insert(position, server)
+        for position in self._place(server, new, old):
+            self._delete(position, server)
         if new:
             self._counts[server] = new
         else:
@@ -396,6 +504,12 @@ class ConsistentHash(Balancer):
     # -- introspection ----------------------------------------------------------
 
     def _options(self) -> dict[str, object]:
+        if isinstance(self._compat, EnvoyRingPoints):
+            ring = self._compat
+            return {"compat": "envoy", "min_ring_size": ring.min_ring_size,
+                    "max_ring_size": ring.max_ring_size}  # fmt: skip
+        if self._compat is not None:
+            return {"compat": self._compat.name}
         return {"vnodes": self._vnodes, "seed": self._seed}
 
     def _check(self) -> None:
@@ -405,15 +519,9 @@ class ConsistentHash(Balancer):
         assert table is self._table and shift == self._shift
         count = len(table)
         assert count & (count - 1) == 0 and shift == 64 - (count.bit_length() - 1)
-        expected = {}
-        for server, member in self._members.items():
-            points = self._point_count(member.weight)
-            if points:
-                expected[server] = points
+        expected = self._expected_counts()
         assert self._counts == expected, (self._counts, expected)
-        want = sorted(
-            (hash_server(s, i, self._seed), s) for s, c in expected.items() for i in range(c)
-        )
+        want = sorted((p, s) for s, c in expected.items() for p in self._place(s, 0, c))
         have = [
             (p, o)
             for positions, owners in table
@@ -431,3 +539,17 @@ class ConsistentHash(Balancer):
             # the successor is the owner of the first point after this bucket
             nxt = bisect_left(want, ((j + 1) << shift, ""))
             assert owners[-1] == want[nxt % len(want)][1], (j, owners[-1])
+
+
+def _compat_points(
+    compat: object, vnodes: int, seed: int, min_ring_size: int, max_ring_size: int
+) -> KetamaPoints | EnvoyRingPoints | None:
+    """The point placement of a ``compat`` mode, after checking its options. O(1)."""
+    mode = check_compat(compat, ("ketama", "envoy"))
+    if mode is not None and (vnodes != 160 or seed != 0):
+        raise ValueError(f"vnodes and seed do not apply with compat={mode!r}")
+    if mode == "envoy":
+        return EnvoyRingPoints(min_ring_size, max_ring_size)
+    if (min_ring_size, max_ring_size) != (1024, MAX_RING_SIZE):
+        raise ValueError("min_ring_size and max_ring_size apply only with compat='envoy'")
+    return None if mode is None else KetamaPoints()

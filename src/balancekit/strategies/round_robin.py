@@ -5,6 +5,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections import Counter
+from collections.abc import Set
 from typing import Any
 
 from .base import Balancer, Member
@@ -46,6 +47,19 @@ class RoundRobin(Balancer):
         i = self._next
         self._next = i + 1 if i + 1 < len(rotation) else 0
         return rotation[i]
+
+    def _choose_other(self, key: Any, exclude: Set[str]) -> Member | None:
+        # The rotation goes on past the excluded servers, as nginx skips the
+        # peers a request already tried. O(n) at worst.
+        rotation = self._rotation
+        count = len(rotation)
+        start = self._next
+        for step in range(count):
+            i = (start + step) % count
+            if rotation[i].server not in exclude:
+                self._next = i + 1 if i + 1 < count else 0
+                return rotation[i]
+        return None
 
 
 class WeightedRoundRobin(Balancer):
@@ -175,6 +189,30 @@ class WeightedRoundRobin(Balancer):
         if steps >= _REBASE_STEPS and self._cycle is None:
             self._reset_engine(self._values())
         return member
+
+    def _choose_other(self, key: Any, exclude: Set[str]) -> Member | None:
+        # nginx's own rule for a retry: the peers already tried neither gain
+        # their weight nor count in the total for this pick. The class engine
+        # and any recorded period restart from the resulting values. O(n).
+        rotation, weights = self._rotation, self._weights
+        allowed = [i for i, m in enumerate(rotation) if m.server not in exclude]
+        if not allowed:
+            return None
+        values = self._values()
+        best = allowed[0]
+        total = 0.0
+        for i in allowed:
+            values[i] += weights[i]
+            total += weights[i]
+            if values[i] > values[best]:
+                best = i
+        values[best] -= total
+        self._cycle = None
+        self._pos = 0
+        self._record = []
+        self._snapshot = values
+        self._reset_engine(values)
+        return rotation[best]
 
     def _observe(self, member: Member) -> None:
         # Record one period of picks; if the state is back where the period

@@ -1,0 +1,223 @@
+"""DNS discovery: resolve a name into servers and keep a Pool's membership current.
+
+:func:`resolve` turns a host name and port into server ids with the system
+resolver (``getaddrinfo``, so ``/etc/hosts`` and the resolver's own address
+ordering apply). :class:`DNSDiscovery` resolves on demand (:meth:`refresh`)
+and, once started, every ``interval`` seconds in a thread, handing each
+result to ``pool.update(servers)``: new addresses join (and slow-start),
+vanished ones drain. A resolution that fails, or finds no address, changes
+nothing: the Pool keeps its last good membership, and the failure is
+reported in the returned :class:`Resolution` and counted, never raised from
+the background thread.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Protocol
+
+from ..events import StateChange
+from ..validate import check_positive
+from ._address import join_server
+
+__all__ = ["DNSDiscovery", "Resolution", "resolve"]
+
+
+def resolve(host: str, port: int, *, scheme: str | None = None, family: int = 0) -> list[str]:
+    """The server ids of ``host``'s addresses, in the resolver's order, without repeats.
+
+    Ids are ``"ip:port"``, or ``"scheme://ip:port"`` with a ``scheme``; an
+    IPv6 address is put in brackets. ``family`` may restrict the answer to
+    ``socket.AF_INET`` or ``socket.AF_INET6`` (0: both).
+
+    >>> resolve("127.0.0.1", 8080, scheme="http")
+    ['http://127.0.0.1:8080']
+    >>> resolve("::1", 53, family=socket.AF_INET6)
+    ['[::1]:53']
+
+    Complexity: one ``getaddrinfo`` call (blocking: it may query DNS), then
+    O(addresses).
+
+    Raises:
+        TypeError, ValueError: a bad ``host``, ``port`` or ``scheme``.
+        OSError: (``socket.gaierror``) the name does not resolve.
+    """
+    _check_target(host, port, scheme)
+    infos = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM)
+    found: dict[str, None] = {}
+    for _, _, _, _, address in infos:
+        found[join_server(str(address[0]), port, scheme)] = None
+    return list(found)
+
+
+def _check_target(host: object, port: object, scheme: object) -> None:
+    if not isinstance(host, str):
+        raise TypeError(f"host must be a non-empty str, got {host!r}")
+    if not host:
+        raise ValueError("host must be a non-empty str, got ''")
+    if isinstance(port, bool) or not isinstance(port, int):
+        raise TypeError(f"port must be an int in [1, 65535], got {port!r}")
+    if not 0 < port < 65536:
+        raise ValueError(f"port must be an int in [1, 65535], got {port!r}")
+    if scheme is not None and (not isinstance(scheme, str) or not scheme.isalpha()):
+        raise ValueError(f"scheme must be None or letters such as 'http', got {scheme!r}")
+
+
+class Updatable(Protocol):
+    """What discovery needs of a pool: ``Pool.update``."""
+
+    def update(self, servers: Iterable[str]) -> list[StateChange]: ...
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """What one :meth:`DNSDiscovery.refresh` found and did.
+
+    ``servers`` is the answer (empty when it failed), ``changes`` what
+    ``pool.update`` returned, ``error`` the failure (then the Pool was left
+    as it was).
+    """
+
+    servers: tuple[str, ...]
+    changes: tuple[StateChange, ...] = ()
+    error: Exception | None = field(default=None)
+
+    @property
+    def ok(self) -> bool:
+        """Whether the name resolved and the pool was updated."""
+        return self.error is None
+
+
+class DNSDiscovery:
+    """Keeps a Pool's members equal to a host name's addresses.
+
+    Args:
+        pool: a :class:`~balancekit.Pool` (anything with ``update(servers)``).
+        host: the name to resolve.
+        port: the port of every server.
+        scheme: ``"http"`` or ``"https"`` to make base-URL ids (for the httpx
+            transport); ``None`` for ``"ip:port"`` ids.
+        interval: seconds between two resolutions once started.
+        family: ``socket.AF_INET`` or ``socket.AF_INET6`` to keep one family; 0 both.
+
+    ``refreshes`` and ``failures`` count resolutions; ``last`` is the latest
+    :class:`Resolution`.
+
+    Raises:
+        TypeError, ValueError: a bad argument, naming it and its value.
+    """
+
+    def __init__(
+        self,
+        pool: Updatable,
+        host: str,
+        port: int,
+        *,
+        scheme: str | None = None,
+        interval: float = 30.0,
+        family: int = 0,
+    ) -> None:
+        if not callable(getattr(pool, "update", None)):
+            raise TypeError(f"pool must have an update(servers) method (a Pool), got {pool!r}")
+        _check_target(host, port, scheme)
+        self._interval = check_positive("interval", interval)
+        self._pool = pool
+        self._host = host
+        self._port = port
+        self._scheme = scheme
+        self._family = family
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()  # one refresh at a time
+        self.refreshes = 0
+        self.failures = 0
+        self.last: Resolution | None = None
+
+    def refresh(self) -> Resolution:
+        """Resolve now and update the pool; on failure leave it as it was.
+
+        Returns the :class:`Resolution`; never raises for a resolution
+        failure or a refused update (both are in ``error``).
+        """
+        with self._lock:
+            self.refreshes += 1
+            try:
+                servers = resolve(self._host, self._port, scheme=self._scheme, family=self._family)
+                if not servers:
+                    raise OSError(f"{self._host!r} resolved to no address")
+                changes = self._pool.update(servers)
+                result = Resolution(tuple(servers), tuple(changes))
+            except (OSError, ValueError, TypeError, LookupError) as error:
+                self.failures += 1
+                result = Resolution((), (), error)
+            self.last = result
+            return result
+
+    @property
+    def running(self) -> bool:
+        """Whether the background thread is running."""
+        return self._thread is not None
+
+    def start(self) -> None:
+        """Refresh now in a thread, then every ``interval`` seconds until :meth:`stop`.
+
+        Raises:
+            RuntimeError: it is already running.
+        """
+        if self._thread is not None:
+            raise RuntimeError("DNSDiscovery is already running")
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="balancekit-dns", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop the thread, waiting up to ``timeout`` seconds (a lookup in progress
+        finishes first); no error if stopped."""
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return
+        self._stop.set()
+        thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.refresh()
+            self._stop.wait(self._interval)
+
+    @property
+    def host(self) -> str:
+        """The name resolved."""
+        return self._host
+
+    @property
+    def port(self) -> int:
+        """The servers' port."""
+        return self._port
+
+    @property
+    def interval(self) -> float:
+        """Seconds between resolutions once started."""
+        return self._interval
+
+    def __enter__(self) -> DNSDiscovery:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return (
+            f"DNSDiscovery({self._host!r}, {self._port!r}, scheme={self._scheme!r}, "
+            f"interval={self._interval!r}, {'running' if self.running else 'stopped'}, "
+            f"refreshes={self.refreshes}, failures={self.failures})"
+        )

@@ -1,0 +1,387 @@
+"""Balanced httpx transports: a Pool chooses the server of every request.
+
+>>> import balancekit as bk, httpx
+>>> from balancekit.drivers.httpx import BalancedTransport
+>>> pool = bk.Pool(bk.LeastResponseTime(["http://10.0.0.1:8080", "http://10.0.0.2:8080"]))
+>>> client = httpx.Client(transport=BalancedTransport(pool), base_url="http://service")
+>>> client.close()
+
+Server ids are base URLs. A request's scheme, host and port (and its Host
+header) are replaced by the chosen server's; the path and query stay. Each
+server gets its own inner transport (its own pooled connections).
+
+- **Leases**: the lease stays open until the response is closed, so a
+  streamed body counts as in flight; ``client.get()`` closes the response
+  once the body is read. An exception anywhere releases it.
+- **Outcomes**: a connection error, a timeout or a 5xx is a failure of the
+  server, a 4xx a success; ``classify(response) -> bool`` overrides the
+  verdict on responses. The Pool's health tracker sees every outcome.
+- **Retries**: up to ``attempts`` tries in all, each on a server not tried
+  yet for this request (``exclude=``), only for ``retry_methods`` (the
+  idempotent ones), only after a connection error, a timeout or a status in
+  ``retry_statuses``, and only while the ``retry_budget`` allows. When
+  retries run out the caller gets the last response or exception, unchanged.
+- **Timeouts**: httpx's timeout for the request applies to each try; one
+  that expires is a failure. A request the caller cancels (or interrupts)
+  releases its lease abandoned (``ok=None``): no verdict on the server.
+- **Sticky sessions**: with a ``StickySession`` in the pool, the cookie is
+  read from the request and set on the response (an httpx client's cookie
+  jar sends it back). ``key(request)`` picks the hash key for hash strategies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from typing import Any
+
+import httpx
+
+from ..lease import Lease
+from ..pool import Pool
+from ._http_rules import IDEMPOTENT_METHODS, Budget, Rules, abandon
+
+__all__ = ["AsyncBalancedTransport", "BalancedTransport"]
+
+SyncTransportOption = httpx.BaseTransport | Callable[[str], httpx.BaseTransport] | None
+AsyncTransportOption = httpx.AsyncBaseTransport | Callable[[str], httpx.AsyncBaseTransport] | None
+
+
+class _Release:
+    """Ends a lease once: the verdict of the response, failed by a broken body."""
+
+    __slots__ = ("_done", "lease", "ok")
+
+    def __init__(self, lease: Lease, ok: bool) -> None:
+        self.lease = lease
+        self.ok = ok
+        self._done = False
+
+    def __call__(self, error: BaseException | None = None) -> None:
+        if self._done:
+            return
+        self._done = True
+        if error is None:
+            self.lease.release(ok=self.ok)
+        elif isinstance(error, Exception):
+            self.lease.release(ok=False)
+        else:
+            abandon(self.lease)
+
+
+class _LeaseStream(httpx.SyncByteStream):
+    """A response body that releases its lease when closed (or when reading it fails)."""
+
+    def __init__(self, stream: httpx.SyncByteStream, release: _Release) -> None:
+        self._stream = stream
+        self._release = release
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            yield from self._stream
+        except BaseException as error:
+            self._release(error)
+            raise
+
+    def close(self) -> None:
+        try:
+            self._stream.close()
+        finally:
+            self._release()
+
+
+class _AsyncLeaseStream(httpx.AsyncByteStream):
+    """The async twin of :class:`_LeaseStream`."""
+
+    def __init__(self, stream: httpx.AsyncByteStream, release: _Release) -> None:
+        self._stream = stream
+        self._release = release
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._stream:
+                yield chunk
+        except BaseException as error:
+            self._release(error)
+            raise
+
+    async def aclose(self) -> None:
+        try:
+            await self._stream.aclose()
+        finally:
+            self._release()
+
+
+class _Transports:
+    """One inner transport per server, made on first use; closed together."""
+
+    def __init__(self, option: object, default: Callable[[], Any], kind: type) -> None:
+        self._shared: Any
+        self._factory: Callable[[str], Any] | None
+        if option is None:
+            self._shared, self._factory = None, lambda server: default()
+        elif isinstance(option, kind):
+            self._shared, self._factory = option, None
+        elif callable(option):
+            self._shared, self._factory = None, option
+        else:
+            raise TypeError(
+                f"transport must be None, an {kind.__name__} or a factory(server), got {option!r}"
+            )
+        self._by_server: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def get(self, server: str) -> Any:
+        if self._shared is not None:
+            return self._shared
+        transport = self._by_server.get(server)
+        if transport is None:
+            with self._lock:
+                transport = self._by_server.get(server)
+                if transport is None:
+                    assert self._factory is not None
+                    transport = self._by_server[server] = self._factory(server)
+        return transport
+
+    def all(self) -> list[Any]:
+        with self._lock:
+            made = list(self._by_server.values())
+            self._by_server.clear()
+        return made if self._shared is None else [self._shared]
+
+
+class BalancedTransport(httpx.BaseTransport):
+    """An httpx transport that sends each request to a server chosen by ``pool``.
+
+    Args:
+        pool: the :class:`~balancekit.Pool`; its server ids are base URLs.
+        attempts: tries in all per request (1: no retry).
+        retry_budget: a :class:`~balancekit.RetryBudget` paying for retries; a
+            fresh one by default (shared by all requests of this transport).
+        retry_methods: methods that may be retried (default: the idempotent ones).
+        retry_statuses: statuses after which a retry is tried.
+        key: ``key(request)`` gives the hash key (hash strategies need one).
+        classify: ``classify(response) -> bool``, the verdict on a response
+            (default: below 500 is a success).
+        transport: the inner transport: one shared ``httpx.BaseTransport``, or
+            a factory ``transport(server)`` called once per server (default:
+            an ``httpx.HTTPTransport()`` per server).
+
+    Complexity: per request the pool's acquire and release plus O(headers);
+    one acquire per try.
+
+    Raises:
+        TypeError, ValueError: a bad option, naming it and its value.
+    """
+
+    def __init__(
+        self,
+        pool: Pool,
+        *,
+        attempts: int = 3,
+        retry_budget: Budget | None = None,
+        retry_methods: Iterable[str] = IDEMPOTENT_METHODS,
+        retry_statuses: Iterable[int] = (502, 503, 504),
+        key: Callable[[httpx.Request], Any] | None = None,
+        classify: Callable[[httpx.Response], bool] | None = None,
+        transport: SyncTransportOption = None,
+    ) -> None:
+        self._rules = Rules(
+            pool,
+            attempts=attempts,
+            retry_budget=retry_budget,
+            retry_methods=retry_methods,
+            retry_statuses=retry_statuses,
+            key=key,
+            classify=classify,
+        )
+        self._transports = _Transports(transport, httpx.HTTPTransport, httpx.BaseTransport)
+
+    @property
+    def pool(self) -> Pool:
+        """The pool choosing the servers."""
+        return self._rules.pool
+
+    @property
+    def retry_budget(self) -> Budget:
+        """The retry budget."""
+        return self._rules.budget
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        rules = self._rules
+        key, cookie, retryable = rules.start(request)
+        tried: list[str] = []
+        lease: Lease | None = rules.acquire(key, cookie, tried)
+        while lease is not None:
+            tried.append(lease.server)
+            target = _target(rules, request, lease)
+            try:
+                inner = self._transports.get(lease.server)
+                response: httpx.Response = inner.handle_request(target)
+            except BaseException as error:
+                _Release(lease, False)(error)
+                if rules.retry_error(retryable, len(tried), error):
+                    lease = rules.next_lease(key, cookie, tried)
+                    if lease is not None:
+                        continue
+                raise
+            try:
+                ok = rules.finish(response, lease, cookie)
+                retry = None
+                if rules.retry_response(retryable, len(tried), response):
+                    retry = rules.next_lease(key, cookie, tried)
+            except BaseException as error:
+                response.close()
+                _Release(lease, False)(error)
+                raise
+            if retry is None:
+                response.stream = _LeaseStream(_sync_stream(response), _Release(lease, ok))
+                return response
+            try:
+                _discard(response)
+            except BaseException:
+                abandon(retry)
+                raise
+            finally:
+                lease.release(ok=ok)
+            lease = retry
+        raise AssertionError("unreachable: the loop returns or raises")
+
+    def close(self) -> None:
+        for transport in self._transports.all():
+            transport.close()
+
+    def __repr__(self) -> str:
+        return f"BalancedTransport({self._rules.pool!r}, {self._rules!r})"
+
+
+class AsyncBalancedTransport(httpx.AsyncBaseTransport):
+    """The asyncio twin of :class:`BalancedTransport`: same options, same rules.
+
+    The default inner transport is an ``httpx.AsyncHTTPTransport()`` per
+    server. A cancelled request (``asyncio.CancelledError``) releases its
+    lease abandoned.
+    """
+
+    def __init__(
+        self,
+        pool: Pool,
+        *,
+        attempts: int = 3,
+        retry_budget: Budget | None = None,
+        retry_methods: Iterable[str] = IDEMPOTENT_METHODS,
+        retry_statuses: Iterable[int] = (502, 503, 504),
+        key: Callable[[httpx.Request], Any] | None = None,
+        classify: Callable[[httpx.Response], bool] | None = None,
+        transport: AsyncTransportOption = None,
+    ) -> None:
+        self._rules = Rules(
+            pool,
+            attempts=attempts,
+            retry_budget=retry_budget,
+            retry_methods=retry_methods,
+            retry_statuses=retry_statuses,
+            key=key,
+            classify=classify,
+        )
+        self._transports = _Transports(
+            transport, httpx.AsyncHTTPTransport, httpx.AsyncBaseTransport
+        )
+
+    @property
+    def pool(self) -> Pool:
+        """The pool choosing the servers."""
+        return self._rules.pool
+
+    @property
+    def retry_budget(self) -> Budget:
+        """The retry budget."""
+        return self._rules.budget
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        rules = self._rules
+        key, cookie, retryable = rules.start(request)
+        tried: list[str] = []
+        lease: Lease | None = rules.acquire(key, cookie, tried)
+        while lease is not None:
+            tried.append(lease.server)
+            target = _target(rules, request, lease)
+            try:
+                inner = self._transports.get(lease.server)
+                response: httpx.Response = await inner.handle_async_request(target)
+            except BaseException as error:
+                _Release(lease, False)(error)
+                if rules.retry_error(retryable, len(tried), error):
+                    lease = rules.next_lease(key, cookie, tried)
+                    if lease is not None:
+                        continue
+                raise
+            try:
+                ok = rules.finish(response, lease, cookie)
+                retry = None
+                if rules.retry_response(retryable, len(tried), response):
+                    retry = rules.next_lease(key, cookie, tried)
+            except BaseException as error:
+                await response.aclose()
+                _Release(lease, False)(error)
+                raise
+            if retry is None:
+                response.stream = _AsyncLeaseStream(_async_stream(response), _Release(lease, ok))
+                return response
+            try:
+                await _adiscard(response)
+            except BaseException:
+                abandon(retry)
+                raise
+            finally:
+                lease.release(ok=ok)
+            lease = retry
+        raise AssertionError("unreachable: the loop returns or raises")
+
+    async def aclose(self) -> None:
+        for transport in self._transports.all():
+            await transport.aclose()
+
+    def __repr__(self) -> str:
+        return f"AsyncBalancedTransport({self._rules.pool!r}, {self._rules!r})"
+
+
+def _target(rules: Rules, request: httpx.Request, lease: Lease) -> httpx.Request:
+    """The request for the lease's server; a server id that is no URL says nothing of it."""
+    try:
+        return rules.target(request, lease.server)
+    except BaseException:
+        abandon(lease)
+        raise
+
+
+def _sync_stream(response: httpx.Response) -> httpx.SyncByteStream:
+    stream = response.stream
+    if not isinstance(stream, httpx.SyncByteStream):
+        raise TypeError(f"the inner transport returned a non-sync stream {stream!r}")
+    return stream
+
+
+def _async_stream(response: httpx.Response) -> httpx.AsyncByteStream:
+    stream = response.stream
+    if not isinstance(stream, httpx.AsyncByteStream):
+        raise TypeError(f"the inner transport returned a non-async stream {stream!r}")
+    return stream
+
+
+def _discard(response: httpx.Response) -> None:
+    """Read and close a response that is retried, so its connection can be reused."""
+    try:
+        with contextlib.suppress(httpx.HTTPError):  # a broken body: nothing to reuse
+            response.read()
+    finally:
+        response.close()
+
+
+async def _adiscard(response: httpx.Response) -> None:
+    try:
+        with contextlib.suppress(httpx.HTTPError):
+            await response.aread()
+    finally:
+        await response.aclose()

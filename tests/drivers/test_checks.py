@@ -1,0 +1,276 @@
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+
+import balancekit as bk
+from balancekit.drivers.checks import (
+    AsyncHealthChecker,
+    HealthChecker,
+    HTTPProbe,
+    http_probe,
+    tcp_probe,
+)
+
+from .backends import Backend, free_port, wait_until
+
+H = bk.HealthState
+
+
+def fast_pool(servers: list[str], **options: float) -> bk.Pool:
+    tracker = bk.HealthTracker(
+        interval=options.get("interval", 0.1),
+        timeout=options.get("timeout", 0.08),
+        unhealthy_threshold=2,
+        healthy_threshold=1,
+    )
+    return bk.Pool(bk.RoundRobin(servers), health=tracker, panic_threshold=0.0)
+
+
+def state(pool: bk.Pool, server: str) -> bk.HealthState | None:
+    return pool.stats()[server].health
+
+
+# -- probes -----------------------------------------------------------------------
+
+
+def test_http_probe_accepts_only_its_statuses(backends: Callable[..., Backend]) -> None:
+    backend = backends("a")
+    probe = http_probe("/health")
+    try:
+        assert probe(backend.url) is True
+        backend.health_status = 503
+        assert probe(backend.url) is False
+        backend.health_status = 302
+        assert probe(backend.url) is False
+        assert http_probe(statuses=range(200, 400))(backend.url) is True
+        # a bare host:port is taken as http://
+        backend.health_status = 200
+        assert probe(f"127.0.0.1:{backend.port}") is True
+    finally:
+        probe.close()
+
+
+def test_tcp_probe_passes_on_connect_and_raises_on_refusal(
+    backends: Callable[..., Backend],
+) -> None:
+    backend = backends("a")
+    probe = tcp_probe(timeout=1.0)
+    assert probe(backend.url) is True
+    assert probe(f"127.0.0.1:{backend.port}") is True
+    with pytest.raises(OSError):
+        probe(f"127.0.0.1:{free_port()}")
+
+
+def test_async_probes(backends: Callable[..., Backend]) -> None:
+    backend = backends("a")
+
+    async def main() -> tuple[bool, bool, bool]:
+        probe = http_probe("/health")
+        ok = await probe.check_async(backend.url, 1.0)
+        backend.health_status = 500
+        bad = await probe.check_async(backend.url, 1.0)
+        await probe.aclose()
+        tcp = await tcp_probe().check_async(backend.url, 1.0)
+        return ok, bad, tcp
+
+    assert asyncio.run(main()) == (True, False, True)
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "words"),
+    [
+        (lambda: http_probe("health"), ValueError, "path must be a str starting with '/'"),
+        (lambda: http_probe(method="GE T"), ValueError, "method must be"),
+        (lambda: http_probe(statuses="200"), TypeError, "statuses must be"),
+        (lambda: http_probe(timeout=0), ValueError, "timeout must be a finite number > 0, got 0"),
+        (lambda: tcp_probe(timeout=-1), ValueError, "timeout must be a finite number > 0, got -1"),
+    ],
+)
+def test_probe_options_are_checked(make: Callable[[], object], error: type, words: str) -> None:
+    with pytest.raises(error, match=words):
+        make()
+
+
+def test_probe_reprs() -> None:
+    assert repr(tcp_probe()) == "TCPProbe(timeout=2.0)"
+    assert repr(HTTPProbe("/h", statuses=(200, 204))) == (
+        "HTTPProbe('/h', method='GET', statuses=(200, 204), timeout=2.0)"
+    )
+
+
+# -- the thread runner ---------------------------------------------------------------
+
+
+def test_checker_follows_a_backend_down_and_up(backends: Callable[..., Backend]) -> None:
+    a, b = backends("a"), backends("b")
+    pool = fast_pool([a.url, b.url])
+    with HealthChecker(pool, http_probe("/health")) as checker:
+        assert wait_until(lambda: a.hits["GET /health"] >= 2 and b.hits["GET /health"] >= 2)
+        b.health_status = 503
+        assert wait_until(lambda: state(pool, b.url) is H.UNHEALTHY, timeout=3.0)
+        assert state(pool, a.url) is H.HEALTHY
+        assert {pool.acquire().server for _ in range(4)} == {a.url}
+        b.health_status = 200
+        assert wait_until(lambda: state(pool, b.url) is H.HEALTHY, timeout=3.0)
+        assert checker.probes >= 4 and state(pool, a.url) is H.HEALTHY
+    assert not checker.running
+
+
+def test_a_killed_backend_goes_unhealthy(backends: Callable[..., Backend]) -> None:
+    a, b = backends("a"), backends("b")
+    pool = fast_pool([a.url, b.url])
+    with HealthChecker(pool, tcp_probe()) as checker:
+        assert wait_until(lambda: checker.probes >= 2)
+        b.kill()
+        assert wait_until(lambda: state(pool, b.url) is H.UNHEALTHY, timeout=3.0)
+        assert checker.errors >= 2 and isinstance(checker.last_error, OSError)
+    assert state(pool, a.url) is H.HEALTHY
+
+
+def test_a_raising_probe_is_a_failure_and_the_loop_goes_on() -> None:
+    pool = fast_pool(["a", "b"])
+    calls: list[str] = []
+
+    def probe(server: str) -> bool:
+        calls.append(server)
+        if server == "b":
+            raise RuntimeError("boom")
+        return True
+
+    with HealthChecker(pool, probe) as checker:
+        assert wait_until(lambda: state(pool, "b") is H.UNHEALTHY, timeout=3.0)
+        count = len(calls)
+        assert wait_until(lambda: len(calls) >= count + 4, timeout=3.0)  # still probing
+    assert state(pool, "a") is H.HEALTHY
+    assert isinstance(checker.last_error, RuntimeError) and checker.errors >= 2
+    assert "errors=" in repr(checker) and "stopped" in repr(checker)
+
+
+def test_a_hung_probe_times_out_and_is_never_started_twice() -> None:
+    pool = fast_pool(["a", "hung"], interval=0.05, timeout=0.02)
+    release = threading.Event()
+    running: dict[str, int] = {"hung": 0, "most": 0}
+    lock = threading.Lock()
+
+    def probe(server: str) -> bool:
+        if server == "hung":
+            with lock:
+                running["hung"] += 1
+                running["most"] = max(running["most"], running["hung"])
+            release.wait(5.0)
+            with lock:
+                running["hung"] -= 1
+        return True
+
+    try:
+        with HealthChecker(pool, probe):
+            assert wait_until(lambda: state(pool, "hung") is H.UNHEALTHY, timeout=3.0)
+            time.sleep(0.2)  # several intervals: the hung probe is not restarted
+            assert running["most"] == 1
+            assert state(pool, "a") is H.HEALTHY
+    finally:
+        release.set()
+
+
+def test_stop_wakes_the_thread_at_once() -> None:
+    tracker = bk.HealthTracker(interval=30.0, timeout=1.0)
+    pool = bk.Pool(bk.RoundRobin(["a"]), health=tracker)
+    checker = HealthChecker(pool, lambda server: True)
+    checker.start()
+    with pytest.raises(RuntimeError, match="already running"):
+        checker.start()
+    assert wait_until(lambda: checker.probes == 1)
+    started = time.monotonic()
+    checker.stop()
+    assert time.monotonic() - started < 0.5
+    checker.stop()  # a second stop does nothing
+    assert not checker.running
+
+
+def test_runner_arguments_are_checked() -> None:
+    pool = fast_pool(["a"])
+    with pytest.raises(ValueError, match="health=HealthTracker"):
+        HealthChecker(bk.Pool(bk.RoundRobin(["a"])), tcp_probe())
+    with pytest.raises(TypeError, match="pool must be a Pool, got 'x'"):
+        HealthChecker("x", tcp_probe())  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="probe must be a callable"):
+        HealthChecker(pool, 3)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="concurrency must be an int >= 1, got 0"):
+        HealthChecker(pool, tcp_probe(), concurrency=0)
+    with pytest.raises(TypeError, match="probe must be a coroutine function or a Probe"):
+        AsyncHealthChecker(pool, lambda server: True)  # type: ignore[arg-type]
+    assert pool.stats()["a"].health is H.HEALTHY  # nothing ran
+
+
+# -- the asyncio runner -----------------------------------------------------------
+
+
+def test_async_checker_follows_a_backend(backends: Callable[..., Backend]) -> None:
+    a, b = backends("a"), backends("b")
+    pool = fast_pool([a.url, b.url])
+
+    async def main() -> AsyncHealthChecker:
+        async with AsyncHealthChecker(pool, http_probe("/health")) as checker:
+            for _ in range(300):  # bounded: 3 s
+                if b.hits["GET /health"] >= 1:
+                    break
+                await asyncio.sleep(0.01)
+            b.health_status = 503
+            for _ in range(300):
+                if state(pool, b.url) is H.UNHEALTHY:
+                    break
+                await asyncio.sleep(0.01)
+            assert state(pool, b.url) is H.UNHEALTHY
+            b.health_status = 200
+            for _ in range(300):
+                if state(pool, b.url) is H.HEALTHY:
+                    break
+                await asyncio.sleep(0.01)
+            assert state(pool, b.url) is H.HEALTHY
+            assert checker.running
+        return checker
+
+    checker = asyncio.run(main())
+    assert not checker.running and checker.probes >= 4
+
+
+def test_async_checker_cancels_a_hung_probe_and_survives_errors() -> None:
+    pool = fast_pool(["ok", "hung", "raises"], interval=0.05, timeout=0.02)
+    cancelled: list[str] = []
+
+    async def probe(server: str) -> bool:
+        if server == "raises":
+            raise ValueError("bad")
+        if server == "hung":
+            try:
+                await asyncio.sleep(10)
+            except asyncio.CancelledError:
+                cancelled.append(server)
+                raise
+        return True
+
+    async def main() -> AsyncHealthChecker:
+        checker = AsyncHealthChecker(pool, probe, concurrency=2)
+        await checker.start()
+        with pytest.raises(RuntimeError, match="already running"):
+            await checker.start()
+        for _ in range(300):
+            if state(pool, "hung") is H.UNHEALTHY and state(pool, "raises") is H.UNHEALTHY:
+                break
+            await asyncio.sleep(0.01)
+        started = time.monotonic()
+        await checker.stop()
+        assert time.monotonic() - started < 0.5
+        await checker.stop()
+        return checker
+
+    checker = asyncio.run(main())
+    assert state(pool, "hung") is H.UNHEALTHY and state(pool, "raises") is H.UNHEALTHY
+    assert state(pool, "ok") is H.HEALTHY
+    assert cancelled and isinstance(checker.last_error, ValueError)
+    assert repr(checker).startswith("AsyncHealthChecker(Pool(")

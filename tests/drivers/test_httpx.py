@@ -1,0 +1,351 @@
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+
+import balancekit as bk
+from balancekit.drivers.httpx import BalancedTransport
+
+from .backends import Backend, free_port
+
+needs_exclude = pytest.mark.skipif(
+    "exclude" not in bk.Pool.acquire.__code__.co_varnames,
+    reason="Pool.acquire(exclude=) is not on this branch yet",
+)
+
+
+class Never:
+    """A retry budget that allows no retry (the RetryBudget protocol)."""
+
+    deposits = 0
+
+    def deposit(self) -> None:
+        self.deposits += 1
+
+    def try_withdraw(self) -> bool:
+        return False
+
+
+@pytest.fixture
+def three(backends: Callable[..., Backend]) -> list[Backend]:
+    return [backends(name) for name in ("a", "b", "c")]
+
+
+def client_for(pool: bk.Pool, **options: object) -> httpx.Client:
+    transport = BalancedTransport(pool, **options)  # type: ignore[arg-type]
+    return httpx.Client(transport=transport, base_url="http://service", timeout=2.0)
+
+
+@pytest.fixture
+def make_client() -> Iterator[Callable[..., httpx.Client]]:
+    made: list[httpx.Client] = []
+
+    def make(pool: bk.Pool, **options: object) -> httpx.Client:
+        client = client_for(pool, **options)
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.close()
+
+
+def in_flight(pool: bk.Pool) -> dict[str, int]:
+    return {server: stats.in_flight for server, stats in pool.stats().items()}
+
+
+def test_requests_go_to_the_chosen_servers_path_and_query_kept(
+    three: list[Backend], make_client: Callable[..., httpx.Client]
+) -> None:
+    pool = bk.Pool(bk.RoundRobin([b.url for b in three]))
+    client = make_client(pool)
+    bodies = [client.get("/items/7?x=1").text for _ in range(6)]
+    assert bodies == ["a /items/7?x=1", "b /items/7?x=1", "c /items/7?x=1"] * 2
+    assert all(b.hits["GET /items/7"] == 2 for b in three)
+    stats = pool.stats()
+    assert all(s.requests == 2 and s.errors == 0 and s.in_flight == 0 for s in stats.values())
+
+
+def test_the_lease_is_held_until_a_streamed_response_is_closed(
+    backends: Callable[..., Backend], make_client: Callable[..., httpx.Client]
+) -> None:
+    a = backends("a")
+    pool = bk.Pool(bk.LeastConnections([a.url]))
+    client = make_client(pool)
+    with client.stream("GET", "/stream") as response:
+        assert response.status_code == 200
+        assert in_flight(pool) == {a.url: 1}  # headers are in, the body is not
+        chunks = response.iter_raw()
+        assert len(next(chunks)) == 1000 and in_flight(pool) == {a.url: 1}  # half read
+        a.release_stream.set()
+        assert sum(len(chunk) for chunk in chunks) == 1000
+        assert in_flight(pool) == {a.url: 0}  # httpx closes a stream read to the end
+    with client.stream("GET", "/stream") as response:
+        assert in_flight(pool) == {a.url: 1}
+    assert in_flight(pool) == {a.url: 0}  # closed unread
+    assert pool.stats()[a.url].requests == 2 and pool.stats()[a.url].errors == 0
+
+
+def test_a_post_is_not_retried_by_default_a_get_is(
+    three: list[Backend], make_client: Callable[..., httpx.Client]
+) -> None:
+    a, b, _ = three
+    a.status = 503
+    pool = bk.Pool(bk.RoundRobin([x.url for x in three]))
+    client = make_client(pool)
+    response = client.post("/write", content=b"payload")
+    assert response.status_code == 503 and response.text == "a /write"
+    assert sum(x.hits["POST /write"] for x in three) == 1
+    # the rotation is back at a: the GET fails there and is retried on b
+    client.get("/x")  # b
+    client.get("/x")  # c
+    response = client.get("/read")
+    assert response.status_code == 200 and response.text == "b /read"
+    assert a.hits["GET /read"] == 1 and b.hits["GET /read"] == 1
+    assert pool.stats()[a.url].errors == 2  # a 5xx is a failure of the server
+
+
+def test_retry_methods_can_include_post(
+    three: list[Backend], make_client: Callable[..., httpx.Client]
+) -> None:
+    three[0].status = 502
+    pool = bk.Pool(bk.RoundRobin([x.url for x in three]))
+    client = make_client(pool, retry_methods={"GET", "POST"})
+    response = client.post("/write", content=b"payload")
+    assert response.status_code == 200 and response.text == "b /write"
+
+
+def test_when_retries_run_out_the_last_response_is_returned_unchanged(
+    three: list[Backend], make_client: Callable[..., httpx.Client]
+) -> None:
+    for backend in three:
+        backend.status = 503
+    pool = bk.Pool(bk.RoundRobin([x.url for x in three]), panic_threshold=0.0)
+    client = make_client(pool)
+    response = client.get("/x")
+    assert response.status_code == 503 and response.text == "c /x"  # the third try's
+    assert [x.hits["GET /x"] for x in three] == [1, 1, 1]
+    assert all(s.in_flight == 0 and s.errors == 1 for s in pool.stats().values())
+
+
+def test_a_connection_error_is_retried_and_the_last_one_raised(
+    backends: Callable[..., Backend], make_client: Callable[..., httpx.Client]
+) -> None:
+    dead = [f"http://127.0.0.1:{free_port()}" for _ in range(2)]
+    live = backends("live")
+    pool = bk.Pool(bk.RoundRobin([*dead, live.url]), panic_threshold=0.0)
+    client = make_client(pool)
+    assert client.get("/x").text == "live /x"  # dead, dead, live
+    assert pool.stats()[dead[0]].errors == 1 and pool.stats()[dead[1]].errors == 1
+    pool_dead = bk.Pool(bk.RoundRobin(dead), panic_threshold=0.0)
+    with pytest.raises(httpx.ConnectError):
+        make_client(pool_dead).get("/x")
+    assert all(s.in_flight == 0 and s.errors >= 1 for s in pool_dead.stats().values())
+
+
+def test_attempts_one_and_an_empty_budget_mean_no_retry(
+    three: list[Backend], make_client: Callable[..., httpx.Client]
+) -> None:
+    three[0].status = 503
+    for options in ({"attempts": 1}, {"retry_budget": Never()}):
+        pool = bk.Pool(bk.RoundRobin([x.url for x in three]))
+        assert make_client(pool, **options).get("/x").status_code == 503
+    assert three[0].hits["GET /x"] == 2 and three[1].hits["GET /x"] == 0
+    budget = Never()
+    pool = bk.Pool(bk.RoundRobin([x.url for x in three]))
+    make_client(pool, retry_budget=budget).get("/y")
+    assert budget.deposits == 1  # one deposit per request
+
+
+def test_the_default_budget_is_a_retry_budget_and_it_limits_retries(
+    three: list[Backend], make_client: Callable[..., httpx.Client]
+) -> None:
+    pool = bk.Pool(bk.RoundRobin([x.url for x in three]))
+    assert isinstance(BalancedTransport(pool).retry_budget, bk.RetryBudget)
+    for backend in three:
+        backend.status = 503
+    # half a retry per request, no reserve: 4 requests may retry twice in all
+    budget = bk.RetryBudget(ratio=0.5, min_retries_per_second=0.0)
+    client = make_client(pool, retry_budget=budget)
+    for _ in range(4):
+        assert client.get("/x").status_code == 503
+    assert sum(x.hits["GET /x"] for x in three) == 4 + 2
+
+
+def test_a_4xx_is_a_success_and_classify_overrides(
+    backends: Callable[..., Backend], make_client: Callable[..., httpx.Client]
+) -> None:
+    a = backends("a")
+    a.status = 404
+    pool = bk.Pool(bk.RoundRobin([a.url]))
+    assert make_client(pool).get("/x").status_code == 404
+    assert pool.stats()[a.url].errors == 0
+    strict = make_client(pool, classify=lambda response: response.status_code < 400)
+    assert strict.get("/x").status_code == 404
+    assert pool.stats()[a.url].errors == 1
+
+
+@needs_exclude
+def test_retries_go_to_servers_not_yet_tried(
+    three: list[Backend], make_client: Callable[..., httpx.Client]
+) -> None:
+    for backend in three:
+        backend.status = 503
+    # Without exclusion a hash strategy would send every try to the key's server.
+    pool = bk.Pool(bk.ConsistentHash([x.url for x in three]), panic_threshold=0.0)
+    client = make_client(pool, key=lambda request: request.headers["x-user"])
+    assert client.get("/x", headers={"x-user": "u1"}).status_code == 503
+    assert sorted(x.hits["GET /x"] for x in three) == [1, 1, 1]
+
+
+def test_key_picks_the_hash_key(
+    three: list[Backend], make_client: Callable[..., httpx.Client]
+) -> None:
+    pool = bk.Pool(bk.ConsistentHash([x.url for x in three]))
+    client = make_client(pool, key=lambda request: request.headers.get("x-user", ""))
+    for user in ("alice", "bob", "carol", "dave"):
+        expected = pool.strategy.get_server(user)
+        for _ in range(3):
+            text = client.get("/x", headers={"x-user": user}).text
+            assert next(b for b in three if b.url == expected).name == text.split()[0]
+
+
+def test_sticky_cookie_round_trip(
+    three: list[Backend], make_client: Callable[..., httpx.Client]
+) -> None:
+    sticky = bk.StickySession("a long secret for the test", ttl=600)
+    pool = bk.Pool(bk.RoundRobin([x.url for x in three]), sticky=sticky)
+    client = make_client(pool)
+    first = client.get("/x")
+    assert (
+        "bk_route=" in first.headers["set-cookie"] and "Max-Age=600" in first.headers["set-cookie"]
+    )
+    name = first.text.split()[0]
+    assert [client.get("/x").text.split()[0] for _ in range(5)] == [name] * 5
+    backend = next(b for b in three if b.name == name)
+    assert all("bk_route=" in cookie for cookie in backend.last_cookies[1:])
+    pool.drain(backend.url)  # drained: the session moves, with a new cookie
+    moved = client.get("/x")
+    assert moved.text.split()[0] != name and "set-cookie" in moved.headers
+    other = httpx.Client(transport=BalancedTransport(pool), base_url="http://service")
+    with other:  # a fresh client has no cookie: the strategy chooses
+        assert other.get("/x").status_code == 200
+
+
+def test_a_drained_backend_gets_nothing_and_every_lease_is_released(
+    three: list[Backend], make_client: Callable[..., httpx.Client]
+) -> None:
+    pool = bk.Pool(bk.LeastConnections([x.url for x in three]))
+    client = make_client(pool)
+    for _ in range(6):
+        client.get("/x")
+    pool.drain(three[1].url)
+    before = three[1].hits["GET /x"]
+    for _ in range(30):
+        client.get("/x")
+    assert three[1].hits["GET /x"] == before
+    assert all(s.in_flight == 0 for s in pool.stats().values())
+
+
+def test_a_server_id_that_is_not_a_url_is_a_clear_error(
+    make_client: Callable[..., httpx.Client],
+) -> None:
+    pool = bk.Pool(bk.RoundRobin(["10.0.0.1:80"]))
+    with pytest.raises(ValueError, match=r"server ids must be base URLs .* got '10\.0\.0\.1:80'"):
+        make_client(pool).get("/x")
+    assert in_flight(pool) == {"10.0.0.1:80": 0}
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "words"),
+    [
+        ({"attempts": 0}, ValueError, "attempts must be an int >= 1, got 0"),
+        ({"attempts": 2.0}, TypeError, "attempts must be an int >= 1, got 2.0"),
+        ({"retry_statuses": [503, 700]}, ValueError, "retry_statuses must hold HTTP statuses"),
+        ({"retry_statuses": "503"}, TypeError, "retry_statuses must be a collection"),
+        ({"retry_methods": "GET"}, TypeError, "retry_methods must be a collection"),
+        ({"retry_budget": 5}, TypeError, "retry_budget must be a RetryBudget, got 5"),
+        ({"key": "user"}, TypeError, "key must be None or a callable, got 'user'"),
+        ({"classify": 1}, TypeError, "classify must be None or a callable, got 1"),
+        ({"transport": 1}, TypeError, "transport must be None, an BaseTransport"),
+    ],
+)
+def test_bad_options(options: dict[str, object], error: type, words: str) -> None:
+    pool = bk.Pool(bk.RoundRobin(["http://10.0.0.1:80"]))
+    with pytest.raises(error, match=words):
+        BalancedTransport(pool, **options)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="pool must be a Pool, got 'p'"):
+        BalancedTransport("p")  # type: ignore[arg-type]
+
+
+def test_a_shared_inner_transport_and_repr(
+    backends: Callable[..., Backend],
+) -> None:
+    a = backends("a")
+    pool = bk.Pool(bk.RoundRobin([a.url]))
+    inner = httpx.HTTPTransport()
+    transport = BalancedTransport(pool, transport=inner, attempts=2)
+    with httpx.Client(transport=transport, base_url="http://service") as client:
+        assert client.get("/x").status_code == 200
+    assert repr(transport).startswith("BalancedTransport(Pool(RoundRobin(")
+    assert "attempts=2" in repr(transport) and "retry_statuses=[502, 503, 504]" in repr(transport)
+
+
+def test_a_hung_backend_hit_by_per_try_timeouts_is_ejected(
+    backends: Callable[..., Backend],
+) -> None:
+    hung, live = backends("hung"), backends("live")
+    hung.hang.set()
+    tracker = bk.HealthTracker(consecutive_failures=2, max_ejected_percent=50)
+    pool = bk.Pool(bk.RoundRobin([hung.url, live.url]), health=tracker)
+    transport = BalancedTransport(pool)
+    try:
+        with httpx.Client(transport=transport, base_url="http://service", timeout=0.1) as client:
+            assert [client.get("/x").text for _ in range(4)] == ["live /x"] * 4
+    finally:
+        hung.hang.clear()
+    assert pool.stats()[hung.url].health is bk.HealthState.EJECTED
+    assert pool.stats()[hung.url].errors == 2
+
+
+def test_a_backend_killed_under_load_gets_no_new_request_a_second_later(
+    backends: Callable[..., Backend],
+) -> None:
+    live, doomed = backends("live"), backends("doomed")
+    tracker = bk.HealthTracker(consecutive_failures=2, max_ejected_percent=50)
+    pool = bk.Pool(bk.RoundRobin([live.url, doomed.url]), health=tracker)
+    client = httpx.Client(transport=BalancedTransport(pool), base_url="http://service")
+    failures: list[object] = []
+    stop = threading.Event()
+
+    def worker() -> None:
+        for _ in range(2_000):  # bounded; ends when the test says so
+            if stop.is_set():
+                return
+            try:
+                if client.get("/x").status_code != 200:
+                    failures.append("status")
+            except Exception as error:
+                failures.append(error)
+
+    with client:
+        threads = [threading.Thread(target=worker) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        time.sleep(0.3)
+        doomed.kill()
+        time.sleep(1.0)
+        at_grace = pool.stats()[doomed.url].requests
+        time.sleep(0.5)
+        stop.set()
+        for thread in threads:
+            thread.join(10.0)
+    stats = pool.stats()
+    assert failures == []  # each try on the dead server was retried on the live one
+    assert stats[doomed.url].requests == at_grace and stats[doomed.url].errors >= 1
+    assert stats[doomed.url].health is bk.HealthState.EJECTED
+    assert stats[live.url].requests > 100 and all(s.in_flight == 0 for s in stats.values())
