@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +41,7 @@ from .validate import (
     check_server,
     check_time,
     check_weight,
+    parse_servers,
 )
 
 __all__ = ["RAMP_STEPS", "Pool", "ServerStats"]
@@ -208,6 +209,7 @@ class Pool:
         self._ramp_wake = math.inf
         self._stale = False  # a refresh failed half-way: the next call redoes it
         self._records: dict[str, _Record] = {}
+        self._leaving: set[str] = set()  # gone from discovery: removed once drained
         with self._lock:
             for server, weight in strategy.servers.items():
                 self._register(server, now)
@@ -289,12 +291,83 @@ class Pool:
         """
         with self._lock:
             now = self._begin(refreshes=True)
-            if self._records.pop(server, None) is None:
+            if server not in self._records:
                 raise UnknownServer(server)
-            self._strategy.remove_server(server)
-            self._unregister(server, [self._health, self._drainer, self._sticky])
+            self._remove(server)
             self._refresh(now)
         self._outbox.flush()
+
+    def _remove(self, server: str) -> None:
+        del self._records[server]
+        self._leaving.discard(server)
+        self._strategy.remove_server(server)
+        self._unregister(server, [self._health, self._drainer, self._sticky])
+
+    def update(self, servers: Mapping[str, float] | Iterable[str]) -> list[StateChange]:
+        """Reconcile the membership with a discovery result, in one step; return the changes.
+
+        ``servers`` is the whole current membership: a mapping ``{id: weight}``
+        (weights apply) or an iterable of ids (new ones get weight 1, known
+        ones keep theirs). New servers join (and slow-start); a server no
+        longer listed leaves at once when nothing is in flight on it (or it
+        is already DRAINED), else it drains (the drainer's timeout) and
+        leaves when drained or at its deadline; a leaving server listed again
+        returns to service. The drains and returns are the changes returned.
+
+        >>> from balancekit import ManualClock, RoundRobin
+        >>> pool = Pool(RoundRobin(["a", "b", "c"]), clock=ManualClock())
+        >>> lease = pool.acquire()              # "a" is busy
+        >>> [(c.server, c.new.value) for c in pool.update({"b": 1, "d": 2})]
+        [('a', 'draining')]
+        >>> sorted(pool.servers.items())        # "c" was idle: gone at once
+        [('a', 1.0), ('b', 1.0), ('d', 2.0)]
+        >>> lease.release(); "a" in pool        # "a" leaves with its last lease
+        True
+        False
+
+        Complexity: one strategy membership change per server that joins or
+        leaves, then one batch of weights. Thread-safe.
+
+        Raises:
+            TypeError, ValueError: a bad id or weight, a repeated id, or weights
+                the strategy cannot hold (``_admit``); nothing changes then.
+        """
+        weights = parse_servers(servers)
+        explicit = isinstance(servers, Mapping)
+        with self._lock:
+            now = self._begin(refreshes=True)
+            records, drainer = self._records, self._drainer
+            target = {s: r.weight for s, r in records.items()}
+            for server, weight in weights.items():
+                if explicit or server not in records:
+                    target[server] = weight
+            self._strategy._admit(target)
+            changes: list[StateChange] = []
+            for server, weight in weights.items():
+                record = records.get(server)
+                if record is None:
+                    self._strategy.add_server(server, 0)
+                    self._register(server, now)
+                    records[server] = _Record(weight, 0.0, now)
+                    continue
+                record.weight = target[server]
+                if server in self._leaving:  # listed again: back in service
+                    self._leaving.discard(server)
+                    rec = drainer._records[server]
+                    if rec.state is not _ACTIVE:
+                        changes.append(drainer._cancel(rec, now))
+            for server in [s for s in records if s not in weights and s not in self._leaving]:
+                rec = drainer._records[server]
+                if rec.in_flight == 0 or rec.state is DrainState.DRAINED:
+                    self._remove(server)
+                    continue
+                self._leaving.add(server)
+                if rec.state is _ACTIVE:
+                    changes.append(drainer._drain(rec, drainer.timeout, now))
+            self._changed(changes, now, poll=False)
+            self._refresh(now)
+        self._outbox.flush()
+        return changes
 
     def set_weight(self, server: str, weight: float) -> None:
         """Change a server's configured weight (the Pool derives the effective one).
@@ -614,6 +687,8 @@ class Pool:
             record = self._records.get(change.server)
             if record is not None and change.new is _HEALTHY:
                 record.since = change.at  # a recovered server ramps up like a new one
+            elif change.new is DrainState.DRAINED and change.server in self._leaving:
+                self._remove(change.server)  # gone from discovery, and now drained
         if poll:
             self._changes.extend(changes)
         self._emit(changes)
