@@ -48,14 +48,15 @@ def test_vanished_servers_leave_when_idle_and_drain_when_busy() -> None:
         RoundRobin(["a", "b", "c"]), drainer=Drainer(timeout=5.0), on_change=log.append, clock=clock
     )
     held = [pool.acquire(), pool.acquire()]  # "a" and "b" are busy
-    changes = pool.update(["c", "d"])
+    changes = pool.update(["d"])
     assert [(c.server, c.new) for c in changes] == [
         ("a", DrainState.DRAINING),
         ("b", DrainState.DRAINING),
+        ("c", DrainState.DRAINED),  # idle: drained and gone at once
     ]
     assert log == changes  # on_change saw them too, once
-    assert set(pool.servers) == {"a", "b", "c", "d"}
-    assert {pool.acquire().server for _ in range(4)} == {"c", "d"}  # no new work for a, b
+    assert set(pool.servers) == {"a", "b", "d"}
+    assert {pool.acquire().server for _ in range(4)} == {"d"}  # no new work for a, b
     held[0].release()  # a's last lease: drained, and gone
     assert "a" not in pool and "a" not in pool.drainer
     clock.advance(5.0)  # b's deadline: drained with one lease open, and gone

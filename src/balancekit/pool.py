@@ -309,16 +309,17 @@ class Pool:
         ``servers`` is the whole current membership: a mapping ``{id: weight}``
         (weights apply) or an iterable of ids (new ones get weight 1, known
         ones keep theirs). New servers join (and slow-start); a server no
-        longer listed leaves at once when nothing is in flight on it (or it
-        is already DRAINED), else it drains (the drainer's timeout) and
-        leaves when drained or at its deadline; a leaving server listed again
-        returns to service. The drains and returns are the changes returned.
+        longer listed is drained: at once when nothing is in flight on it
+        (it goes DRAINED and leaves), else with the drainer's timeout, and it
+        leaves when drained or at its deadline. A leaving server listed again
+        returns to service. The drains and returns are the changes returned
+        (and go to ``on_change``).
 
         >>> from balancekit import ManualClock, RoundRobin
         >>> pool = Pool(RoundRobin(["a", "b", "c"]), clock=ManualClock())
         >>> lease = pool.acquire()              # "a" is busy
         >>> [(c.server, c.new.value) for c in pool.update({"b": 1, "d": 2})]
-        [('a', 'draining')]
+        [('a', 'draining'), ('c', 'drained')]
         >>> sorted(pool.servers.items())        # "c" was idle: gone at once
         [('a', 1.0), ('b', 1.0), ('d', 2.0)]
         >>> lease.release(); "a" in pool        # "a" leaves with its last lease
@@ -358,12 +359,13 @@ class Pool:
                         changes.append(drainer._cancel(rec, now))
             for server in [s for s in records if s not in weights and s not in self._leaving]:
                 rec = drainer._records[server]
-                if rec.in_flight == 0 or rec.state is DrainState.DRAINED:
-                    self._remove(server)
-                    continue
                 self._leaving.add(server)
                 if rec.state is _ACTIVE:
-                    changes.append(drainer._drain(rec, drainer.timeout, now))
+                    # Idle: DRAINED at once (timeout 0), and the change removes it.
+                    timeout = drainer.timeout if rec.in_flight else 0.0
+                    changes.append(drainer._drain(rec, timeout, now))
+                elif rec.in_flight == 0 or rec.state is DrainState.DRAINED:
+                    self._remove(server)  # drained already, or idle in a drain of yours
             self._changed(changes, now, poll=False)
             self._refresh(now)
         self._outbox.flush()
