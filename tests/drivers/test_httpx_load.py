@@ -16,12 +16,15 @@ import time
 from collections.abc import Callable
 
 import httpx
+import pytest
 
 import balancekit as bk
 from balancekit.drivers.checks import AsyncHealthChecker, HealthChecker, http_probe
 from balancekit.drivers.httpx import AsyncBalancedTransport, BalancedTransport
 
 from .backends import Backend
+
+pytestmark = pytest.mark.slow  # 2,000 real requests per test: CI runs them (`pytest -m slow`)
 
 WORKERS = 8
 PER_WORKER = 250  # 2000 requests in all
