@@ -95,7 +95,9 @@ def render_table(comparison: Comparison, *, markdown: bool = False, ascii: bool 
     (italic). ``ascii`` writes ``+-`` for ``±``.
     """
     seeds = len(comparison.seeds)
-    plus_minus = " ± " if markdown else "+-" if ascii else "±"
+    plus_minus = "+-" if ascii else "±"
+    if markdown:
+        plus_minus = f" {plus_minus} "
     rows = []
     for summary in comparison.strategies:
         row = [summary.strategy]
