@@ -430,6 +430,12 @@ def test_the_legend_says_what_columns_mean_and_why_round_robin_tails_grow(
     assert why.endswith("their tail can reach seconds.")
     _, out, _ = run(capsys, *argv, "--strategies", "maglev")
     assert "tail can reach" not in out  # no strategy here ignores weights
+    if "utilization-round-robin" in strategy_names():
+        _, out, _ = run(capsys, *argv, "--strategies", "jump-hash,UtilizationRoundRobin")
+        assert (
+            "Jump hash and utilization round robin (sent no load reports here) give every"
+            " server the same share" in out
+        )
     _, out, _ = run(capsys, *argv, "--strategies", TWO, "--markdown")
     assert "- **req/s**: completed requests per simulated second" in out
     assert "- **marks**: **bold**: the best of its column; *italic*: its interval" in out
