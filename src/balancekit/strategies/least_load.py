@@ -300,10 +300,10 @@ class PowerOfTwoChoices(Balancer):
             old, self._members.values(), was, self._default_rtt, self._clock()
         )
 
-    def _choose(self, key: Any) -> Member:
-        return self._draw(self._eligible)
-
-    def _draw(self, eligible: list[Member]) -> Member:
+    def _choose(self, key: Any, eligible: list[Member] | None = None) -> Member:
+        # One method for both lists (not a helper call): this is the hot path.
+        if eligible is None:
+            eligible = self._eligible
         n = len(eligible)
         if n < 2:
             if n:
@@ -339,7 +339,7 @@ class PowerOfTwoChoices(Balancer):
         others = [m for m in self._eligible if m.server not in exclude]
         if not others:
             return None
-        return self._draw(others)
+        return self._choose(key, others)
 
     def _released(self, member: Member, latency: float | None, ok: bool | None, now: float) -> None:
         estimates = self._estimates
