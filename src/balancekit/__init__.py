@@ -13,6 +13,7 @@ from .events import StateChange
 from .health import HealthState, HealthTracker
 from .lease import Lease
 from .pool import Pool, ServerStats
+from .priority import PriorityPool
 from .retry import RetryBudget
 from .sticky import MemoryRouteStore, RouteStore, StickySession
 from .strategies import (
@@ -27,6 +28,7 @@ from .strategies import (
     PowerOfTwoChoices,
     Rendezvous,
     RoundRobin,
+    UtilizationRoundRobin,
     WeightedRoundRobin,
 )
 from .subset import deterministic_subset
@@ -53,6 +55,7 @@ __all__ = [
     "NoServerAvailable",
     "Pool",
     "PowerOfTwoChoices",
+    "PriorityPool",
     "Rendezvous",
     "RetryBudget",
     "RoundRobin",
@@ -61,6 +64,7 @@ __all__ = [
     "StateChange",
     "StickySession",
     "UnknownServer",
+    "UtilizationRoundRobin",
     "WeightedRoundRobin",
     "__version__",
     "deterministic_subset",

@@ -10,6 +10,7 @@ from .rendezvous import Rendezvous
 from .response_time import LeastResponseTime
 from .ring import ConsistentHash
 from .round_robin import RoundRobin, WeightedRoundRobin
+from .utilization import UtilizationRoundRobin
 
 __all__ = [
     "Balancer",
@@ -23,5 +24,6 @@ __all__ = [
     "PowerOfTwoChoices",
     "Rendezvous",
     "RoundRobin",
+    "UtilizationRoundRobin",
     "WeightedRoundRobin",
 ]
