@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import threading
 from collections import Counter
 from collections.abc import Set as AbstractSet
 from typing import Any
@@ -30,7 +29,7 @@ from balancekit.clock import ManualClock
 from balancekit.strategies.base import Balancer, Member
 from balancekit.testing import assert_excludes
 
-from .contract import KEYS, STRATEGIES
+from .contract import KEYS, STRATEGIES, run_in_threads
 
 NAMES = [f"s{i}" for i in range(8)]
 HASHED = [cls for cls in STRATEGIES if cls.requires_key]
@@ -289,28 +288,16 @@ def test_bad_exclude_is_refused_and_changes_nothing(cls: type[Balancer], bad: ob
 def test_exclude_from_many_threads(cls: type[Balancer]) -> None:
     servers = {s: 1 + i % 3 for i, s in enumerate(NAMES)}
     lb = build(cls, servers)
-    errors: list[BaseException] = []
-    start = threading.Barrier(4)
 
     def work(offset: int) -> None:
         rng = random.Random(offset)
-        try:
-            start.wait(timeout=10)
-            for i in range(300):
-                exclude = set(rng.sample(NAMES, rng.randint(1, 7)))
-                lease = lb.acquire(KEYS[(offset * 7 + i) % len(KEYS)], exclude=exclude)
-                assert lease.server not in exclude, (lease.server, exclude)
-                lease.release(ok=rng.choice([True, False, None]))
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
+        for i in range(300):
+            exclude = set(rng.sample(NAMES, rng.randint(1, 7)))
+            lease = lb.acquire(KEYS[(offset * 7 + i) % len(KEYS)], exclude=exclude)
+            assert lease.server not in exclude, (lease.server, exclude)
+            lease.release(ok=rng.choice([True, False, None]))
 
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not any(thread.is_alive() for thread in threads)
-    assert errors == []
+    run_in_threads(work, 4)
     assert all(lb.in_flight(s) == 0 for s in servers)
     lb._check()
 
