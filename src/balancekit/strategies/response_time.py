@@ -12,7 +12,7 @@ from typing import Any
 
 from ..clock import Clock
 from ..errors import UnknownServer
-from ._peak_ewma import Estimate, check_option
+from ._peak_ewma import Estimate, carry_over, check_option
 from .base import Balancer, Member, Servers
 from .indexed_heap import IndexedHeap
 
@@ -118,14 +118,7 @@ class LeastResponseTime(Balancer):
         now = self._clock()
         old: dict[Member, Estimate] = getattr(self, "_estimates", {})
         live = getattr(self, "_heap", ())
-        self._estimates: dict[Member, Estimate] = {}
-        for member in self._members.values():
-            est = old.get(member)
-            if est is None:
-                est = Estimate(member, self._default_rtt, now)
-            elif member.weight > 0 and member not in live:
-                est.restart(self._default_rtt, now)  # back from weight 0: a fresh start
-            self._estimates[member] = est
+        self._estimates = carry_over(old, self._members.values(), live, self._default_rtt, now)
         self._rebase(now)
 
     def _rebase(self, origin: float) -> None:
@@ -235,10 +228,7 @@ class LeastResponseTime(Balancer):
             member = self._members.get(server)
             if member is None:
                 raise UnknownServer(server)
-            if member.weight <= 0:
-                return math.inf
-            reading = self._estimates[member].reading(now, self._decay)
-            return reading * (member.in_flight + 1) / member.weight
+            return self._estimates[member].load(now, self._decay)
 
     def _check(self) -> None:
         """Assert the base invariants, one sane estimate per member, heap keys."""
