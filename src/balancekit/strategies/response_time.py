@@ -12,6 +12,7 @@ from typing import Any
 
 from ..clock import Clock
 from ..errors import UnknownServer
+from ..validate import check_time
 from ._peak_ewma import Estimate, carry_over, check_option
 from .base import Balancer, Member, Servers
 from .indexed_heap import IndexedHeap
@@ -115,7 +116,7 @@ class LeastResponseTime(Balancer):
         }
 
     def _rebuild(self) -> None:
-        now = self._clock()
+        now = check_time(self._clock())
         old: dict[Member, Estimate] = getattr(self, "_estimates", {})
         live = getattr(self, "_heap", ())
         self._estimates = carry_over(old, self._members.values(), live, self._default_rtt, now)
@@ -153,7 +154,7 @@ class LeastResponseTime(Balancer):
         heap.update(member, (self._key(est), tick))
 
     def _added(self, member: Member) -> None:
-        est = Estimate(member, self._default_rtt, self._clock())
+        est = Estimate(member, self._default_rtt, check_time(self._clock()))
         self._estimates[member] = est
         if member.weight > 0:
             self._tick += 1
@@ -174,7 +175,7 @@ class LeastResponseTime(Balancer):
             # Back from weight 0: a fresh start, so that a penalty or a slow
             # answer from before it went away does not starve it now.
             est = self._estimates[member]
-            est.restart(self._default_rtt, self._clock())
+            est.restart(self._default_rtt, check_time(self._clock()))
             self._tick += 1
             heap.push(member, (self._key(est), self._tick))
 
@@ -223,7 +224,7 @@ class LeastResponseTime(Balancer):
         Raises:
             UnknownServer: the server is not a member.
         """
-        now = self._clock()
+        now = check_time(self._clock())
         with self._lock:
             member = self._members.get(server)
             if member is None:
