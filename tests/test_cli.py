@@ -3,6 +3,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,9 +12,11 @@ from typing import Any
 import pytest
 
 import balancekit
-from balancekit.cli import _can_draw_blocks, _Progress, main, render_chart
+from balancekit.cli import _Progress, main, render_chart
 from balancekit.sim import SimulationResult, compare
 from balancekit.sim.files import scenario_from_dict
+from balancekit.sim.report import can_encode
+from balancekit.sim.seeds import compare_seeds
 from balancekit.strategies.registry import strategy_names
 
 SCENARIO: dict[str, Any] = {
@@ -52,41 +55,58 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 def test_compare_prints_a_table_and_a_chart(
     capsys: pytest.CaptureFixture[str], scenario_file: Path
 ) -> None:
-    status, out, err = run(capsys, "compare", "--scenario", str(scenario_file), "--strategies", TWO)
+    argv = ["compare", "--scenario", str(scenario_file), "--strategies", TWO]
+    status, out, err = run(capsys, *argv, "--seeds", "1")
     assert status == 0 and err == ""
     lines = out.splitlines()
-    assert lines[0].startswith("tiny (seed 4): 300 requests, 3 servers")
+    assert lines[0] == "tiny (seed 4): 300 requests, 3 servers"
     assert lines[1].split()[:4] == ["strategy", "req/s", "p50", "ms"]
     assert lines[2].startswith("round-robin ") and lines[3].startswith("least-connections ")
     assert "requests per server" in out and "fair share" in out
+    assert "±" not in out  # one seed: no interval
+    status, out, err = run(capsys, *argv)  # the default number of seeds
+    assert status == 0 and err == ""
+    lines = out.splitlines()
+    assert lines[0].startswith(
+        "tiny, seeds 4-8: mean ± 95 % confidence interval over 5 seeds (Student's t);"
+    )
+    assert re.match(r"round-robin +\d+\.\d±\d+\.\d", lines[2]), lines[2]
 
 
 def test_compare_json_parses_and_is_deterministic(
     capsys: pytest.CaptureFixture[str], scenario_file: Path
 ) -> None:
     argv = ["compare", "--scenario", str(scenario_file), "--strategies", TWO, "--json"]
-    status, out, _ = run(capsys, *argv)
+    status, out, _ = run(capsys, *argv, "--seeds", "3")
     assert status == 0
     document = json.loads(out)
-    assert document["scenario"] == "tiny" and document["seed"] == 4
-    assert [r["strategy"] for r in document["results"]] == TWO.split(",")
-    first = document["results"][0]
-    assert first["requests"] == 300 and len(first["servers"]) == 3
-    assert first["keys_moved"] is None and 0 <= first["cache_hit_ratio"] <= 1
-    assert run(capsys, *argv)[1] == out
-    _, reseeded, _ = run(capsys, *argv, "--seed", "5")
-    assert json.loads(reseeded)["seed"] == 5 and reseeded != out
+    assert document["scenario"] == "tiny" and document["seeds"] == [4, 5, 6]
+    assert document["confidence"] == 0.95 and document["interval"] == "Student's t"
+    summaries = document["strategies"]
+    assert [s["strategy"] for s in summaries] == TWO.split(",")
+    runs = summaries[0]["runs"]
+    assert [r["seed"] for r in runs] == [4, 5, 6] and runs[0]["requests"] == 300
+    assert len(runs[0]["servers"]) == 3 and 0 <= runs[0]["cache_hit_ratio"] <= 1
+    p99 = summaries[0]["metrics"]["latency_p99"]
+    assert p99["values"] == [r["latency_p99"] for r in runs]  # the per-seed values
+    assert p99["low"] < p99["mean"] == sum(p99["values"]) / 3 < p99["high"]
+    assert summaries[0]["metrics"]["keys_moved"] == {"mean": None, "values": None}
+    assert run(capsys, *argv, "--seeds", "3")[1] == out
+    _, reseeded, _ = run(capsys, *argv, "--seeds", "3", "--seed", "5")
+    assert json.loads(reseeded)["seeds"] == [5, 6, 7] and reseeded != out
 
 
 def test_compare_markdown(capsys: pytest.CaptureFixture[str], scenario_file: Path) -> None:
     status, out, _ = run(
-        capsys, "compare", "--scenario", str(scenario_file), "--strategies", "maglev", "--markdown"
+        capsys, "compare", "--scenario", str(scenario_file), "--strategies", TWO, "--markdown"
     )
     assert status == 0
     lines = out.splitlines()
-    assert lines[0].startswith("| strategy | throughput (req/s) |")
-    assert lines[1].startswith("| --- | ---: |")
-    assert lines[2].startswith("| maglev | ")
+    assert lines[0].startswith("tiny, seeds 4-8: mean ± 95 % confidence interval") and not lines[1]
+    assert lines[2].startswith("| strategy | throughput (req/s) |")
+    assert lines[3].startswith("| --- | ---: |")
+    assert re.match(r"\| round-robin \| \**\d+\.\d ± \d+\.\d", lines[4]), lines[4]
+    assert "**" in lines[4] + lines[5]  # the best of some column, in bold
     assert "```text" in out and out.rstrip().endswith("```")
 
 
@@ -100,11 +120,17 @@ def test_simulate_one_strategy_in_detail(
     assert out.startswith("least-connections on tiny (seed 4)")
     assert "server  capacity  speed  weight  requests  errors  mean ms" in out
     assert "b: healthy -> ejected" in out and "c: active -> draining" in out
+    spread = out.split("\n\n")[-1].splitlines()
+    assert spread[0].startswith("least-connections over seeds 4-8: mean ± 95 % confidence")
+    assert spread[4].split()[:2] == ["p99", "ms"] and len(spread[4].split()) == 3 + 5
     status, out, _ = run(
         capsys, "simulate", "--strategy", "rendezvous", "--scenario", str(scenario_file), "--json"
     )
-    result = json.loads(out)
-    assert result["strategy"] == "rendezvous" and 0 <= result["keys_moved"] <= 1
+    (summary,) = json.loads(out)["strategies"]
+    assert summary["strategy"] == "rendezvous" and len(summary["runs"]) == 5
+    assert 0 <= summary["metrics"]["keys_moved"]["mean"] <= 1
+    _, out, _ = run(capsys, "simulate", "--strategy", "maglev", "--seeds", "1")
+    assert "over seeds" not in out
 
 
 def test_strategies_lists_the_names(capsys: pytest.CaptureFixture[str]) -> None:
@@ -246,7 +272,7 @@ def test_any_other_error_is_one_line_and_status_1(
     def refuse(*args: object, **kwargs: object) -> None:
         raise ValueError("table_size 31 is too small for 4 servers")
 
-    monkeypatch.setattr("balancekit.cli.compare", refuse)
+    monkeypatch.setattr("balancekit.cli.compare_seeds", refuse)
     monkeypatch.delenv("BALANCEKIT_TRACEBACK", raising=False)
     status, out, err = run(capsys, "compare")
     assert (status, out) == (1, "")
@@ -266,7 +292,7 @@ class FakeClock:
 
 def test_long_runs_report_progress_at_most_once_a_second() -> None:
     err, clock = io.StringIO(), FakeClock()
-    progress = _Progress(err, 2, clock=clock)
+    progress = _Progress(err, 2, 1, clock=clock)
     progress.tick("maglev", 4096)
     clock.now += 0.9
     progress.tick("maglev", 8192)
@@ -287,29 +313,49 @@ def test_simulate_reports_progress_on_stderr(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("balancekit.cli.PROGRESS_AFTER", 0.0)  # report everything
-    status, out, err = run(capsys, "simulate", "--strategy", "round-robin", "--seed", "1")
+    argv = ["simulate", "--strategy", "round-robin", "--seed", "1", "--seeds", "2", "--jobs", "1"]
+    status, out, err = run(capsys, *argv)
     assert status == 0 and "round-robin" in out
     lines = err.splitlines()
-    assert lines[0].startswith("balancekit: [1/1] round-robin: 4,096 requests (")
-    assert lines[-1].startswith("balancekit: [1/1] round-robin (")
+    assert lines[0].startswith("balancekit: [1/2] round-robin: 4,096 requests (")
+    assert any(line.startswith("balancekit: [1/2] round-robin seed 1 (") for line in lines)
+    assert lines[-1].startswith("balancekit: [2/2] round-robin seed 2 (")
 
 
 def test_progress_is_reported_only_after_a_second_and_counts_from_one() -> None:
-    err = io.StringIO()
-    progress = _Progress(err, 3)
+    err, clock = io.StringIO(), FakeClock()
+    progress = _Progress(err, 3, 1, clock=clock)
     maglev, rr = tiny_results()
-    progress(maglev, 0.4)
+    clock.now += 0.4
+    progress(maglev)
     assert err.getvalue() == ""
-    progress(rr, 1.25)  # the line held back comes first
+    clock.now += 0.85
+    progress(rr)  # the line held back comes first
     assert err.getvalue() == (
         "balancekit: [1/3] maglev (0.4 s)\nbalancekit: [2/3] round-robin (1.2 s)\n"
     )
 
 
+def test_progress_of_a_comparison_counts_strategies_over_all_their_seeds() -> None:
+    err, clock = io.StringIO(), FakeClock()
+    progress = _Progress(err, 2, 2, clock=clock)
+    runs = compare_seeds(scenario_from_dict(SCENARIO), TWO.split(","), seeds=2).strategies
+    clock.now += 2.0
+    progress(runs[1].runs[0])
+    progress(runs[0].runs[0])
+    assert err.getvalue() == ""  # no strategy has run all its seeds yet
+    progress(runs[0].runs[1])
+    progress(runs[1].runs[1])
+    assert err.getvalue().splitlines() == [
+        "balancekit: [1/2] round-robin, 2 seeds (2.0 s)",
+        "balancekit: [2/2] least-connections, 2 seeds (2.0 s)",
+    ]
+
+
 def test_chart_falls_back_to_ascii_where_blocks_cannot_be_printed() -> None:
     ascii_out = io.TextIOWrapper(io.BytesIO(), encoding="ascii")
-    assert not _can_draw_blocks(ascii_out)
-    assert _can_draw_blocks(io.TextIOWrapper(io.BytesIO(), encoding="utf-8"))
+    assert not can_encode(ascii_out.encoding)
+    assert can_encode(io.TextIOWrapper(io.BytesIO(), encoding="utf-8").encoding)
     scenario = scenario_from_dict(SCENARIO)
     chart = render_chart(scenario, tiny_results(), blocks=False)
     chart.encode("ascii")
@@ -345,7 +391,7 @@ def test_strategies_by_class_name_in_any_case(
 ) -> None:
     argv = ["compare", "--scenario", str(scenario_file), "--json", "--strategies"]
     _, out, _ = run(capsys, *argv, "LeastConnections,round-robin,IPHASH,least-connections")
-    names = [r["strategy"] for r in json.loads(out)["results"]]
+    names = [r["strategy"] for r in json.loads(out)["strategies"]]
     assert names == ["least-connections", "round-robin", "ip-hash"]  # a repeat runs once
     status, out, _ = run(
         capsys, "simulate", "--scenario", str(scenario_file), "--strategy", "Power-Of-Two-Choices"
@@ -359,9 +405,10 @@ def test_a_weight_of_zero_gets_no_requests(
     servers = [{"name": "a", "capacity": 2}, {"name": "off", "weight": 0}, *SCENARIO["servers"][1:]]
     path = tmp_path / "zero.json"
     path.write_text(json.dumps({**SCENARIO, "servers": servers}))
-    status, out, err = run(capsys, "compare", "--scenario", str(path), "--json")
+    status, out, err = run(capsys, "compare", "--scenario", str(path), "--json", "--seeds", "1")
     assert status == 0, err
-    for result in json.loads(out)["results"]:
+    for summary in json.loads(out)["strategies"]:
+        (result,) = summary["runs"]
         assert [s["requests"] for s in result["servers"]][1] == 0, result["strategy"]
 
 
@@ -369,23 +416,25 @@ def test_the_legend_says_what_columns_mean_and_why_round_robin_tails_grow(
     capsys: pytest.CaptureFixture[str], scenario_file: Path
 ) -> None:
     _, out, _ = run(capsys, "compare", "--scenario", str(scenario_file), "--strategies", TWO)
-    legend = out.split("\n\n")[1].splitlines()
-    assert [line.split("  ")[0] for line in legend] == [
+    _, legend, why, _ = out.split("\n\n", 3)
+    assert [line.split("  ")[0] for line in legend.splitlines()] == [
         "req/s",
         "p50/p95/p99 ms",
         "errors",
         "peak/mean",
         "cache hit",
         "keys moved",
-        "round-robin",  # the tiny scenario's servers differ
+        "marks",
     ]
-    assert "their tail can reach seconds" in legend[-1]
+    assert why.startswith("Round robin gives every server the same share")  # servers differ
+    assert why.endswith("their tail can reach seconds.")
     _, out, _ = run(capsys, "compare", "--scenario", str(scenario_file), "--strategies", "maglev")
     assert "tail can reach" not in out  # no strategy here ignores weights
     _, out, _ = run(
         capsys, "compare", "--scenario", str(scenario_file), "--strategies", TWO, "--markdown"
     )
     assert "- **req/s**: completed requests per simulated second" in out
+    assert "- **marks**: **bold**: the best of its column; *italic*: its interval" in out
 
 
 HOSTILE = {

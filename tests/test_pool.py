@@ -3,6 +3,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import Counter
+from collections.abc import Mapping
 
 import pytest
 
@@ -153,6 +154,12 @@ class Picky(RoundRobin):
         if self.refuse and weight > 0:
             raise ValueError(f"weight {weight!r} refused for {server!r}")
         super().set_weight(server, weight)
+
+    def set_weights(self, weights: Mapping[str, float]) -> None:
+        refused = [server for server, weight in weights.items() if weight > 0]
+        if self.refuse and refused:
+            raise ValueError(f"weights refused for {refused!r}")
+        super().set_weights(weights)
 
 
 def test_a_refusal_nobody_foresaw_is_undone_or_retried() -> None:

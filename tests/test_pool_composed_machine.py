@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from typing import Any
 
 import pytest
 from hypothesis import settings
@@ -68,13 +69,13 @@ class ComposedPool(RuleBasedStateMachine):
         )
         # Passive health is fed by the Pool's releases: record what it reports.
         self.observed: list[tuple[str, bool]] = []
-        report = tracker.observe
+        report = tracker._observe  # the Pool hands it the record and its `now`
 
-        def spy(server: str, ok: bool) -> object:
-            self.observed.append((server, ok))
-            return report(server, ok)
+        def spy(rec: Any, ok: bool, now: float) -> Any:
+            self.observed.append((rec.name, ok))
+            return report(rec, ok, now)
 
-        tracker.observe = spy  # type: ignore[method-assign]
+        tracker._observe = spy  # type: ignore[method-assign]
         self.pool = Pool(
             strategy,
             health=tracker,

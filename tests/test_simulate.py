@@ -236,7 +236,7 @@ def test_a_strategy_draws_no_request_randomness() -> None:
     assert simulate(SMALL, "round-robin") == rr
 
 
-# -- what the seed article predicts ----------------------------------------------------
+# -- what queueing and hashing predict -------------------------------------------------
 
 
 def test_heavy_tails_favour_load_aware_strategies() -> None:

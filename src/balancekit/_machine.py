@@ -212,6 +212,7 @@ class Machine(Generic[R]):
         self._pending: list[StateChange] = []
         self._subscribers: list[Callback] = []
         self._outbox = Outbox()
+        self._owned = False  # joined to a Pool
         self._now = -math.inf
 
     # -- membership -------------------------------------------------------------
@@ -295,6 +296,7 @@ class Machine(Generic[R]):
         """Be part of a Pool: its lock guards this machine and its outbox delivers our events."""
         self._lock = lock
         self._outbox = outbox
+        self._owned = True
 
     # -- events -----------------------------------------------------------------
 

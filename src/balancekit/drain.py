@@ -20,7 +20,7 @@ from ._machine import Machine, Timers
 from .clock import Clock
 from .errors import DuplicateServer
 from .events import StateChange
-from .validate import check_bool, check_range, check_server, check_server_list
+from .validate import MAX_SECONDS, check_bool, check_range, check_server, check_server_list
 
 __all__ = ["DrainState", "Drainer"]
 
@@ -126,7 +126,7 @@ class Drainer(Machine[_Server]):
         sticky_until_deadline: bool = False,
         clock: Clock | None = None,
     ) -> None:
-        self._timeout = check_range("timeout", timeout, 0.0)
+        self._timeout = check_range("timeout", timeout, 0.0, MAX_SECONDS)
         self._sticky_until_deadline = check_bool("sticky_until_deadline", sticky_until_deadline)
         names = check_server_list(servers)
         super().__init__(clock)
@@ -255,7 +255,9 @@ class Drainer(Machine[_Server]):
         return change
 
     def _seconds(self, timeout: float | None) -> float:
-        return self._timeout if timeout is None else check_range("timeout", timeout, 0.0)
+        if timeout is None:
+            return self._timeout
+        return check_range("timeout", timeout, 0.0, MAX_SECONDS)
 
     def _drain(self, rec: _Server, seconds: float, now: float) -> StateChange:
         waits = rec.in_flight or (self._sticky_until_deadline and seconds > 0)

@@ -1,20 +1,16 @@
 """Pool: one strategy plus health checks, draining, stickiness, slow start and panic mode.
 
-The Pool is the recommended entry point. It owns no algorithm of its own: it
-keeps every member in the strategy and steers it through weights. A server
-that is unhealthy or draining gets effective weight 0 (a member that receives
-nothing, so its open leases and learned state survive), a server that joins or
-recovers ramps up over ``slow_start`` seconds, and when too few servers are
-healthy the Pool stops trusting health (panic mode) and uses them all::
+The Pool is the recommended entry point and the one place that composes. It
+owns no algorithm of its own: it keeps every member in the strategy and
+steers it through weights, computed by :func:`balancekit._weights.effective_weights`
+(a pure function of members, health, drains, ramps, panic and now) and pushed
+as one batch whenever something changes, never per request. A ramp moves in
+at most ``RAMP_STEPS`` steps so that hash strategies rebuild rarely.
 
-    eligible  = healthy and active                (health x administration)
-    effective = weight x ramp(time since eligible)   if eligible
-              = weight                               if panic and active
-              = 0                                    otherwise
-
-Effective weights are recomputed only when something changes (a state change,
-a membership or weight change, a ramp step), never per request; a ramp moves
-in at most ``RAMP_STEPS`` steps so that hash strategies rebuild rarely.
+One operation, one lock, one clock reading: the Pool holds its lock for the
+whole call, reads its clock once and hands ``now`` to the components, whose
+state it guards with the same lock. Events are queued under the lock and
+delivered after it is released (:class:`balancekit._machine.Outbox`).
 """
 
 from __future__ import annotations
@@ -25,6 +21,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ._machine import Callback, Outbox
+from ._weights import Member, effective_weights
 from .clock import Clock, monotonic
 from .drain import Drainer, DrainState
 from .errors import DuplicateServer, UnknownServer
@@ -33,8 +31,17 @@ from .health import HealthState, HealthTracker
 from .lease import Lease
 from .slow_start import RAMP_STEPS, SlowStart
 from .sticky import StickySession
-from .strategies.base import Balancer, check_server, check_weight
-from .validate import check_positive, check_range
+from .strategies.base import Balancer
+from .validate import (
+    MAX_SECONDS,
+    check_bool,
+    check_callable,
+    check_instance,
+    check_range,
+    check_server,
+    check_time,
+    check_weight,
+)
 
 __all__ = ["RAMP_STEPS", "Pool", "ServerStats"]
 
@@ -44,7 +51,8 @@ class ServerStats:
     """One server's RED metrics and state, as :meth:`Pool.stats` reports them.
 
     ``requests`` and ``errors`` count released leases; latencies are seconds
-    from acquire to release (``0.0`` before the first release).
+    from acquire to release (``0.0`` before the first release); ``in_flight``
+    is the leases open now (counted by the drainer, checked against the strategy).
     """
 
     server: str
@@ -62,22 +70,12 @@ class ServerStats:
 class _Record:
     """The Pool's per-server bookkeeping (one per membership: a re-added server is new)."""
 
-    __slots__ = (
-        "effective",
-        "errors",
-        "in_flight",
-        "latency_max",
-        "latency_sum",
-        "requests",
-        "since",
-        "weight",
-    )
+    __slots__ = ("effective", "errors", "latency_max", "latency_sum", "requests", "since", "weight")
 
     def __init__(self, weight: float, effective: float, since: float) -> None:
         self.weight = weight  # as configured by the user
         self.effective = effective  # as last given to the strategy
         self.since = since  # when it last became eligible: the start of its ramp
-        self.in_flight = 0
         self.requests = 0
         self.errors = 0
         self.latency_sum = 0.0
@@ -119,15 +117,25 @@ class Pool:
             the weight (Envoy's default 10).
         panic_threshold: when the healthy share of active servers is strictly
             below this (0..1), route to all active servers regardless of health.
+        on_change: called with every :class:`~balancekit.events.StateChange`
+            of the pool and its components, exactly once and in order
+            (those that calls return included), after every lock is released.
         clock: shared by every component; when ``None``, the first component's
             explicit clock, else :func:`time.monotonic`.
 
+    Every public call takes the pool's one lock once (the health tracker and
+    the drainer are guarded by it too; the strategy keeps its own) and reads
+    the clock once, handing that ``now`` to every component. Callbacks run
+    after the lock is released, so they may call any method.
+
     Complexity: ``acquire`` and release cost the strategy's pick plus O(1),
-    except at a state change or ramp step, which costs O(n) plus the weight
-    updates the strategy performs. Thread-safe.
+    except at a state change or ramp step, which costs O(n) plus one batch of
+    weight updates (:meth:`Balancer.set_weights`: at most one rebuild). Thread-safe.
 
     Raises:
-        ValueError, TypeError: a bad option, or components with different clocks.
+        ValueError, TypeError: a bad option or component, or components with
+            different clocks; nothing is changed then (no component adopts
+            the pool's clock until every check has passed).
     """
 
     def __init__(
@@ -141,42 +149,102 @@ class Pool:
         slow_start_aggression: float = 1.0,
         slow_start_min_weight_percent: float = 10.0,
         panic_threshold: float = 0.5,
+        on_change: Callback | None = None,
         clock: Clock | None = None,
     ) -> None:
-        if not isinstance(strategy, Balancer):
-            raise TypeError(f"strategy must be a Balancer, got {strategy!r}")
-        window = check_range("slow_start", slow_start, 0.0)
-        aggression = check_positive("slow_start_aggression", slow_start_aggression)
-        min_percent = check_range(
-            "slow_start_min_weight_percent", slow_start_min_weight_percent, 0.0, 100.0
+        # Every check first: a refused Pool changes no component.
+        check_instance("strategy", strategy, Balancer)
+        check_instance("health", health, HealthTracker, optional=True)
+        check_instance("drainer", drainer, Drainer, optional=True)
+        check_instance("sticky", sticky, StickySession, optional=True)
+        self._ramp = SlowStart(
+            check_range("slow_start", slow_start, 0.0, MAX_SECONDS),
+            check_range("slow_start_aggression", slow_start_aggression, 0.0, 1e3, low_open=True),
+            check_range("slow_start_min_weight_percent", slow_start_min_weight_percent, 0.0, 100.0),
         )
-        self._ramp = SlowStart(window, aggression, min_percent)
         self._panic_threshold = check_range("panic_threshold", panic_threshold, 0.0, 1.0)
+        if on_change is not None:
+            check_callable("on_change", on_change)
+        if clock is not None:
+            check_callable("clock", clock)
         components: list[Any] = [strategy, health, drainer, sticky]
+        explicit = [c._clock for c in components if c is not None and c._clock_explicit]
         if clock is None:
-            explicit = [c._clock for c in components if c is not None and c._clock_explicit]
             clock = explicit[0] if explicit else monotonic
+        for component in components:
+            if (
+                component is not None
+                and component._clock_explicit
+                and component._clock is not clock
+            ):
+                raise ValueError(
+                    f"{type(component).__name__} has its own clock {component._clock!r}, "
+                    f"not the pool's {clock!r}"
+                )
+        for machine in (health, drainer):
+            if machine is not None and machine._owned:
+                raise ValueError(f"{machine!r} already belongs to a Pool")
+        now = check_time(clock())
+        if drainer is None:
+            drainer = Drainer(clock=clock)
         for component in components:
             if component is not None:
                 component._adopt_clock(clock)
         self._clock = clock
         self._strategy = strategy
         self._health = health
-        self._drainer = drainer if drainer is not None else Drainer(clock=clock)
+        self._drainer = drainer
         self._sticky = sticky
         self._lock = threading.Lock()
-        self._changes: list[StateChange] = []
+        self._outbox = Outbox()
+        self._outbox.listeners = [] if on_change is None else [on_change]
+        for machine in (health, drainer):
+            if machine is not None:
+                machine._join(self._lock, self._outbox)
+        self._changes: list[StateChange] = []  # for poll()
+        self._now = now
         self._panic = False
-        self._wake = -math.inf
+        self._wake = -math.inf  # the earliest time a state may change by time alone
         self._ramp_wake = math.inf
         self._stale = False  # a refresh failed half-way: the next call redoes it
         self._records: dict[str, _Record] = {}
-        for server, weight in strategy.servers.items():
-            self._register(server)
-            # Initial members are the baseline: they do not ramp.
-            self._records[server] = _Record(weight, weight, -math.inf)
         with self._lock:
-            self._refresh(clock())
+            for server, weight in strategy.servers.items():
+                self._register(server, now)
+                # Initial members are the baseline: they do not ramp.
+                self._records[server] = _Record(weight, weight, -math.inf)
+            self._refresh(now)
+        self._outbox.flush()
+
+    # -- the shape of every call ---------------------------------------------------
+
+    def _begin(self, *, refreshes: bool = False) -> float:
+        """Read the clock once and apply what time has brought (lock held).
+
+        A call that ``refreshes`` the weights itself at its end lets that
+        refresh report a weight the strategy refuses, so its own change
+        still applies first.
+        """
+        now = check_time(self._clock())
+        if now < self._now:  # threads may read the clock in one order and lock in another
+            now = self._now
+        else:
+            self._now = now
+        if now >= self._wake:
+            try:
+                self._advance(now)
+            except ValueError:
+                if not refreshes:
+                    raise
+        return now
+
+    def _emit(self, changes: list[StateChange]) -> None:
+        """Queue changes for on_change and each component's subscribers (lock held)."""
+        health, drainer = self._health, self._drainer
+        for change in changes:
+            source = health if isinstance(change.new, HealthState) else drainer
+            assert source is not None
+            source._emit([change])
 
     # -- membership -------------------------------------------------------------
 
@@ -190,13 +258,13 @@ class Pool:
         check_server(server)
         value = check_weight(weight)
         with self._lock:
+            now = self._begin(refreshes=True)
             if server in self._records:
                 raise DuplicateServer(server)
             self._strategy._admit({**self._configured(), server: value})
-            now = self._clock()
             self._strategy.add_server(server, 0)
             try:
-                joined = self._register(server)
+                joined = self._register(server, now)
             except BaseException:
                 self._strategy.remove_server(server)
                 raise
@@ -208,10 +276,10 @@ class Pool:
                 # join everywhere, then re-push the weights it had accepted.
                 del self._records[server]
                 self._strategy.remove_server(server)
-                for component in joined:
-                    component.remove_server(server)
+                self._unregister(server, joined)
                 self._refresh(now)
                 raise
+        self._outbox.flush()
 
     def remove_server(self, server: str) -> None:
         """Remove a server everywhere; its open leases may still be released.
@@ -220,13 +288,13 @@ class Pool:
             UnknownServer: it is not a member.
         """
         with self._lock:
+            now = self._begin(refreshes=True)
             if self._records.pop(server, None) is None:
                 raise UnknownServer(server)
             self._strategy.remove_server(server)
-            for component in (self._health, self._drainer, self._sticky):
-                if component is not None and server in component:
-                    component.remove_server(server)
-            self._refresh(self._clock())
+            self._unregister(server, [self._health, self._drainer, self._sticky])
+            self._refresh(now)
+        self._outbox.flush()
 
     def set_weight(self, server: str, weight: float) -> None:
         """Change a server's configured weight (the Pool derives the effective one).
@@ -236,41 +304,54 @@ class Pool:
         """
         value = check_weight(weight)
         with self._lock:
+            now = self._begin(refreshes=True)
             record = self._records.get(server)
             if record is None:
                 raise UnknownServer(server)
             self._strategy._admit({**self._configured(), server: value})
             old, record.weight = record.weight, value
-            now = self._clock()
             try:
                 self._refresh(now)
             except BaseException:
                 record.weight = old  # refused after all (see add_server): keep the old one
                 self._refresh(now)
                 raise
+        self._outbox.flush()
 
     def _configured(self) -> dict[str, float]:
         return {server: record.weight for server, record in self._records.items()}
 
-    def _register(self, server: str) -> list[Any]:
+    def _register(self, server: str, now: float) -> list[Any]:
         """Add ``server`` to every component lacking it; returns those it was added to."""
         done: list[Any] = []
         try:
-            for component in (self._health, self._drainer, self._sticky):
-                if component is not None and server not in component:
-                    component.add_server(server)
-                    done.append(component)
+            if self._health is not None and server not in self._health:
+                self._health._add(server, now)
+                done.append(self._health)
+            if server not in self._drainer:
+                self._drainer._add(server)
+                done.append(self._drainer)
+            if self._sticky is not None and server not in self._sticky:
+                self._sticky.add_server(server)
+                done.append(self._sticky)
         except BaseException:
-            for component in done:
-                component.remove_server(server)
+            self._unregister(server, done)
             raise
         return done
+
+    def _unregister(self, server: str, components: list[Any]) -> None:
+        for component in components:
+            if component is not None and server in component:
+                if isinstance(component, StickySession):
+                    component.remove_server(server)  # its own lock: membership only
+                else:
+                    component._remove(server)
 
     @property
     def servers(self) -> Mapping[str, float]:
         """A snapshot of the configured weights ``{server: weight}``. O(n)."""
         with self._lock:
-            return {server: record.weight for server, record in self._records.items()}
+            return self._configured()
 
     def __len__(self) -> int:
         return len(self._records)
@@ -303,72 +384,100 @@ class Pool:
             ValueError: ``session`` given to a pool without a ``StickySession``;
                 or a strategy of your own refused a weight it did not refuse
                 in ``_admit`` (each call retries until it accepts).
+            TypeError, ValueError: the clock returned no finite number
+                (nothing is counted then).
         """
         sticky = self._sticky
         if session is not None and sticky is None:
             raise ValueError("session affinity needs a Pool created with sticky=StickySession(...)")
-        now = self._clock()
         with self._lock:
-            if now >= self._wake:
-                self._advance(now)
+            now = self._begin()
             lease = None
             named = None
             if sticky is not None:
                 if cookie is not None:
-                    named = sticky.server_from_cookie(cookie)
+                    named = sticky._server_from_cookie(cookie, now)
                 elif session is not None:
-                    named = sticky.route(session)
+                    named = sticky._route(session, now)
                 if named is not None and self._keeps_sticky(named):
-                    lease = self._strategy._open(self, key, named)
+                    lease = self._strategy._open(self, key, named, now=now)
             if lease is None:
-                lease = self._strategy._open(self, key, None)
+                lease = self._strategy._open(self, key, None, now=now)
                 lease.moved = sticky is not None and (cookie is not None or named is not None)
-            record = self._records[lease.server]
-            lease.context = record
-            record.in_flight += 1
-            self._drainer.opened(lease.server)
+            server = lease.server
+            lease.context = self._records[server]
+            self._drainer._records[server].in_flight += 1
             if sticky is not None:
                 # Always the current cookie (cached unless it expires): one signed
                 # with a retired secret is re-signed with the first, so rotation works.
-                lease.cookie = sticky.cookie_for(lease.server)
+                lease.cookie = sticky._cookie_for(server, now)
                 if session is not None:
-                    sticky.bind(session, lease.server)
-            return lease
+                    sticky._bind(session, server, now)
+        if self._outbox._queue:
+            self._outbox.flush()
+        return lease
 
     def _keeps_sticky(self, server: str) -> bool:
-        record = self._records.get(server)
-        if record is None:
+        if server not in self._records:
             return False
-        healthy = self._panic or self._health is None or self._health.is_healthy(server)
-        return healthy and self._drainer.accepts_sticky(server)
+        health = self._health
+        healthy = self._panic or health is None or health._lookup(server).state is _HEALTHY
+        return healthy and self._drainer._accepts_sticky(self._drainer._lookup(server))
 
-    def _release(self, lease: Lease, ok: bool) -> bool:
-        if not self._strategy._release(lease, ok):
+    def _release(self, lease: Lease, ok: bool | None) -> bool:
+        try:
+            now = check_time(self._clock())
+        except (TypeError, ValueError):
+            # A broken clock must not leak the lease: settle the counts (not the
+            # health or the statistics, which need a time), then raise.
+            self._settle_counts(lease, ok)
+            raise
+        return self._settle(lease, ok, now)
+
+    def _settle_counts(self, lease: Lease, ok: bool | None) -> None:
+        if not self._strategy._release(lease, ok, lease.started):
+            return
+        with self._lock:
+            if self._records.get(lease.server) is lease.context:
+                drainer = self._drainer
+                drained = drainer._closed(drainer._records[lease.server], self._now)
+                if drained is not None:
+                    self._changed([drained], self._now)
+                    self._refresh(self._now)
+        self._outbox.flush()
+
+    def _settle(self, lease: Lease, ok: bool | None, now: float) -> bool:
+        if not self._strategy._release(lease, ok, now):
             return False
         server = lease.server
         with self._lock:
+            if now < self._now:
+                now = self._now
+            else:
+                self._now = now
+            if now >= self._wake:
+                self._advance(now)
             record = lease.context
             if not isinstance(record, _Record) or self._records.get(server) is not record:
                 return True  # the server left the pool: nothing of it to account
             latency = lease.latency or 0.0
-            record.in_flight -= 1
             record.requests += 1
-            record.errors += not ok
+            record.errors += ok is False  # None: abandoned, neither outcome
             record.latency_sum += latency
             record.latency_max = max(record.latency_max, latency)
-            changed = False
-            change = self._drainer.closed(server)
-            if change is not None:
-                self._changes.append(change)
-                changed = True
-            if self._health is not None:
-                change = self._health.observe(server, ok)
-                if change is not None:
-                    self._note(change)
-                    self._changes.append(change)
-                    changed = True
-            if changed:
-                self._refresh(lease.started + latency)
+            changes = []
+            drained = self._drainer._closed(self._drainer._records[server], now)
+            if drained is not None:
+                changes.append(drained)
+            if self._health is not None and ok is not None:  # abandoned: no health event
+                ejected = self._health._observe(self._health._records[server], ok, now)
+                if ejected is not None:
+                    changes.append(ejected)
+            if changes:
+                self._changed(changes, now)
+                self._refresh(now)
+        if self._outbox._queue:
+            self._outbox.flush()
         return True
 
     # -- health, draining, events ----------------------------------------------
@@ -378,165 +487,189 @@ class Pool:
         if self._health is None:
             return []
         with self._lock:
-            due = self._health.due()
-            self._wake = -math.inf  # a started probe brings a timeout deadline
-            return due
+            due = self._health._due(self._begin())
+            self._wake = self._next_wake()  # a started probe brings a timeout
+        self._outbox.flush()
+        return due
 
     def record_check(self, server: str, ok: bool) -> StateChange | None:
         """Report an active probe's result; returns the health change it caused, if any.
 
         Raises:
             ValueError: the pool has no HealthTracker. UnknownServer: not a member.
+            TypeError: ``ok`` is not a bool.
         """
-        if self._health is None:
+        health = self._health
+        if health is None:
             raise ValueError("record_check needs a Pool created with health=HealthTracker(...)")
+        check_bool("ok", ok)
         with self._lock:
-            change = self._health.record(server, ok)
+            now = self._begin(refreshes=True)
+            change = health._record(health._lookup(server), ok, now)
             if change is not None:
-                self._note(change)
-                self._refresh(change.at)
-            self._wake = -math.inf
-            return change
+                self._changed([change], now, poll=False)
+                self._refresh(now)
+            self._wake = self._next_wake()
+        self._outbox.flush()
+        return change
 
     def drain(self, server: str, timeout: float | None = None) -> StateChange:
         """Stop sending new work to ``server``; see :meth:`Drainer.drain`."""
+        drainer = self._drainer
+        seconds = drainer._seconds(timeout)
         with self._lock:
-            change = self._drainer.drain(server, timeout)
-            self._refresh(change.at)
-            return change
+            now = self._begin(refreshes=True)
+            change = drainer._drain(drainer._lookup(server), seconds, now)
+            self._changed([change], now, poll=False)
+            self._refresh(now)
+        self._outbox.flush()
+        return change
 
     def cancel_drain(self, server: str) -> StateChange:
         """Return a draining or drained server to service; see :meth:`Drainer.cancel`."""
+        drainer = self._drainer
         with self._lock:
-            change = self._drainer.cancel(server)
-            self._refresh(change.at)
-            return change
+            now = self._begin(refreshes=True)
+            change = drainer._cancel(drainer._lookup(server), now)
+            self._changed([change], now, poll=False)
+            self._refresh(now)
+        self._outbox.flush()
+        return change
 
     def poll(self) -> list[StateChange]:
         """Changes since the last poll: lease releases, probe timeouts, ejections ending,
         drain deadlines. Changes already returned by a call are not repeated."""
         with self._lock:
-            self._advance(self._clock())
+            self._begin()
             changes, self._changes = self._changes, []
-            return changes
+        self._outbox.flush()
+        return changes
 
     def next_deadline(self) -> float | None:
         """The clock time at which a probe is due or something may change, or ``None``."""
         with self._lock:
-            times = [self._ramp_wake, *self._deadlines(probes=True)]
+            self._begin()
+            times = [self._ramp_wake, self._next_wake()]
+            if self._health is not None:
+                times.append(_or_inf(self._health._next_deadline()))
             soonest = min(times)
-            return None if soonest == math.inf else soonest
+        self._outbox.flush()
+        return None if soonest == math.inf else soonest
 
-    def _deadlines(self, *, probes: bool) -> list[float]:
-        found = [self._drainer.next_deadline()]
+    def _next_wake(self) -> float:
+        """The earliest time a state changes by time alone: a ramp step, a timeout, an
+        ejection's end, a drain's deadline (due probes are the caller's business)."""
+        times = [self._ramp_wake, _or_inf(self._drainer._deadlines.next_at())]
         if self._health is not None:
-            health = self._health
-            found.append(health.next_deadline() if probes else health.next_change())
-        return [math.inf if t is None else t for t in found]
-
-    def _catch_up(self) -> None:
-        """Apply what the clock has brought since the last call (the lock is held)."""
-        now = self._clock()
-        if now >= self._wake:
-            self._advance(now)
+            times.append(_or_inf(self._health._timers.next_at()))
+        return min(times)
 
     def _advance(self, now: float) -> None:
-        changed = False
+        """Fire every component's timers due at ``now``, in time order, and refresh."""
+        fired = self._drainer._advance(self._drainer._at(now))
         if self._health is not None:
-            for change in self._health.poll():
-                self._note(change)
-                self._changes.append(change)
-                changed = True
-        drained = self._drainer.poll()
-        self._changes.extend(drained)
-        if changed or drained or self._stale or now >= self._ramp_wake:
+            fired = self._health._advance(self._health._at(now)) + fired
+            fired.sort(key=_at)  # stable: each component's own order is kept
+        if fired:
+            self._changed(fired, now)
+        if fired or self._stale or now >= self._ramp_wake:
             self._refresh(now)
-        # Due probes are the caller's business (due_checks); only state changes wake us.
-        self._wake = min([self._ramp_wake, *self._deadlines(probes=False)])
+        self._wake = self._next_wake()
 
-    def _note(self, change: StateChange) -> None:
-        record = self._records.get(change.server)
-        if record is not None and change.new is HealthState.HEALTHY:
-            record.since = change.at  # a recovered server ramps up like a new one
+    def _changed(self, changes: list[StateChange], now: float, *, poll: bool = True) -> None:
+        """Note changes (lock held): recovered servers ramp, events are queued."""
+        for change in changes:
+            record = self._records.get(change.server)
+            if record is not None and change.new is _HEALTHY:
+                record.since = change.at  # a recovered server ramps up like a new one
+        if poll:
+            self._changes.extend(changes)
+        self._emit(changes)
 
     # -- weights ----------------------------------------------------------------
 
     def _refresh(self, now: float) -> None:
-        """Recompute every effective weight and push the changed ones to the strategy.
+        """Recompute every effective weight and push the changed ones as one batch.
 
-        If the strategy refuses one (a strategy whose ``_admit`` does not
-        foresee it), every other weight is still pushed (so ejections and
-        drains always apply), the first refusal is raised, and the next call
-        tries again rather than leaving the pool stale.
+        If the strategy refuses the batch (a strategy whose ``_admit`` does
+        not foresee it), the weights are pushed one by one so that ejections
+        and drains still apply, the first refusal is raised, and the next
+        call tries again rather than leaving the pool stale.
         """
-        refused: ValueError | None = None
         self._stale = True
-        self._wake = -math.inf
+        self._wake = -math.inf  # the next call works out when to wake
         health, drainer = self._health, self._drainer
-        active = [s for s in self._records if drainer.is_active(s)]
-        healthy = [s for s in active if health is None or health.is_healthy(s)]
-        self._panic = bool(active) and len(healthy) < self._panic_threshold * len(active)
-        eligible = set(active if self._panic else healthy)
-        self._ramp_wake = math.inf
-        for server, record in self._records.items():
-            weight = 0.0
-            if server in eligible:
-                weight = record.weight
-                if not self._panic:
-                    factor, step = self._ramp.at(now - record.since)
-                    weight *= factor
-                    self._ramp_wake = min(self._ramp_wake, record.since + step)
-            if weight != record.effective:
-                try:
-                    self._strategy.set_weight(server, weight)
-                except ValueError as error:
-                    refused = refused or error
-                    continue
-                record.effective = weight
-        if refused is not None:
-            raise refused
+        members = {
+            server: Member(
+                record.weight,
+                record.since,
+                health is None or health._records[server].state is _HEALTHY,
+                drainer._records[server].state is _ACTIVE,
+            )
+            for server, record in self._records.items()
+        }
+        result = effective_weights(members, self._ramp, self._panic_threshold, now)
+        self._panic = result.panic
+        self._ramp_wake = result.next_step
+        records = self._records
+        batch = {s: w for s, w in result.weights.items() if w != records[s].effective}
+        if batch:
+            try:
+                self._strategy.set_weights(batch)
+            except ValueError:
+                self._push_each(batch)
+            for server, weight in batch.items():
+                records[server].effective = weight
         self._stale = False
-        # _wake stays -inf: the next call works out when to wake (a ramp step is
-        # a state change too, so acquire() alone reaches it); _advance does now.
+
+    def _push_each(self, batch: dict[str, float]) -> None:
+        refused: ValueError | None = None
+        for server, weight in list(batch.items()):
+            try:
+                self._strategy.set_weight(server, weight)
+            except ValueError as error:
+                refused = refused or error
+                del batch[server]
+        if refused is not None:
+            for server, weight in batch.items():
+                self._records[server].effective = weight
+            raise refused
 
     # -- reading ----------------------------------------------------------------
 
     @property
     def panic(self) -> bool:
-        """Whether the pool is in panic mode (health ignored), now.
-
-        Never waits: while another call holds the pool (or from a component's
-        callback, which runs inside one) it is the value that call has left.
-        """
-        if not self._lock.acquire(blocking=False):
-            return self._panic
-        try:
-            self._catch_up()
-            return self._panic
-        finally:
-            self._lock.release()
+        """Whether the pool is in panic mode (health ignored), now."""
+        with self._lock:
+            self._begin()
+            panic = self._panic
+        self._outbox.flush()
+        return panic
 
     def is_eligible(self, server: str) -> bool:
         """Whether the strategy may send new work to ``server`` now."""
         with self._lock:
-            self._catch_up()
+            self._begin()
             record = self._records.get(server)
-            if record is None:
-                raise UnknownServer(server)
-            return record.effective > 0
+            eligible = None if record is None else record.effective > 0
+        self._outbox.flush()
+        if eligible is None:
+            raise UnknownServer(server)
+        return eligible
 
     def stats(self) -> dict[str, ServerStats]:
         """Per-server requests, errors, latency, in-flight and state (RED metrics), now. O(n)."""
         with self._lock:
-            self._catch_up()
-            return {
+            self._begin()
+            health, drainer = self._health, self._drainer
+            stats = {
                 server: ServerStats(
                     server=server,
                     weight=record.weight,
                     effective_weight=record.effective,
-                    health=None if self._health is None else self._health.state(server),
-                    drain=self._drainer.state(server),
-                    in_flight=record.in_flight,
+                    health=None if health is None else health._records[server].state,
+                    drain=drainer._records[server].state,
+                    in_flight=drainer._records[server].in_flight,
                     requests=record.requests,
                     errors=record.errors,
                     latency_mean=record.latency_sum / record.requests if record.requests else 0.0,
@@ -544,6 +677,8 @@ class Pool:
                 )
                 for server, record in self._records.items()
             }
+        self._outbox.flush()
+        return stats
 
     @property
     def strategy(self) -> Balancer:
@@ -582,12 +717,19 @@ class Pool:
 
     def _check(self) -> None:
         """Assert the pool's invariants (tests call this)."""
-        assert set(self._records) == set(self._strategy.servers), "members differ from strategy"
+        strategy, drainer = self._strategy, self._drainer
+        assert set(self._records) == set(strategy.servers), "members differ from strategy"
         for server, record in self._records.items():
-            assert record.in_flight >= 0, (server, record.in_flight)
-            assert self._strategy.servers[server] == record.effective, server
+            assert strategy.servers[server] == record.effective, server
             assert record.errors <= record.requests, server
-        self._strategy._check()
+            # Open leases are counted by the strategy and by the drainer: they agree.
+            assert drainer.in_flight(server) == strategy.in_flight(server), server
+            if self._health is not None:
+                assert server in self._health, server
+        strategy._check()
+        drainer._check()
+        if self._health is not None:
+            self._health._check()
 
     def __repr__(self) -> str:
         parts = [repr(self._strategy)]
@@ -599,3 +741,15 @@ class Pool:
             parts.append(f"slow_start={self._ramp.window!r}")
         parts.append(f"panic_threshold={self._panic_threshold!r}")
         return f"Pool({', '.join(parts)})"
+
+
+_HEALTHY = HealthState.HEALTHY
+_ACTIVE = DrainState.ACTIVE
+
+
+def _at(change: StateChange) -> float:
+    return change.at
+
+
+def _or_inf(at: float | None) -> float:
+    return math.inf if at is None else at

@@ -34,7 +34,7 @@ import threading
 from collections import deque
 
 from .clock import Clock, monotonic
-from .validate import check_number, check_range
+from .validate import check_callable, check_range, check_time
 
 __all__ = ["RetryBudget"]
 
@@ -106,9 +106,7 @@ class RetryBudget:
         self._ratio = check_range("ratio", ratio, 0.0, 1000.0)
         self._min_rate = check_range("min_retries_per_second", min_retries_per_second, 0.0)
         self._ttl = check_range("ttl", ttl, 1.0, 60.0)
-        if clock is not None and not callable(clock):
-            raise TypeError(f"clock must be a callable returning seconds, got {clock!r}")
-        self._clock: Clock = monotonic if clock is None else clock
+        self._clock: Clock = monotonic if clock is None else check_callable("clock", clock)
         self._reserve = self._min_rate * self._ttl
         self._width = self._ttl / _GROUPS
         self._groups: deque[_Group] = deque()
@@ -179,8 +177,7 @@ class RetryBudget:
             return max(0, math.floor(self._available() + _SLACK))
 
     def _now(self) -> float:
-        reading: object = self._clock()
-        return check_number("the clock's reading", reading)
+        return check_time(self._clock())
 
     def _available(self) -> float:
         return self._reserve + self._ratio * self._deposits - self._withdrawals

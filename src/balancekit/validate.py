@@ -255,8 +255,8 @@ def check_callable(name: str, value: T) -> T:
     return value
 
 
-def check_instance(name: str, value: object, kind: type[T], optional: bool = False) -> T | None:
-    """``value``, if it is an instance of ``kind`` (or ``None`` when ``optional``).
+def check_instance(name: str, value: object, kind: type, optional: bool = False) -> None:
+    """Check that ``value`` is an instance of ``kind`` (or ``None`` when ``optional``).
 
     >>> check_instance("health", object(), int, optional=True)
     Traceback (most recent call last):
@@ -266,14 +266,13 @@ def check_instance(name: str, value: object, kind: type[T], optional: bool = Fal
     Raises:
         TypeError: anything else.
     """
-    if value is None and optional:
-        return None
-    if not isinstance(value, kind):
-        text = show(value) if type(value).__repr__ is not object.__repr__ else None
-        shown = text or f"<{type(value).__name__} object>"
-        suffix = " or None" if optional else ""
-        raise TypeError(f"{name} must be a {kind.__name__}{suffix}, got {shown}")
-    return value
+    if (value is None and optional) or isinstance(value, kind):
+        return
+    # An object's default repr carries its address: noise in a message.
+    plain = type(value).__repr__ is object.__repr__
+    shown = f"<{type(value).__name__} object>" if plain else show(value)
+    suffix = " or None" if optional else ""
+    raise TypeError(f"{name} must be a {kind.__name__}{suffix}, got {shown}")
 
 
 # -- servers and weights ---------------------------------------------------------

@@ -103,11 +103,14 @@ class Backend:
                 pass  # keep test output clean
 
             def _answer(self, status: int, body: bytes) -> None:
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(body)))
-                self.send_header("Content-Type", "text/plain")
-                self.end_headers()
-                self.wfile.write(body)
+                # One write for head and body, as most servers send a small
+                # answer: a kill cuts a response before it or after it.
+                self.log_request(status)
+                head = (
+                    f"HTTP/1.1 {status} {self.responses.get(status, ('',))[0]}\r\n"
+                    f"Content-Length: {len(body)}\r\nContent-Type: text/plain\r\n\r\n"
+                )
+                self.wfile.write(head.encode("latin-1") + body)
 
             def _serve(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)

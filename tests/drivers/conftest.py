@@ -10,10 +10,6 @@ import pytest
 from .backends import REDIS_INSTALL_HINT, Backend, RedisServer, in_ci
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "slow: a long driver test (deselect with -m 'not slow')")
-
-
 @pytest.fixture
 def backends() -> Iterator[Callable[..., Backend]]:
     """A factory of backends, every one closed when the test ends."""

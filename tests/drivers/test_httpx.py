@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Iterator
 
 import httpx
@@ -159,6 +161,21 @@ def test_attempts_one_and_an_empty_budget_mean_no_retry(
     assert budget.deposits == 1  # one deposit per request
 
 
+def test_the_default_budget_is_a_retry_budget_and_it_limits_retries(
+    three: list[Backend], make_client: Callable[..., httpx.Client]
+) -> None:
+    pool = bk.Pool(bk.RoundRobin([x.url for x in three]))
+    assert isinstance(BalancedTransport(pool).retry_budget, bk.RetryBudget)
+    for backend in three:
+        backend.status = 503
+    # half a retry per request, no reserve: 4 requests may retry twice in all
+    budget = bk.RetryBudget(ratio=0.5, min_retries_per_second=0.0)
+    client = make_client(pool, retry_budget=budget)
+    for _ in range(4):
+        assert client.get("/x").status_code == 503
+    assert sum(x.hits["GET /x"] for x in three) == 4 + 2
+
+
 def test_a_4xx_is_a_success_and_classify_overrides(
     backends: Callable[..., Backend], make_client: Callable[..., httpx.Client]
 ) -> None:
@@ -276,3 +293,59 @@ def test_a_shared_inner_transport_and_repr(
         assert client.get("/x").status_code == 200
     assert repr(transport).startswith("BalancedTransport(Pool(RoundRobin(")
     assert "attempts=2" in repr(transport) and "retry_statuses=[502, 503, 504]" in repr(transport)
+
+
+def test_a_hung_backend_hit_by_per_try_timeouts_is_ejected(
+    backends: Callable[..., Backend],
+) -> None:
+    hung, live = backends("hung"), backends("live")
+    hung.hang.set()
+    tracker = bk.HealthTracker(consecutive_failures=2, max_ejected_percent=50)
+    pool = bk.Pool(bk.RoundRobin([hung.url, live.url]), health=tracker)
+    transport = BalancedTransport(pool)
+    try:
+        with httpx.Client(transport=transport, base_url="http://service", timeout=0.1) as client:
+            assert [client.get("/x").text for _ in range(4)] == ["live /x"] * 4
+    finally:
+        hung.hang.clear()
+    assert pool.stats()[hung.url].health is bk.HealthState.EJECTED
+    assert pool.stats()[hung.url].errors == 2
+
+
+def test_a_backend_killed_under_load_gets_no_new_request_a_second_later(
+    backends: Callable[..., Backend],
+) -> None:
+    live, doomed = backends("live"), backends("doomed")
+    tracker = bk.HealthTracker(consecutive_failures=2, max_ejected_percent=50)
+    pool = bk.Pool(bk.RoundRobin([live.url, doomed.url]), health=tracker)
+    client = httpx.Client(transport=BalancedTransport(pool), base_url="http://service")
+    failures: list[object] = []
+    stop = threading.Event()
+
+    def worker() -> None:
+        for _ in range(2_000):  # bounded; ends when the test says so
+            if stop.is_set():
+                return
+            try:
+                if client.get("/x").status_code != 200:
+                    failures.append("status")
+            except Exception as error:
+                failures.append(error)
+
+    with client:
+        threads = [threading.Thread(target=worker) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        time.sleep(0.3)
+        doomed.kill()
+        time.sleep(1.0)
+        at_grace = pool.stats()[doomed.url].requests
+        time.sleep(0.5)
+        stop.set()
+        for thread in threads:
+            thread.join(10.0)
+    stats = pool.stats()
+    assert failures == []  # each try on the dead server was retried on the live one
+    assert stats[doomed.url].requests == at_grace and stats[doomed.url].errors >= 1
+    assert stats[doomed.url].health is bk.HealthState.EJECTED
+    assert stats[live.url].requests > 100 and all(s.in_flight == 0 for s in stats.values())

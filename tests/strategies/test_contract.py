@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 import threading
 
 import pytest
@@ -153,15 +154,66 @@ def test_context_manager_marks_failure(cls: type[Balancer]) -> None:
     assert lb.in_flight(lease.server) == 0
 
 
-@pytest.mark.parametrize("interrupt", [KeyboardInterrupt, asyncio.CancelledError])
-def test_an_interrupted_block_is_not_a_failed_request(
+@pytest.mark.parametrize("interrupt", [KeyboardInterrupt, asyncio.CancelledError, SystemExit])
+def test_an_interrupted_block_is_an_abandoned_request(
     cls: type[Balancer], interrupt: type[BaseException]
 ) -> None:
-    # The caller gave up: passive health must not hold it against the server.
-    lb = cls(SERVERS)
+    # The caller gave up: not a failure of the server, not a success either.
+    clock = ManualClock()
+    lb = cls(SERVERS, clock=clock)  # type: ignore[call-arg]
     with pytest.raises(interrupt), lb.acquire(KEYS[0]) as lease:
+        clock.advance(0.5)
         raise interrupt
-    assert lease.ok is True and lb.in_flight(lease.server) == 0
+    assert lease.released and lease.abandoned and lease.ok is None
+    assert lease.latency == pytest.approx(0.5)
+    assert lb.in_flight(lease.server) == 0
+    assert "abandoned" in repr(lease)
+    lb._check()
+
+
+def test_release_none_is_abandoned_and_once(cls: type[Balancer]) -> None:
+    lb = cls(SERVERS)
+    lease = lb.acquire(KEYS[0])
+    assert not lease.released and not lease.abandoned
+    assert lease.release(ok=None) is True
+    assert lease.release(ok=True) is False  # already released: nothing changes
+    assert lease.abandoned and lease.ok is None
+    assert lb.in_flight(lease.server) == 0
+    lb._check()
+
+
+@pytest.mark.parametrize("bad", [1, 0, "yes", 0.0, [True]], ids=repr)
+def test_bad_outcome_is_refused_and_changes_nothing(cls: type[Balancer], bad: object) -> None:
+    lb = cls(SERVERS)
+    lease = lb.acquire(KEYS[0])
+    with pytest.raises(TypeError, match=re.escape(f"ok must be True, False or None, got {bad!r}")):
+        lease.release(ok=bad)  # type: ignore[arg-type]
+    assert not lease.released and lb.in_flight(lease.server) == 1
+    assert lease.release(ok=False) is True
+    assert lb.in_flight(lease.server) == 0
+
+
+@pytest.mark.parametrize("reading", [None, math.nan, math.inf], ids=repr)
+@pytest.mark.parametrize("ok", [True, False, None])
+def test_a_bad_clock_at_release_still_settles_the_counts(
+    cls: type[Balancer], reading: object, ok: bool | None
+) -> None:
+    times: list[object] = [1.0]
+    lb = cls(SERVERS, clock=lambda: times[-1])  # type: ignore[call-arg]
+    lease = lb.acquire(KEYS[0])
+    other = lb.acquire(KEYS[1])
+    times.append(reading)
+    # The fault is reported, after the lease is settled: nothing stays counted.
+    with pytest.raises((TypeError, ValueError), match="clock"):
+        lease.release(ok=ok)
+    assert lease.released and lease.ok is ok and lease.latency is None
+    assert lease.release() is False
+    assert lb.in_flight(lease.server) == (1 if other.server == lease.server else 0)
+    lb._check()
+    times.append(2.0)
+    assert other.release() is True and other.latency == 1.0
+    assert all(lb.in_flight(s) == 0 for s in SERVERS)
+    lb._check()
 
 
 def test_key_requirement(cls: type[Balancer]) -> None:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import math
 import random
 from collections import Counter
 
@@ -8,6 +9,7 @@ import pytest
 from balancekit.clock import ManualClock
 from balancekit.errors import NoServerAvailable
 from balancekit.strategies.least_load import LeastConnections, PowerOfTwoChoices
+from balancekit.strategies.response_time import LeastResponseTime
 
 # -- LeastConnections ------------------------------------------------------------
 
@@ -217,3 +219,156 @@ def test_weights_divide_the_load() -> None:
     leases = [lb.acquire() for _ in range(400)]
     counts = Counter(lease.server for lease in leases)
     assert 290 <= counts["big"] <= 310, counts
+
+
+# -- PowerOfTwoChoices options: choices and load ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "text"),
+    [
+        ({"choices": 1}, ValueError, "choices must be an int in [2, 10], got 1"),
+        ({"choices": 11}, ValueError, "choices must be an int in [2, 10], got 11"),
+        ({"choices": 2.0}, TypeError, "choices must be an int in [2, 10], got 2.0"),
+        ({"choices": True}, TypeError, "choices must be an int in [2, 10], got True"),
+        (
+            {"load": "ewma"},
+            ValueError,
+            "load must be one of ('in_flight', 'peak_ewma'), got 'ewma'",
+        ),
+        ({"load": None}, TypeError, "load must be one of ('in_flight', 'peak_ewma'), got None"),
+        ({"decay": 0}, ValueError, "decay must be a finite number > 0, got 0"),
+        ({"decay": "10"}, TypeError, "decay must be a finite number > 0, got '10'"),
+        ({"default_rtt": -0.1}, ValueError, "default_rtt must be a finite number >= 0, got -0.1"),
+        (
+            {"default_rtt": math.nan},
+            ValueError,
+            "default_rtt must be a finite number >= 0, got nan",
+        ),
+        ({"default_rtt": 10**400}, ValueError, "default_rtt must be a finite number >= 0"),
+    ],
+)
+def test_bad_choice_options_name_the_value(
+    options: dict[str, object], error: type[Exception], text: str
+) -> None:
+    with pytest.raises(error) as info:
+        PowerOfTwoChoices(["a", "b"], **options)  # type: ignore[arg-type]
+    assert text in str(info.value)
+
+
+def test_options_are_readable_and_in_repr() -> None:
+    lb = PowerOfTwoChoices(["a"], choices=4, load="peak_ewma", decay=5, default_rtt=0.01)
+    assert (lb.choices, lb.load_metric, lb.decay, lb.default_rtt) == (4, "peak_ewma", 5.0, 0.01)
+    assert "choices=4, load='peak_ewma', decay=5.0, default_rtt=0.01" in repr(lb)
+    assert "choices=2, load='in_flight')" in repr(PowerOfTwoChoices(["a"]))
+
+
+def test_three_choices_follow_the_triples() -> None:
+    # Loads 0..4 and 3 distinct draws: the lightest of each triple wins, so load 0
+    # wins 6/10 of the triples, load 1 3/10, load 2 1/10, loads 3 and 4 never.
+    lb = PowerOfTwoChoices([f"l{i}" for i in range(5)], choices=3, rng=random.Random(5))
+    for i in range(5):
+        lb._members[f"l{i}"].in_flight = i
+    counts = Counter(lb.get_server() for _ in range(30_000))
+    assert counts["l3"] == counts["l4"] == 0
+    assert 17_400 < counts["l0"] < 18_600
+    assert 8_400 < counts["l1"] < 9_600
+    assert 2_600 < counts["l2"] < 3_400
+
+
+def test_more_choices_than_servers_compares_them_all() -> None:
+    lb = PowerOfTwoChoices(["a", "b", "c"], choices=10, rng=random.Random(6))
+    lb._members["a"].in_flight = 2
+    lb._members["b"].in_flight = 1
+    assert {lb.get_server() for _ in range(200)} == {"c"}
+    lb._members["c"].in_flight = 1  # b and c tie: the random order shares them
+    counts = Counter(lb.get_server() for _ in range(2_000))
+    assert set(counts) == {"b", "c"} and min(counts.values()) > 850
+
+
+def test_peak_ewma_avoids_the_slow_server_and_forgets_it() -> None:
+    clock = ManualClock()
+    lb = PowerOfTwoChoices(
+        ["fast", "slow"], load="peak_ewma", decay=1.0, default_rtt=0.02, clock=clock
+    )
+    slow = lb._open(lb, None, "slow")  # pinned, as a Pool pins a sticky client
+    clock.advance(0.5)
+    slow.release()
+    assert lb.load("slow") == pytest.approx(0.5)  # the peak
+    # Traffic goes to fast (20 ms each) until slow's peak, dated 0.5 s, decays
+    # below fast's 0.02: 0.5 x e**-(t - 0.5) < 0.02 once t > 0.5 + ln 25 = 3.72 s.
+    for _ in range(400):
+        lease = lb.acquire()
+        if lease.server == "slow":
+            break
+        clock.advance(0.02)
+        lease.release()
+    assert lease.server == "slow"
+    assert 3.71 < clock() < 3.75
+    assert lb.load("fast") == pytest.approx(0.02)
+    lb._check()
+
+
+def test_peak_ewma_shares_least_response_times_estimator() -> None:
+    # Same history, same loads: LeastResponseTime without a failure penalty.
+    clock = ManualClock()
+    options = {"decay": 2.0, "default_rtt": 0.03, "clock": clock}
+    p2c = PowerOfTwoChoices(["a", "b", "c"], load="peak_ewma", **options)  # type: ignore[arg-type]
+    lrt = LeastResponseTime(["a", "b", "c"], failure_penalty=0.0, **options)  # type: ignore[arg-type]
+    rng = random.Random(12)
+    for _ in range(300):
+        server = rng.choice("abc")
+        one, two = p2c._open(p2c, None, server), lrt._open(lrt, None, server)
+        clock.advance(rng.choice([0.001, 0.02, 0.3, 1.5]))
+        ok = rng.choice([True, False, None])
+        one.release(ok=ok)
+        two.release(ok=ok)
+        for s in "abc":
+            assert p2c.load(s) == pytest.approx(lrt.load(s), rel=1e-12)
+    p2c._check()
+
+
+def test_peak_ewma_failures_are_plain_samples() -> None:
+    # Finagle and Linkerd: no failure penalty in the load; a fast failure is fast.
+    clock = ManualClock()
+    lb = PowerOfTwoChoices(["a"], load="peak_ewma", decay=1.0, default_rtt=0.02, clock=clock)
+    lease = lb.acquire()
+    clock.advance(0.01)
+    lease.release(ok=False)
+    assert lb.load("a") == pytest.approx(0.02 + (0.01 - 0.02) * (1 - math.exp(-0.01)))
+
+
+def test_peak_ewma_fresh_start_after_weight_zero() -> None:
+    clock = ManualClock()
+    lb = PowerOfTwoChoices(["a", "b"], load="peak_ewma", decay=10.0, clock=clock)
+    lease = lb._open(lb, None, "a")
+    clock.advance(2.0)
+    lease.release(ok=None)  # abandoned after 2 s: a 2 s sample
+    assert lb.load("a") == pytest.approx(2.0)
+    lb.set_weight("a", 0)
+    clock.advance(1.0)
+    lb.set_weight("a", 1)
+    assert lb.load("a") == pytest.approx(0.030)
+    lb._check()
+
+
+class CountingClock:
+    def __init__(self) -> None:
+        self.reads = 0
+
+    def __call__(self) -> float:
+        self.reads += 1
+        return float(self.reads)
+
+
+@pytest.mark.parametrize("load", ["in_flight", "peak_ewma"])
+def test_picks_read_no_clock(load: str) -> None:
+    # Peak-EWMA loads are compared without the time: their order does not change with it.
+    clock = CountingClock()
+    lb = PowerOfTwoChoices([f"s{i}" for i in range(6)], load=load, clock=clock)
+    before = clock.reads
+    for _ in range(20):
+        lb.get_server()
+    assert clock.reads == before
+    lb.acquire().release()
+    assert clock.reads == before + 2  # one read at acquire, one at release

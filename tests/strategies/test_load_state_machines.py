@@ -53,7 +53,11 @@ class LoadModel(RuleBasedStateMachine):
     def model_added(self, server: str) -> None:
         return
 
-    def model_released(self, server: str, lease: Lease, ok: bool) -> None:
+    def model_restarted(self, server: str) -> None:
+        """The server's weight went from 0 to positive: a fresh start."""
+        return
+
+    def model_released(self, server: str, lease: Lease, ok: bool | None) -> None:
         return
 
     def check_pick(self, server: str, candidates: list[str]) -> None:
@@ -92,6 +96,8 @@ class LoadModel(RuleBasedStateMachine):
         if server not in self.weights:
             return
         self.lb.set_weight(server, weight)
+        if self.weights[server] == 0 and weight > 0:
+            self.model_restarted(server)
         self.weights[server] = float(weight)
 
     @rule()
@@ -129,12 +135,13 @@ class LoadModel(RuleBasedStateMachine):
         self.open.append((lease, self.generation[lease.server]))
 
     @precondition(lambda self: self.open)
-    @rule(index=st.integers(0, 50), ok=st.booleans(), twice=st.booleans())
-    def release(self, index: int, ok: bool, twice: bool) -> None:
+    @rule(index=st.integers(0, 50), ok=st.sampled_from([True, False, None]), twice=st.booleans())
+    def release(self, index: int, ok: bool | None, twice: bool) -> None:
         lease, generation = self.open.pop(index % len(self.open))
         assert lease.release(ok) is True
         if twice:
             assert lease.release(not ok) is False
+        assert lease.ok is ok and lease.released
         server = lease.server
         if server in self.weights and self.generation[server] == generation:
             self.counts[server] -= 1
@@ -179,6 +186,8 @@ DECAY, DEFAULT_RTT, PENALTY = 2.0, 0.03, 0.3
 
 
 class LeastResponseTimeMachine(LoadModel):
+    penalty = PENALTY
+
     def __init__(self) -> None:
         self.estimate: dict[str, tuple[float, float]] = {}  # server -> (e, t_prev)
         super().__init__()
@@ -191,11 +200,14 @@ class LeastResponseTimeMachine(LoadModel):
     def model_added(self, server: str) -> None:
         self.estimate[server] = (DEFAULT_RTT, self.clock())
 
-    def model_released(self, server: str, lease: Lease, ok: bool) -> None:
+    def model_restarted(self, server: str) -> None:
+        self.estimate[server] = (DEFAULT_RTT, self.clock())
+
+    def model_released(self, server: str, lease: Lease, ok: bool | None) -> None:
         now = self.clock()
         rtt = now - lease.started
-        if not ok:
-            rtt = max(rtt, PENALTY)
+        if ok is False:  # abandoned (None): the elapsed time, without a penalty
+            rtt = max(rtt, self.penalty)
         e, t_prev = self.estimate[server]
         if rtt > e:
             e = rtt
@@ -219,9 +231,48 @@ class LeastResponseTimeMachine(LoadModel):
             assert self.lb.load(server) == pytest.approx(self.model_load(server), rel=1e-9)
 
 
+class PeakEwmaChoicesMachine(LeastResponseTimeMachine):
+    """PowerOfTwoChoices(load="peak_ewma"): the same estimator, failures without a penalty."""
+
+    penalty = 0.0
+
+    def build(self, servers: dict[str, float]) -> Balancer:
+        return PowerOfTwoChoices(
+            servers,
+            load="peak_ewma",
+            decay=DECAY,
+            default_rtt=DEFAULT_RTT,
+            rng=random.Random(0),
+            clock=self.clock,
+        )
+
+    def check_pick(self, server: str, candidates: list[str]) -> None:
+        # It won against another drawn candidate: some other one is at least as loaded.
+        assert server in candidates
+        others = [s for s in candidates if s != server]
+        if others:
+            mine = self.model_load(server)
+            assert max(self.model_load(s) for s in others) >= mine * (1 - 1e-9)
+
+
+class ThreeChoicesMachine(PowerOfTwoChoicesMachine):
+    def build(self, servers: dict[str, float]) -> Balancer:
+        return PowerOfTwoChoices(servers, choices=3, rng=random.Random(0), clock=self.clock)
+
+    def check_pick(self, server: str, candidates: list[str]) -> None:
+        # It beat two others (or all, with fewer): at most len - 3 candidates are lighter.
+        assert server in candidates
+        lighter = [s for s in candidates if self.count_load(s) < self.count_load(server)]
+        assert len(lighter) <= max(0, len(candidates) - 3), (server, lighter)
+
+
 TestLeastConnections = LeastConnectionsMachine.TestCase
 TestLeastConnections.settings = STEPS
 TestPowerOfTwoChoices = PowerOfTwoChoicesMachine.TestCase
 TestPowerOfTwoChoices.settings = STEPS
 TestLeastResponseTime = LeastResponseTimeMachine.TestCase
 TestLeastResponseTime.settings = STEPS
+TestPeakEwmaChoices = PeakEwmaChoicesMachine.TestCase
+TestPeakEwmaChoices.settings = STEPS
+TestThreeChoices = ThreeChoicesMachine.TestCase
+TestThreeChoices.settings = STEPS

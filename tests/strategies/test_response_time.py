@@ -260,3 +260,38 @@ def test_heap_pick_is_the_minimum_of_the_readings() -> None:
             chosen /= lb.in_flight(lease.server) + 1
             assert chosen == pytest.approx(minimum, rel=1e-9)
         lb._check()
+
+
+def test_an_abandoned_lease_is_a_sample_without_the_penalty() -> None:
+    clock = ManualClock()
+    lb = LeastResponseTime(["s"], decay=1.0, default_rtt=0.02, failure_penalty=0.3, clock=clock)
+    lease = lb.acquire()
+    clock.advance(0.05)
+    lease.release(ok=None)
+    assert lb.load("s") == pytest.approx(0.05)  # the elapsed time: a peak above 0.02
+    lease = lb.acquire()
+    clock.advance(0.05)
+    lease.release(ok=False)
+    assert lb.load("s") == pytest.approx(0.3)  # a failure: the penalty
+    lb._check()
+
+
+def test_a_server_back_from_weight_zero_starts_afresh() -> None:
+    # The recovered-server starvation: one failure penalty kept it out for decay x ln(p / e).
+    clock = ManualClock()
+    lb = LeastResponseTime(["a", "b"], decay=10.0, default_rtt=0.03, clock=clock)
+    lease = lb.acquire()
+    assert lease.server == "a"
+    lease.release(ok=False)  # a's estimate jumps to the 0.3 s penalty
+    lb.set_weight("a", 0)  # ejected
+    clock.advance(5.0)
+    lb.set_weight("a", 1)  # back: the penalty is forgotten
+    assert lb.load("a") == pytest.approx(0.03)  # not the penalty's 0.3 x exp(-0.5) = 0.18
+    assert lb.load("b") == pytest.approx(0.03 * math.exp(-0.5))
+    lb._check()
+    # A weight change between positive values keeps the estimate.
+    lease = lb.acquire()
+    clock.advance(0.2)
+    lease.release()
+    lb.set_weight(lease.server, 2)
+    assert lb.load(lease.server) == pytest.approx(0.2 / 2)

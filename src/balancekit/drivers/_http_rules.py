@@ -7,7 +7,6 @@ transports in :mod:`balancekit.drivers.httpx` call these and do the I/O.
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from collections.abc import Callable, Collection, Iterable
 from typing import Any, Protocol
@@ -16,6 +15,7 @@ import httpx
 
 from ..lease import Lease
 from ..pool import Pool
+from ..retry import RetryBudget
 from ..validate import check_count
 
 __all__ = [
@@ -61,16 +61,6 @@ def abandon(lease: Lease) -> None:
     release(ok=None)
 
 
-def _new_budget() -> Budget | None:
-    """A fresh :class:`balancekit.RetryBudget`, or ``None`` where the core has none."""
-    try:
-        module = importlib.import_module("balancekit.retry")
-    except ImportError:
-        return None
-    budget: Budget = module.RetryBudget()
-    return budget
-
-
 def _acquire_excluding(pool: Pool) -> bool:
     return "exclude" in inspect.signature(pool.acquire).parameters
 
@@ -104,7 +94,7 @@ class Rules:
             and callable(getattr(retry_budget, "try_withdraw", None))
         ):
             raise TypeError(f"retry_budget must be a RetryBudget, got {retry_budget!r}")
-        self.budget = retry_budget if retry_budget is not None else _new_budget()
+        self.budget: Budget = RetryBudget() if retry_budget is None else retry_budget
         if isinstance(retry_methods, str):
             raise TypeError(
                 f"retry_methods must be a collection of method names, got {retry_methods!r}"
@@ -127,14 +117,13 @@ class Rules:
         self.cookie_name = None if sticky is None else sticky.cookie_name
         self.cookie_max_age = None if sticky is None else sticky.ttl
         self._bases: dict[str, tuple[str, str, int | None]] = {}
-        self._urls: dict[tuple[str, bytes, bytes], httpx.URL] = {}
+        self._urls: dict[tuple[str, bytes, bytes], tuple[httpx.URL, str]] = {}
 
     # -- one request ---------------------------------------------------------------
 
     def start(self, request: httpx.Request) -> tuple[Any, str | None, bool]:
         """``(hash key, sticky cookie, may retry)`` for a new request; deposits in the budget."""
-        if self.budget is not None:
-            self.budget.deposit()
+        self.budget.deposit()
         key = None if self.key is None else self.key(request)
         cookie = None if self.cookie_name is None else read_cookie(request, self.cookie_name)
         retryable = request.method in self.retry_methods and isinstance(
@@ -160,9 +149,9 @@ class Rules:
 
     def target(self, request: httpx.Request, server: str) -> httpx.Request:
         """``request`` sent to ``server``: its scheme, host and port (and Host header)."""
-        url = self._target_url(request.url, server)
+        url, host = self._target_url(request.url, server)
         headers = request.headers.copy()
-        headers["Host"] = url.netloc.decode("ascii")
+        headers["Host"] = host
         return httpx.Request(
             request.method,
             url,
@@ -171,14 +160,16 @@ class Rules:
             extensions=request.extensions,
         )
 
-    def _target_url(self, url: httpx.URL, server: str) -> httpx.URL:
+    def _target_url(self, url: httpx.URL, server: str) -> tuple[httpx.URL, str]:
+        """The URL for ``server`` and its Host header."""
         # Parsing a URL costs more than the rest of a try together, and clients
         # repeat their paths: keep the recent ones (bounded, cleared when full).
         cache_key = (server, url.raw_path, url.userinfo)
         found = self._urls.get(cache_key)
         if found is None:
             scheme, host, port = self._base(server)
-            found = url.copy_with(scheme=scheme, host=host, port=port)
+            target = url.copy_with(scheme=scheme, host=host, port=port)
+            found = (target, target.netloc.decode("ascii"))
             if len(self._urls) >= _URL_CACHE:
                 self._urls.clear()
             self._urls[cache_key] = found
@@ -213,7 +204,7 @@ class Rules:
         return bool(self.classify(response))
 
     def _withdraw(self) -> bool:
-        return self.budget is None or self.budget.try_withdraw()
+        return self.budget.try_withdraw()
 
     def _set_cookie(self, value: str) -> str:
         parts = [f"{self.cookie_name}={value}", "Path=/", "HttpOnly"]

@@ -204,7 +204,7 @@ class BalancedTransport(httpx.BaseTransport):
         return self._rules.pool
 
     @property
-    def retry_budget(self) -> Budget | None:
+    def retry_budget(self) -> Budget:
         """The retry budget."""
         return self._rules.budget
 
@@ -228,19 +228,24 @@ class BalancedTransport(httpx.BaseTransport):
                 raise
             try:
                 ok = rules.finish(response, lease, cookie)
+                retry = None
                 if rules.retry_response(retryable, len(tried), response):
                     retry = rules.next_lease(key, cookie, tried)
-                    if retry is not None:
-                        _discard(response)
-                        lease.release(ok=ok)
-                        lease = retry
-                        continue
             except BaseException as error:
                 response.close()
                 _Release(lease, False)(error)
                 raise
-            response.stream = _LeaseStream(_sync_stream(response), _Release(lease, ok))
-            return response
+            if retry is None:
+                response.stream = _LeaseStream(_sync_stream(response), _Release(lease, ok))
+                return response
+            try:
+                _discard(response)
+            except BaseException:
+                abandon(retry)
+                raise
+            finally:
+                lease.release(ok=ok)
+            lease = retry
         raise AssertionError("unreachable: the loop returns or raises")
 
     def close(self) -> None:
@@ -290,7 +295,7 @@ class AsyncBalancedTransport(httpx.AsyncBaseTransport):
         return self._rules.pool
 
     @property
-    def retry_budget(self) -> Budget | None:
+    def retry_budget(self) -> Budget:
         """The retry budget."""
         return self._rules.budget
 
@@ -314,19 +319,24 @@ class AsyncBalancedTransport(httpx.AsyncBaseTransport):
                 raise
             try:
                 ok = rules.finish(response, lease, cookie)
+                retry = None
                 if rules.retry_response(retryable, len(tried), response):
                     retry = rules.next_lease(key, cookie, tried)
-                    if retry is not None:
-                        await _adiscard(response)
-                        lease.release(ok=ok)
-                        lease = retry
-                        continue
             except BaseException as error:
                 await response.aclose()
                 _Release(lease, False)(error)
                 raise
-            response.stream = _AsyncLeaseStream(_async_stream(response), _Release(lease, ok))
-            return response
+            if retry is None:
+                response.stream = _AsyncLeaseStream(_async_stream(response), _Release(lease, ok))
+                return response
+            try:
+                await _adiscard(response)
+            except BaseException:
+                abandon(retry)
+                raise
+            finally:
+                lease.release(ok=ok)
+            lease = retry
         raise AssertionError("unreachable: the loop returns or raises")
 
     async def aclose(self) -> None:

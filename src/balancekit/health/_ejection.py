@@ -15,7 +15,7 @@ transition table, which asks :meth:`Ejection.allowed`.
 
 from __future__ import annotations
 
-from ..validate import check_count, check_number, check_positive
+from ..validate import MAX_SECONDS, check_count, check_range
 
 __all__ = ["Ejection"]
 
@@ -58,17 +58,19 @@ class Ejection:
         max_ejected_percent: float,
     ) -> None:
         self.consecutive_failures = check_count("consecutive_failures", consecutive_failures)
-        self.base_ejection = check_positive("base_ejection", base_ejection)
-        self.max_ejection = check_positive("max_ejection", max_ejection)
+        self.base_ejection = check_range(
+            "base_ejection", base_ejection, 0.0, MAX_SECONDS, low_open=True
+        )
+        self.max_ejection = check_range(
+            "max_ejection", max_ejection, 0.0, MAX_SECONDS, low_open=True
+        )
         if self.max_ejection < self.base_ejection:
             raise ValueError(
                 f"max_ejection must be >= base_ejection ({base_ejection!r}), got {max_ejection!r}"
             )
-        self.max_ejected_percent = check_number("max_ejected_percent", max_ejected_percent)
-        if not 0 <= self.max_ejected_percent <= 100:
-            raise ValueError(
-                f"max_ejected_percent must be in [0, 100], got {max_ejected_percent!r}"
-            )
+        self.max_ejected_percent = check_range(
+            "max_ejected_percent", max_ejected_percent, 0.0, 100.0
+        )
         self.ejected = 0  # servers EJECTED now; the tracker counts them in and out
 
     def allowed(self, servers: int) -> bool:

@@ -191,14 +191,20 @@ class StickySession:
 
         Raises:
             UnknownServer: (a ``KeyError``) ``server`` is not a member.
+            TypeError, ValueError: the clock returned no finite number.
         """
+        return self._cookie_for(server, None)
+
+    def _cookie_for(self, server: str, now: float | None) -> str:
+        """:meth:`cookie_for` at ``now`` (a Pool's reading), or at this clock's when ``None``."""
         member = self._members.get(server) if isinstance(server, str) else None
         if member is None:
             raise UnknownServer(server)
         if member.cookie is not None:
             return member.cookie
         assert self._ttl is not None  # only expiring cookies are not cached
-        return self._codec.encode(member.tokens[0], self._read_clock() + self._ttl)
+        when = self._read_clock() if now is None else now
+        return self._codec.encode(member.tokens[0], when + self._ttl)
 
     def server_from_cookie(self, cookie: str | bytes | None) -> str | None:
         """The member a valid cookie names, else ``None``; never raises for str/bytes/None.
@@ -220,7 +226,12 @@ class StickySession:
         Raises:
             TypeError: ``cookie`` is not ``str``, ``bytes`` or ``None`` (a
                 programming error, not a client's).
+            TypeError, ValueError: the clock returned no finite number.
         """
+        return self._server_from_cookie(cookie, None)
+
+    def _server_from_cookie(self, cookie: str | bytes | None, now: float | None) -> str | None:
+        """:meth:`server_from_cookie` at ``now``, or at this clock's reading when ``None``."""
         decoded = self._codec.decode(cookie)
         if decoded is None:
             return None
@@ -229,7 +240,8 @@ class StickySession:
             if self._ttl is not None:  # made before a ttl was configured
                 return None
         else:
-            now = self._read_clock()
+            if now is None:
+                now = self._read_clock()
             # `now < expiry` is false for NaN too; the upper bound catches a
             # cookie made on a clock far ahead of this one.
             if not now < expiry or (self._ttl is not None and expiry > now + self._ttl):
@@ -301,7 +313,10 @@ class StickySession:
             TypeError, ValueError: ``session_id`` is not a non-empty ``str``.
         """
         _check_session(session_id)
-        server = self._store.get(session_id, self._read_clock())
+        return self._route(session_id, self._read_clock())
+
+    def _route(self, session_id: str, now: float) -> str | None:
+        server = self._store.get(session_id, now)
         return server if server is not None and server in self._members else None
 
     def bind(self, session_id: str, server: str) -> None:
@@ -325,6 +340,10 @@ class StickySession:
         if server not in self._members:
             raise UnknownServer(server)
         self._store.set(session_id, server, self._read_clock())
+
+    def _bind(self, session_id: str, server: str, now: float) -> None:
+        """:meth:`bind` at a Pool's ``now``, for a member the Pool just chose."""
+        self._store.set(session_id, server, now)
 
     def forget(self, session_id: str) -> None:
         """Drop the binding of ``session_id``; no error if there is none. O(1).

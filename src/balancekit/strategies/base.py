@@ -280,24 +280,26 @@ class Balancer(abc.ABC):
             self._acquired(member, now)
         return Lease(owner, member.server, now, member)
 
-    def _release(self, lease: Lease, ok: bool, now: float | None = None) -> bool:
-        fault = None
+    def _release(self, lease: Lease, ok: bool | None, now: float | None = None) -> bool:
+        fault: Exception | None = None
         if now is None:
             try:
                 now = check_time(self._clock())
             except (TypeError, ValueError) as error:
                 # A broken clock must not leak the lease: settle the count, then say so.
-                fault, now = error, lease.started
+                fault = error
         with self._lock:
-            if lease.ok is not None:
+            if lease._done:
                 return False
+            lease._done = True
             lease.ok = ok
-            lease.latency = now - lease.started
+            latency = None if now is None else now - lease.started
+            lease.latency = latency
             member = lease.token
             if isinstance(member, Member) and self._members.get(member.server) is member:
                 member.in_flight -= 1
-                if fault is None:
-                    self._released(member, lease.latency, ok, now)
+                # No latency without a good reading; the hook still sees the count change.
+                self._released(member, latency, ok, lease.started if now is None else now)
         if fault is not None:
             raise fault
         return True
@@ -377,8 +379,10 @@ class Balancer(abc.ABC):
         """A lease was opened on ``member`` (its in_flight already counts it)."""
         return
 
-    def _released(self, member: Member, latency: float, ok: bool, now: float) -> None:
-        """A lease on a current member closed (its in_flight already uncounted)."""
+    def _released(self, member: Member, latency: float | None, ok: bool | None, now: float) -> None:
+        """A lease on a current member closed (its in_flight already uncounted)
+        after ``latency`` seconds, or ``None`` if the clock gave no usable
+        reading; ``ok=None``: the lease was abandoned."""
         return
 
     def _unavailable(self) -> NoServerAvailable:

@@ -181,7 +181,7 @@ class BoundedLoadHash(ConsistentHash):
     def _acquired(self, member: Member, now: float) -> None:
         self._in_flight_total += 1
 
-    def _released(self, member: Member, latency: float, ok: bool, now: float) -> None:
+    def _released(self, member: Member, latency: float | None, ok: bool | None, now: float) -> None:
         self._in_flight_total -= 1
 
     def _rebuild(self) -> None:

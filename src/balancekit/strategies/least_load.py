@@ -1,13 +1,17 @@
-"""Load-aware picks by open leases: least connections and power of two choices."""
+"""Load-aware picks: least connections, and power of d choices over open leases or peak EWMA."""
 
 from __future__ import annotations
 
+import math
 import random
 from collections import OrderedDict
 from collections.abc import Iterable, Set
 from typing import Any
 
 from ..clock import Clock
+from ..errors import UnknownServer
+from ..validate import check_instance, check_int
+from ._peak_ewma import Estimate, check_option
 from .base import Balancer, Member, Servers
 from .indexed_heap import IndexedHeap
 
@@ -128,7 +132,7 @@ class LeastConnections(Balancer):
         if old is not None:
             self._move(member, old)
 
-    def _released(self, member: Member, latency: float, ok: bool, now: float) -> None:
+    def _released(self, member: Member, latency: float | None, ok: bool | None, now: float) -> None:
         old = self._level_of.get(member)
         if old is not None:
             self._move(member, old)
@@ -177,16 +181,35 @@ class LeastConnections(Balancer):
                 assert member.in_flight / member.weight == load, (member, load)
 
 
-class PowerOfTwoChoices(Balancer):
-    """The less loaded of two distinct servers drawn at random.
+_LOADS = ("in_flight", "peak_ewma")
 
-    Draws two *different* servers uniformly among those of weight > 0 and
-    keeps the one with the lower ``in_flight / weight`` (the first drawn on
-    a tie, which is itself a fair coin). Sampling without replacement
+
+class PowerOfTwoChoices(Balancer):
+    """The least loaded of ``choices`` distinct servers drawn at random (two by default).
+
+    Draws ``choices`` *different* servers uniformly among those of weight > 0
+    (all of them, in random order, when there are no more) and keeps the one
+    of lowest load, the first drawn on a tie. Sampling without replacement
     matters with few servers: drawing the same server twice would send it
-    work whatever its load. With one eligible server, that server is chosen.
-    The most loaded server is therefore never picked while another server
-    is less loaded. The key is ignored.
+    work whatever its load. The most loaded server is therefore never picked
+    while another server is less loaded. The key is ignored.
+
+    ``load`` says what is compared:
+
+    - ``"in_flight"`` (default): open leases / weight, gRPC's
+      ``least_request`` (``choices`` is its ``choice_count``, 2 to 10);
+    - ``"peak_ewma"``: peak-EWMA latency x (open leases + 1) / weight, the
+      load of :class:`~.response_time.LeastResponseTime` (same estimator,
+      ``decay`` and ``default_rtt``), which is Finagle's and Linkerd's default
+      balancer. Every sample counts, failures included, as in Finagle (no
+      failure penalty: pair it with a HealthTracker to take failing servers
+      out). An abandoned lease is a sample of its elapsed time; a server
+      whose weight goes from 0 to positive restarts at ``default_rtt``.
+
+    Why sample rather than take the global minimum: every client that reads
+    the same minimum sends its next requests to the same server (herding),
+    and a full scan costs O(n). Two random choices give an exponentially
+    better maximum load than one (Mitzenmacher) and never pick the worst.
 
     Randomness comes from ``rng``, a :class:`random.Random` you may seed for
     reproducible runs; by default a fresh, OS-seeded ``random.Random()``.
@@ -197,23 +220,44 @@ class PowerOfTwoChoices(Balancer):
     >>> {lb.get_server() for _ in range(20)} == {"a", "b"} - {busy.server}
     True
 
-    Complexity: ``get_server``, ``acquire`` and a release O(1) (two random
-    draws); membership and weight changes O(n); memory O(n).
+    Complexity: ``get_server``, ``acquire`` and a release O(choices)
+    (``choices`` random draws, a logarithm each for peak EWMA, which needs
+    no clock read to compare: see :mod:`._peak_ewma`); with ``exclude``,
+    O(n); membership and weight changes O(n); memory O(n).
 
     Raises:
-        TypeError: ``rng`` is not a :class:`random.Random`.
+        TypeError: ``rng`` is not a :class:`random.Random`; ``choices`` is not
+            an ``int``; ``load`` is not a ``str``; ``decay`` or ``default_rtt``
+            is not a number (``bool`` included).
+        ValueError: ``choices`` outside [2, 10]; an unknown ``load``;
+            ``decay`` not finite and > 0; ``default_rtt`` not finite and >= 0.
     """
 
     def __init__(
         self,
         servers: Servers = (),
         *,
+        choices: int = 2,
+        load: str = "in_flight",
+        decay: float = 10.0,
+        default_rtt: float = 0.030,
         rng: random.Random | None = None,
         clock: Clock | None = None,
     ) -> None:
-        if rng is not None and not isinstance(rng, random.Random):
-            raise TypeError(f"rng must be a random.Random, got {rng!r}")
-        self._rng = random.Random() if rng is None else rng
+        self._choices = check_int("choices", choices, 2, 10)
+        if not isinstance(load, str):
+            raise TypeError(f"load must be one of {_LOADS}, got {load!r}")
+        if load not in _LOADS:
+            raise ValueError(f"load must be one of {_LOADS}, got {load!r}")
+        self._decay = check_option("decay", decay, positive=True)
+        self._default_rtt = check_option("default_rtt", default_rtt, positive=False)
+        self._load = load
+        check_instance("rng", rng, random.Random, optional=True)
+        self._rng = rng or random.Random()
+        # Peak EWMA only: the estimates. Their keys are compared at time 0:
+        # log e + t_prev / decay + log((in_flight + 1) / weight), no clock read.
+        self._estimates: dict[Member, Estimate] | None = {} if load == "peak_ewma" else None
+        self._eligible: list[Member] = []
         super().__init__(servers, clock=clock)
 
     @property
@@ -221,8 +265,48 @@ class PowerOfTwoChoices(Balancer):
         """The source of the random draws."""
         return self._rng
 
+    @property
+    def choices(self) -> int:
+        """How many distinct servers each pick compares."""
+        return self._choices
+
+    @property
+    def load_metric(self) -> str:
+        """``"in_flight"`` or ``"peak_ewma"``: what the pick compares."""
+        return self._load
+
+    @property
+    def decay(self) -> float:
+        """Peak EWMA: seconds for the estimate to fall to 1/e of itself without new samples."""
+        return self._decay
+
+    @property
+    def default_rtt(self) -> float:
+        """Peak EWMA: the estimate a server starts with, in seconds."""
+        return self._default_rtt
+
+    def _options(self) -> dict[str, object]:
+        options: dict[str, object] = {"choices": self._choices, "load": self._load}
+        if self._estimates is not None:
+            options.update(decay=self._decay, default_rtt=self._default_rtt)
+        return options
+
     def _rebuild(self) -> None:
+        was = set(self._eligible)
         self._eligible = [m for m in self._members.values() if m.weight > 0]
+        old = self._estimates
+        if old is None:
+            return
+        now = self._clock()
+        estimates: dict[Member, Estimate] = {}
+        for member in self._members.values():
+            est = old.get(member)
+            if est is None:
+                est = Estimate(member, self._default_rtt, now)
+            elif member.weight > 0 and member not in was:
+                est.restart(self._default_rtt, now)  # back from weight 0: a fresh start
+            estimates[member] = est
+        self._estimates = estimates
 
     def _choose(self, key: Any) -> Member:
         return self._draw(self._eligible)
@@ -233,18 +317,30 @@ class PowerOfTwoChoices(Balancer):
             if n:
                 return eligible[0]
             raise self._unavailable()
-        # int(random() * k) is uniform on [0, k) to within k / 2**53, and
-        # costs a fraction of randrange().
-        random = self._rng.random
-        i = int(random() * n)
-        # Draw the second from the n - 1 others: distinct, and still uniform.
-        j = int(random() * (n - 1))
-        if j >= i:
-            j += 1
-        first, second = eligible[i], eligible[j]
-        if second.in_flight / second.weight < first.in_flight / first.weight:
-            return second
-        return first
+        estimates = self._estimates
+        if self._choices == 2:
+            # int(random() * k) is uniform on [0, k) to within k / 2**53, and
+            # costs a fraction of randrange().
+            random = self._rng.random
+            i = int(random() * n)
+            # Draw the second from the n - 1 others: distinct, and still uniform.
+            j = int(random() * (n - 1))
+            if j >= i:
+                j += 1
+            first, second = eligible[i], eligible[j]
+            if estimates is None:
+                if second.in_flight / second.weight < first.in_flight / first.weight:
+                    return second
+                return first
+            decay = self._decay
+            if estimates[second].log_key(0.0, decay) < estimates[first].log_key(0.0, decay):
+                return second
+            return first
+        drawn = self._rng.sample(eligible, min(self._choices, n))
+        if estimates is None:
+            return min(drawn, key=lambda m: m.in_flight / m.weight)  # the first on a tie
+        decay = self._decay
+        return min(drawn, key=lambda m: estimates[m].log_key(0.0, decay))
 
     def _choose_other(self, key: Any, exclude: Set[str]) -> Member | None:
         # The same draw among the servers not excluded. O(n).
@@ -253,8 +349,39 @@ class PowerOfTwoChoices(Balancer):
             return None
         return self._draw(others)
 
+    def _released(self, member: Member, latency: float | None, ok: bool | None, now: float) -> None:
+        estimates = self._estimates
+        if estimates is not None and latency is not None:
+            estimates[member].observe(latency, ok=ok, now=now, decay=self._decay, penalty=0.0)
+
+    def load(self, server: str) -> float:
+        """The figure compared: in-flight / weight, or for peak EWMA the decayed
+        latency estimate x (in-flight + 1) / weight at the clock's now. O(1).
+
+        A server of weight 0 has infinite load (it must get nothing).
+
+        Raises:
+            UnknownServer: the server is not a member.
+        """
+        if self._estimates is None:
+            return super().load(server)
+        now = self._clock()
+        with self._lock:
+            member = self._members.get(server)
+            if member is None:
+                raise UnknownServer(server)
+            if member.weight <= 0:
+                return math.inf
+            reading = self._estimates[member].reading(now, self._decay)
+            return reading * (member.in_flight + 1) / member.weight
+
     def _check(self) -> None:
-        """Assert the base invariants and that the draw list is current."""
+        """Assert the base invariants, that the draw list is current and the estimates sane."""
         super()._check()
         expected = [m for m in self._members.values() if m.weight > 0]
         assert self._eligible == expected, (self._eligible, expected)
+        if self._estimates is not None:
+            assert set(self._estimates) == set(self._members.values())
+            for member, est in self._estimates.items():
+                assert est.member is member, (member, est)
+                assert math.isfinite(est.rtt) and est.rtt >= 0 and math.isfinite(est.stamp), est

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..clock import Clock
 from ..errors import UnknownServer
+from ._peak_ewma import Estimate, check_option
 from .base import Balancer, Member, Servers
 from .indexed_heap import IndexedHeap
 
@@ -21,36 +22,15 @@ _REBASE = float(1 << 20)
 """Decay periods after which heap keys are re-based to keep their precision."""
 
 
-class _Estimate:
-    """One server's peak-EWMA latency estimate and the time it was last updated."""
-
-    __slots__ = ("member", "rtt", "stamp")
-
-    def __init__(self, member: Member, rtt: float, stamp: float) -> None:
-        self.member = member
-        self.rtt = rtt
-        self.stamp = stamp
-
-    def __repr__(self) -> str:
-        return f"_Estimate({self.member.server!r}, rtt={self.rtt!r}, stamp={self.stamp!r})"
-
-
-def _option(name: str, value: object, *, positive: bool) -> float:
-    bound = "> 0" if positive else ">= 0"
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a finite number {bound}, got {value!r}")
-    number = float(value)
-    if not math.isfinite(number) or number < 0 or (positive and number == 0):
-        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
-    return number
-
-
 class LeastResponseTime(Balancer):
     """The server with the lowest expected wait: peak-EWMA latency x (in-flight + 1) / weight.
 
     Each server keeps a latency estimate ``e`` (seconds) and the time
     ``t_prev`` it was last updated; a server starts at ``default_rtt`` when
-    it is added. When a lease closes with latency ``rtt`` at time ``t``:
+    it is added, and starts afresh (``default_rtt`` as of now) when its
+    weight goes from 0 to positive, so that a server back from an ejection
+    is not starved by a penalty it earned before it went down. When a lease
+    closes with latency ``rtt`` at time ``t``:
 
     - if ``rtt > e`` the estimate jumps to ``rtt`` (the *peak*: a server
       that slows down is avoided at once);
@@ -63,7 +43,9 @@ class LeastResponseTime(Balancer):
     traffic (after one slow answer, say) is tried again. Reading never
     changes the estimate. A failed lease (``ok=False``) is recorded as the
     latency ``max(rtt, failure_penalty)``: a server that fails fast would
-    otherwise look like the fastest one and attract more traffic. Every
+    otherwise look like the fastest one and attract more traffic. An
+    abandoned lease (``ok=None``) is recorded as its elapsed time, a lower
+    bound of its latency, without the penalty. Every
     pick is a server of minimum load among those of weight > 0; among equal
     loads the server picked least recently goes first.
 
@@ -105,9 +87,9 @@ class LeastResponseTime(Balancer):
         failure_penalty: float = 0.3,
         clock: Clock | None = None,
     ) -> None:
-        self._decay = _option("decay", decay, positive=True)
-        self._default_rtt = _option("default_rtt", default_rtt, positive=False)
-        self._failure_penalty = _option("failure_penalty", failure_penalty, positive=False)
+        self._decay = check_option("decay", decay, positive=True)
+        self._default_rtt = check_option("default_rtt", default_rtt, positive=False)
+        self._failure_penalty = check_option("failure_penalty", failure_penalty, positive=False)
         super().__init__(servers, clock=clock)
 
     @property
@@ -134,10 +116,16 @@ class LeastResponseTime(Balancer):
 
     def _rebuild(self) -> None:
         now = self._clock()
-        old = getattr(self, "_estimates", {})
-        self._estimates: dict[Member, _Estimate] = {
-            m: old.get(m) or _Estimate(m, self._default_rtt, now) for m in self._members.values()
-        }
+        old: dict[Member, Estimate] = getattr(self, "_estimates", {})
+        live = getattr(self, "_heap", ())
+        self._estimates: dict[Member, Estimate] = {}
+        for member in self._members.values():
+            est = old.get(member)
+            if est is None:
+                est = Estimate(member, self._default_rtt, now)
+            elif member.weight > 0 and member not in live:
+                est.restart(self._default_rtt, now)  # back from weight 0: a fresh start
+            self._estimates[member] = est
         self._rebase(now)
 
     def _rebase(self, origin: float) -> None:
@@ -152,14 +140,10 @@ class LeastResponseTime(Balancer):
                 self._tick += 1
                 self._heap.push(est.member, (self._key(est), self._tick))
 
-    def _key(self, est: _Estimate) -> float:
-        member = est.member
-        if est.rtt <= 0:
-            return -math.inf  # load 0 whatever the open leases
-        scale = math.log((member.in_flight + 1) / member.weight)
-        return math.log(est.rtt) + (est.stamp - self._origin) / self._decay + scale
+    def _key(self, est: Estimate) -> float:
+        return est.log_key(self._origin, self._decay)
 
-    def _update(self, est: _Estimate, picked: bool) -> None:
+    def _update(self, est: Estimate, picked: bool) -> None:
         """Re-key ``est`` after a change; ``picked`` makes it the newest pick."""
         heap = self._heap
         member = est.member
@@ -176,7 +160,7 @@ class LeastResponseTime(Balancer):
         heap.update(member, (self._key(est), tick))
 
     def _added(self, member: Member) -> None:
-        est = _Estimate(member, self._default_rtt, self._clock())
+        est = Estimate(member, self._default_rtt, self._clock())
         self._estimates[member] = est
         if member.weight > 0:
             self._tick += 1
@@ -194,8 +178,12 @@ class LeastResponseTime(Balancer):
         elif member in heap:
             self._update(self._estimates[member], picked=False)
         else:
+            # Back from weight 0: a fresh start, so that a penalty or a slow
+            # answer from before it went away does not starve it now.
+            est = self._estimates[member]
+            est.restart(self._default_rtt, self._clock())
             self._tick += 1
-            heap.push(member, (self._key(self._estimates[member]), self._tick))
+            heap.push(member, (self._key(est), self._tick))
 
     def _choose(self, key: Any) -> Member:
         if not self._heap:
@@ -228,17 +216,10 @@ class LeastResponseTime(Balancer):
     def _acquired(self, member: Member, now: float) -> None:
         self._update(self._estimates[member], picked=True)
 
-    def _released(self, member: Member, latency: float, ok: bool, now: float) -> None:
+    def _released(self, member: Member, latency: float | None, ok: bool | None, now: float) -> None:
         est = self._estimates[member]
-        rtt = latency if ok else max(latency, self._failure_penalty)
-        if rtt > est.rtt:
-            est.rtt = rtt
-        else:
-            age = now - est.stamp
-            keep = math.exp(-age / self._decay) if age > 0 else 1.0
-            # This form leaves the estimate exactly unchanged when rtt == e.
-            est.rtt += (rtt - est.rtt) * (1.0 - keep)
-        est.stamp = now
+        if latency is not None:  # else no usable clock reading: re-key for the count only
+            est.observe(latency, ok=ok, now=now, decay=self._decay, penalty=self._failure_penalty)
         self._update(est, picked=False)
 
     def load(self, server: str) -> float:
@@ -256,10 +237,8 @@ class LeastResponseTime(Balancer):
                 raise UnknownServer(server)
             if member.weight <= 0:
                 return math.inf
-            est = self._estimates[member]
-            age = now - est.stamp
-            decayed = est.rtt * math.exp(-age / self._decay) if age > 0 else est.rtt
-            return decayed * (member.in_flight + 1) / member.weight
+            reading = self._estimates[member].reading(now, self._decay)
+            return reading * (member.in_flight + 1) / member.weight
 
     def _check(self) -> None:
         """Assert the base invariants, one sane estimate per member, heap keys."""

@@ -264,7 +264,7 @@ def assert_in_flight_consistent(
     """Every member's ``in_flight`` equals the expected count of open requests.
 
     ``expected`` is ``{server: count}`` (missing servers count 0) or the
-    leases you opened, of which the open ones (``ok is None``) are counted.
+    leases you opened, of which the open ones (not ``released``) are counted.
     A lease opened before its server was removed and added again counts on
     the old membership, not the new: leave such leases out.
 
@@ -286,7 +286,7 @@ def assert_in_flight_consistent(
     else:
         want = {}
         for lease in expected:
-            if lease.ok is None:
+            if not lease.released:
                 want[lease.server] = want.get(lease.server, 0) + 1
     members = list(balancer.servers)
     wrong = {s: (balancer.in_flight(s), want.get(s, 0)) for s in members}

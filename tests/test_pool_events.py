@@ -1,0 +1,235 @@
+"""The Pool owns the operation: one lock, one clock reading, events after the lock, batches."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from balancekit import (
+    Drainer,
+    HealthState,
+    HealthTracker,
+    LeastConnections,
+    Maglev,
+    ManualClock,
+    Pool,
+    RoundRobin,
+    StateChange,
+    StickySession,
+)
+
+
+def in_thread(action: Callable[[], object], timeout: float = 10.0) -> None:
+    """Run ``action`` in a thread and fail (instead of hanging) if it does not return."""
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            action()
+        except BaseException as error:  # re-raised in the test's thread
+            errors.append(error)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(timeout)
+    assert not worker.is_alive(), "deadlock: the call did not return"
+    if errors:
+        raise errors[0]
+
+
+class CountingClock(ManualClock):
+    """A ManualClock that counts how often it is read."""
+
+    __slots__ = ("reads",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    def __call__(self) -> float:
+        self.reads += 1
+        return super().__call__()
+
+
+# -- callbacks run after every lock is released ----------------------------------------
+
+
+def test_a_subscriber_that_reads_the_pool_does_not_deadlock() -> None:
+    # The issue's reproduction: a health callback calls pool.stats() while a
+    # release ejects a server.
+    clock = ManualClock()
+    pool = Pool(RoundRobin(["a", "b"]), health=HealthTracker(consecutive_failures=1), clock=clock)
+    assert pool.health is not None
+    seen: list[dict[str, Any]] = []
+    pool.health.subscribe(lambda change: seen.append(pool.stats()))
+    lease = pool.acquire()
+    in_thread(lambda: lease.release(ok=False))
+    assert len(seen) == 1 and seen[0][lease.server].health is HealthState.EJECTED
+
+
+def test_on_change_may_call_any_method_and_sees_nested_changes_in_order() -> None:
+    clock = ManualClock()
+    log: list[StateChange] = []
+
+    def on_change(change: StateChange) -> None:
+        log.append(change)
+        if change.server == "a" and change.new.name == "DRAINED":
+            pool.drain("b", 0.0)  # a change caused from inside a callback
+            pool.acquire().release()
+
+    pool = Pool(RoundRobin(["a", "b", "c"]), on_change=on_change, clock=clock)
+    in_thread(lambda: pool.drain("a", 0.0))
+    assert [(c.server, c.new.name) for c in log] == [("a", "DRAINED"), ("b", "DRAINED")]
+
+
+def test_on_change_gets_every_change_once_in_order() -> None:
+    clock = ManualClock()
+    log: list[StateChange] = []
+    tracker = HealthTracker(interval=5.0, timeout=2.0, consecutive_failures=2, base_ejection=10.0)
+    drainer = Drainer(timeout=3.0)
+    pool = Pool(
+        RoundRobin(["a", "b", "c", "d"]),
+        health=tracker,
+        drainer=drainer,
+        on_change=log.append,
+        clock=clock,
+    )
+    health_seen: list[StateChange] = []
+    drain_seen: list[StateChange] = []
+    tracker.subscribe(health_seen.append)
+    drainer.subscribe(drain_seen.append)
+    returned: list[StateChange] = []
+    polled: list[StateChange] = []
+
+    held = pool.acquire()  # keeps "a" busy
+    assert held.server == "a"
+    returned.append(pool.drain("a"))  # DRAINING, deadline at 3
+    for _ in range(2):  # "b" is ejected by its traffic (a release returns no change)
+        for lease in [pool.acquire() for _ in range(3)]:
+            lease.release(ok=lease.server != "b")
+    due = pool.due_checks()  # probes start; "c" will time out at 2
+    for server in due:
+        if server != "c":
+            change = pool.record_check(server, True)
+            if change is not None:
+                returned.append(change)
+    clock.advance(2.5)
+    polled += pool.poll()  # the ejection of "b" (from a release) and c's timeout
+    clock.advance(1.0)
+    polled += pool.poll()  # a's drain deadline (one lease still open)
+    clock.advance(10.0)
+    polled += pool.poll()  # b's ejection ends
+    held.release()
+
+    assert len(log) == len(set(map(id, log))) >= 4
+    assert sorted(log, key=lambda c: c.at) == log  # in time order
+    assert {id(c) for c in returned + polled} == {id(c) for c in log}  # each one, once
+    assert health_seen == [c for c in log if isinstance(c.new, HealthState)]
+    assert drain_seen == [c for c in log if c not in health_seen]
+    kinds = [(c.server, c.new.name) for c in log]
+    assert kinds == [("a", "DRAINING"), ("b", "EJECTED"), ("a", "DRAINED"), ("b", "HEALTHY")]
+    assert [c.in_flight for c in log if c.server == "a"] == [0, 1]  # one lease cut at 3
+    pool._check()
+
+
+def test_components_share_the_pools_lock() -> None:
+    pool = Pool(RoundRobin(["a"]), health=HealthTracker())
+    assert pool.health is not None
+    assert pool.health._lock is pool._lock and pool.drainer._lock is pool._lock
+
+
+def test_a_raising_callback_loses_no_change() -> None:
+    log: list[str] = []
+
+    def flaky(change: StateChange) -> None:
+        if change.server == "a":
+            raise RuntimeError("callback failed")
+        log.append(change.server)
+
+    pool = Pool(RoundRobin(["a", "b", "c"]), on_change=flaky, clock=ManualClock())
+    with pytest.raises(RuntimeError):
+        pool.drain("a", 0.0)
+    assert pool.drainer.state("a").name == "DRAINED"  # the drain itself happened
+    pool.drain("b", 0.0)
+    assert log == ["b"]
+
+
+# -- one clock reading per call ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("sticky", [False, True])
+def test_acquire_and_release_read_the_clock_at_most_twice(sticky: bool) -> None:
+    clock = CountingClock()
+    pool = Pool(
+        LeastConnections(["a", "b", "c"]),
+        health=HealthTracker(),
+        drainer=Drainer(),
+        sticky=StickySession("k", ttl=60.0) if sticky else None,
+        clock=clock,
+    )
+    cookie = pool.acquire().cookie
+    for _ in range(3):
+        clock.reads = 0
+        with pool.acquire(cookie=cookie):
+            pass
+        assert clock.reads <= 2
+
+
+def test_a_drain_of_many_servers_reads_the_clock_once_per_call() -> None:
+    clock = CountingClock()
+    servers = [f"s{i}" for i in range(100)]
+    pool = Pool(RoundRobin(servers), health=HealthTracker(), clock=clock)
+    for server in servers[:50]:
+        clock.reads = 0
+        pool.drain(server, 1.0)
+        assert clock.reads == 1
+    clock.advance(1.0)
+    clock.reads = 0
+    assert len(pool.poll()) == 0  # all were idle: DRAINED at once
+    assert clock.reads == 1
+
+
+# -- batches -----------------------------------------------------------------------------
+
+
+class CountingMaglev(Maglev):
+    rebuilds = 0
+
+    def _rebuild(self) -> None:
+        self.rebuilds += 1
+        super()._rebuild()
+
+
+def test_entering_panic_at_200_maglev_servers_is_one_rebuild() -> None:
+    clock = ManualClock()
+    servers = [f"10.0.0.{i}" for i in range(200)]
+    strategy = CountingMaglev(servers, table_size=5003)
+    pool = Pool(strategy, health=HealthTracker(unhealthy_threshold=1), clock=clock)
+    for server in servers[:100]:  # half unhealthy: 100/200 is not below 0.5
+        pool.record_check(server, False)
+    assert not pool.panic
+    strategy.rebuilds = 0
+    pool.record_check(servers[100], False)  # 99/200: panic, every weight changes
+    assert pool.panic and strategy.rebuilds == 1
+    assert all(w == 1.0 for w in strategy.servers.values())
+    strategy.rebuilds = 0
+    pool.record_check(servers[100], True)  # and back: one more
+    pool.record_check(servers[100], True)
+    assert not pool.panic and strategy.rebuilds == 1
+    pool._check()
+
+
+def test_a_broken_clock_on_release_still_settles_every_count() -> None:
+    readings: list[object] = [0.0]
+    pool = Pool(LeastConnections(["a", "b"]), health=HealthTracker(), clock=lambda: readings[-1])  # type: ignore[arg-type, return-value]
+    lease = pool.acquire()
+    readings.append(None)
+    with pytest.raises(TypeError, match="the clock must return a number"):
+        lease.release()
+    readings.append(1.0)
+    assert lease.released and pool.stats()[lease.server].in_flight == 0
+    assert pool.strategy.in_flight(lease.server) == 0
+    pool._check()
