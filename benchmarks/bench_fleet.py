@@ -20,10 +20,9 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from itertools import cycle, islice
 
 import xxhash
-from bench_hash_tables import KEYS, Loop, _interleaved, _pick_loop, _servers
+from bench_hash_tables import KEYS, Loop, _floor_loop, _interleaved, _pick_loop, _servers
 from timing import Row
 
 from balancekit import ConsistentHash, Maglev, UtilizationRoundRobin, WeightedRoundRobin
@@ -59,22 +58,11 @@ def _ketama(n: int, rounds: int) -> list[Row]:
     ]
 
 
-def _table_floor(table: list[str], size: int, keys: list[str]) -> Loop:
-    """The floor, walking the keys as ``_pick_loop`` does: only the lookup differs."""
-    digest = xxhash.xxh64_intdigest
-
-    def loop(ops: int) -> None:
-        for key in islice(cycle(keys), ops):
-            table[digest(key.encode()) % size]
-
-    return loop
-
-
 def _envoy_maglev(n: int, rounds: int) -> list[Row]:
     lb = Maglev(_servers(n), compat="envoy")
     loops = [
         _pick_loop(lb.get_server, list(KEYS)),
-        _table_floor(list(lb._table), lb.table_size, KEYS),
+        _floor_loop(list(lb._table), lb.table_size, KEYS, xxhash.xxh64_intdigest),
     ]
     timings = _cpu_interleaved(loops, rounds)
     impls = ("Maglev compat=envoy", "floor: bare table lookup (xxh64)")

@@ -55,9 +55,12 @@ def _pick_loop(pick: Callable[[object], object], keys: list[object]) -> Loop:
     return loop
 
 
-def _floor_loop(table: list[str], size: int, keys: list[str]) -> Loop:
-    digest = xxhash.xxh3_64_intdigest
-
+def _floor_loop(
+    table: list[str],
+    size: int,
+    keys: list[str],
+    digest: Callable[[bytes], int] = xxhash.xxh3_64_intdigest,
+) -> Loop:
     def loop(ops: int) -> None:
         for key in islice(cycle(keys), ops):
             table[digest(key.encode()) % size]
