@@ -198,3 +198,34 @@ def test_maglev_empty_and_changes() -> None:
     lb.set_weight("127.0.0.1:95", 0)
     lb._check()
     assert "127.0.0.1:95" not in lb._table
+
+
+def test_same_answers_in_other_processes() -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = (
+        "from balancekit import ConsistentHash, Maglev\n"
+        "hosts = {f'127.0.0.1:{p}': 1 + p % 3 for p in range(90, 100)}\n"
+        "ring = ConsistentHash(hosts, compat='envoy')\n"
+        "table = Maglev(hosts, compat='envoy', table_size=101)\n"
+        "keys = [f'user-{i}' for i in range(200)]\n"
+        "print([ring.get_server(k) for k in keys], [table.get_server(k) for k in keys])\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    outputs = set()
+    for seed in ("0", "777"):
+        env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(root / "src")}
+        done = subprocess.run(
+            [sys.executable, "-c", script], env=env, capture_output=True, text=True,
+            timeout=60, check=True,
+        )  # fmt: skip
+        outputs.add(done.stdout.strip())
+    hosts = {f"127.0.0.1:{p}": 1 + p % 3 for p in range(90, 100)}
+    ring = ConsistentHash(hosts, compat="envoy")
+    table = Maglev(hosts, compat="envoy", table_size=101)
+    keys = [f"user-{i}" for i in range(200)]
+    here = [ring.get_server(k) for k in keys], [table.get_server(k) for k in keys]
+    assert outputs == {f"{here[0]} {here[1]}"}

@@ -173,7 +173,7 @@ class UtilizationRoundRobin(Balancer):
             report.weight = weight
             report.updated = now
 
-    def weight(self, server: str) -> float:
+    def reported_weight(self, server: str) -> float:
         """The weight ``server``'s reports give it now; 0 if none counts yet. O(1).
 
         Raises:
