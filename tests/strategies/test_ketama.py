@@ -96,6 +96,16 @@ def test_weight_zero_gets_no_points_and_does_not_count() -> None:
         assert with_zero.get_server(key) == without.get_server(key)
 
 
+def test_an_ejected_server_gets_no_key(ring: ConsistentHash) -> None:
+    # libmemcached's auto_eject_hosts test: with 10.0.1.3 ejected, no key of the
+    # fixture goes to it; weight 0 is that state here. Back at its weight, the
+    # fixture's answers return.
+    ejected = ConsistentHash({**SERVERS, "10.0.1.3:11211": 0}, compat="ketama")
+    assert all(ejected.get_server(key) != "10.0.1.3:11211" for key, *_ in CASES)
+    ejected.set_weight("10.0.1.3:11211", 200)
+    assert [ejected.get_server(k) for k, *_ in CASES] == [f"{h}:11211" for *_, h in CASES]
+
+
 def test_positions_of_an_unknown_server(ring: ConsistentHash) -> None:
     with pytest.raises(UnknownServer):
         ring.positions("nope:11211")

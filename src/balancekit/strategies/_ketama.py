@@ -12,7 +12,8 @@ The facts this follows (libmemcached ``update_continuum`` and its
   ``4 * floor(w / W * 160 / 4 * n + 1e-10)`` points, every step in
   single-precision floats as the C code computes it (so 8 servers weighing
   600, 300, 200, 350, 1000, 800, 950 and 100 get 1264 points in all). A
-  server of weight 0 gets none and is not counted in ``n`` or ``W``.
+  server of weight 0 gets none and is not counted in ``n`` or ``W``, as
+  libmemcached treats a server it has ejected (it has no weight 0 itself).
 - A key's hash is the first four bytes of its MD5 digest, little-endian; it
   goes to the first point at or after that hash, wrapping to the first point.
 
