@@ -77,6 +77,19 @@ def test_equal_weights_give_160_points_each() -> None:
     assert {ring.points(s) for s in ring.servers} == {160}
 
 
+def test_point_counts_are_computed_in_single_precision() -> None:
+    # Derived from libmemcached's expression (not a published vector): in C
+    # float, 1/25 x 160 / 4 x 25 comes to 39.999996, so 25 equal servers get
+    # 4 x 39 = 156 points each, where double precision would give 160.
+    for n, expected in [(24, 160), (25, 156), (26, 160), (50, 156), (100, 156)]:
+        counts = KetamaPoints().counts({f"h{i}:11211": 1 for i in range(n)})
+        assert set(counts.values()) == {expected}, n
+    ring = ConsistentHash([f"h{i}:11211" for i in range(24)], compat="ketama")
+    ring.add_server("h24:11211")  # every server drops from 160 to 156 points
+    ring._check()
+    assert {ring.points(s) for s in ring.servers} == {156}
+
+
 def test_point_names_follow_the_port() -> None:
     assert point_name("10.0.1.1:11211", 0) == "10.0.1.1-0"
     assert point_name("10.0.1.1:11212", 7) == "10.0.1.1:11212-7"
