@@ -25,7 +25,7 @@ from __future__ import annotations
 import itertools
 import math
 import struct
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 from ..clock import Clock
@@ -257,9 +257,6 @@ class UtilizationRoundRobin(Balancer):
         rotation = [m for m in self._members.values() if m.weight > 0]
         self._state = (rotation, tuple(m.server for m in rotation), None)
         self._refresh(self._clock())
-
-    def _admit(self, weights: Mapping[str, float]) -> None:
-        return
 
     def _options(self) -> dict[str, object]:
         return {
