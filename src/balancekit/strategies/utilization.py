@@ -31,7 +31,7 @@ from typing import Any
 from ..clock import Clock
 from ..errors import UnknownServer
 from ..validate import check_positive, check_range
-from ._stride import MAX_WEIGHT, stride_weights
+from ._stride import MAX_WEIGHT, stride_pick, stride_weights
 from .base import Balancer, Member, Servers
 
 __all__ = ["MIN_UPDATE_PERIOD", "UtilizationRoundRobin"]
@@ -39,7 +39,6 @@ __all__ = ["MIN_UPDATE_PERIOD", "UtilizationRoundRobin"]
 MIN_UPDATE_PERIOD = 0.1
 """The shortest ``update_period``; a shorter one is raised to it, as gRPC does."""
 
-_OFFSET = MAX_WEIGHT // 2
 _F32 = struct.Struct("f")
 
 
@@ -214,7 +213,7 @@ class UtilizationRoundRobin(Balancer):
         n = len(weights)
         sequence = self._sequence
         while True:
-            # _next's loop, inlined on the hot path with the constants spelled out
+            # stride_pick, inlined on the hot path with the constants spelled out
             # (32767 = MAX_WEIGHT // 2, 65535 = MAX_WEIGHT): a call saved is a fifth.
             s = next(sequence)
             index = s % n
@@ -234,13 +233,10 @@ class UtilizationRoundRobin(Balancer):
             raise self._unavailable()
         if weights is None:
             return rotation[next(self._turn) % len(rotation)]
-        n = len(weights)
         sequence = self._sequence
         while True:
-            # gRPC's stride pick (see _stride.stride_pick), inlined.
-            generation, index = divmod(next(sequence), n)
-            weight = weights[index]
-            if (weight * generation + index * _OFFSET) % MAX_WEIGHT >= MAX_WEIGHT - weight:
+            index = stride_pick(weights, next(sequence))
+            if index is not None:
                 return rotation[index]
 
     def _refresh(self, now: float) -> None:
