@@ -295,3 +295,19 @@ def test_in_a_pool_unhealthy_servers_leave_the_schedule() -> None:
     pool.record_check("a", ok=False)
     assert {pool.acquire().server for _ in range(50)} == {"b", "c"}
     lb._check()
+
+
+def test_a_server_back_from_weight_zero_waits_out_a_new_blackout() -> None:
+    clock = ManualClock()
+    lb = UtilizationRoundRobin(["a", "b"], blackout=5, clock=clock)
+    lb.report("a", qps=10, utilization=1)
+    clock.advance(6)
+    assert lb.reported_weight("a") == 10
+    lb.set_weight("a", 0)  # e.g. unhealthy in a Pool
+    lb.set_weight("a", 1)  # healthy again: its old reports wait a new blackout
+    lb.report("a", qps=10, utilization=1)
+    assert lb.reported_weight("a") == 0
+    clock.advance(5)
+    assert lb.reported_weight("a") == 10
+    lb.set_weight("b", 2)  # a change between positive weights restarts nothing
+    assert lb.reported_weight("a") == 10

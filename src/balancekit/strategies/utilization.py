@@ -78,9 +78,10 @@ class UtilizationRoundRobin(Balancer):
     'abaabaaba'
 
     Static weights only say whether a server takes traffic (0: it gets none);
-    its share comes from its reports. Servers are scheduled in insertion
-    order, and the scheduler's sequence starts at 0 on a new balancer, so
-    the picks are reproducible. The key is ignored.
+    its share comes from its reports. A server whose weight goes from 0 back
+    to positive (healthy again in a Pool) starts its blackout over. Servers
+    are scheduled in insertion order, and the scheduler's sequence starts at
+    0 on a new balancer, so the picks are reproducible. The key is ignored.
 
     Complexity: ``get_server`` and ``acquire`` O(1) expected (the scheduler
     skips a backend with probability ``1 - mean / max`` of the scaled
@@ -246,6 +247,13 @@ class UtilizationRoundRobin(Balancer):
         weights = [self._reports[m.server].usable(now, blackout, expiration) for m in rotation]
         self._state = (rotation, names, stride_weights(weights))
         self._due = now + self._period
+
+    def _reweighted(self, member: Member, old: float) -> None:
+        if old == 0 < member.weight:
+            # Back in the rotation (e.g. healthy again): its blackout starts over,
+            # as gRPC restarts it when a connection returns to READY.
+            self._reports[member.server].since = None
+        self._rebuild()
 
     def _rebuild(self) -> None:
         reports = self._reports
