@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import doctest
 import hashlib
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +13,7 @@ from hypothesis import strategies as st
 from balancekit import ConsistentHash, UnknownServer
 from balancekit.strategies._ketama import KetamaPoints, ketama_hash, point_name
 
+from ..processes import outputs_under_hash_seeds
 from .ketama_vectors import CASES, SERVERS
 
 
@@ -205,16 +203,8 @@ def test_same_answers_in_other_processes(ring: ConsistentHash) -> None:
         "r = ConsistentHash(SERVERS, compat='ketama')\n"
         "print(','.join(r.get_server(k) for k, *_ in CASES))\n"
     )
-    root = Path(__file__).resolve().parents[2]
-    outputs = set()
-    for seed in ("0", "12345"):
-        env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": f"{root / 'src'}:{root}"}
-        done = subprocess.run(
-            [sys.executable, "-c", script], env=env, capture_output=True, text=True,
-            timeout=60, check=True, cwd=root,
-        )  # fmt: skip
-        outputs.add(done.stdout.strip())
-    assert outputs == {",".join(ring.get_server(k) for k, *_ in CASES)}
+    here = ",".join(ring.get_server(k) for k, *_ in CASES)
+    assert outputs_under_hash_seeds(script, ("0", "12345")) == {here}
 
 
 def test_the_compat_page_runs_as_written() -> None:
