@@ -50,6 +50,18 @@ def test_ring_basic() -> None:
     ring._check()
 
 
+def test_ring_basic_with_hostnames() -> None:
+    # Envoy's BasicWithHostname: use_hostname_for_hashing, hosts named "90".."95".
+    ring = ConsistentHash({str(p): 1 for p in range(90, 96)}, compat="envoy", min_ring_size=12)
+    assert ring.get_server(0) == ring.get_server(MAX64) == "95"
+    assert ring.get_server(7225015537174310577) == "92"
+    assert ring.get_server(6803900775736438537) == "93"
+    first_points = sorted((ring.positions(s)[0], s) for s in ring.servers)[:3]
+    assert first_points == [
+        (1975508444536362413, "95"), (2386806903309390596, "93"), (6749904478991551885, "94")
+    ]  # fmt: skip
+
+
 def test_ring_uneven_hosts() -> None:
     ring = ConsistentHash(hosts(80, 81), compat="envoy", min_ring_size=3)
     assert sum(ring.points(s) for s in ring.servers) == 4
@@ -137,6 +149,11 @@ def test_maglev_basic() -> None:
     lb = Maglev(hosts(*range(90, 96)), compat="envoy", table_size=7)
     assert assignments(lb, 7) == [2, 4, 0, 1, 5, 0, 3] * 3
     lb._check()
+
+
+def test_maglev_basic_with_hostnames() -> None:
+    lb = Maglev({str(p): 1 for p in range(90, 96)}, compat="envoy", table_size=7)
+    assert [int(lb.get_server(i)) - 90 for i in range(21)] == [2, 5, 0, 3, 4, 1, 0] * 3
 
 
 def test_maglev_weighted() -> None:
