@@ -400,9 +400,9 @@ class Pool:
                 elif session is not None:
                     named = sticky._route(session, now)
                 if named is not None and self._keeps_sticky(named):
-                    lease = self._strategy._open(self, key, named, now)
+                    lease = self._strategy._open(self, key, named, now=now)
             if lease is None:
-                lease = self._strategy._open(self, key, None, now)
+                lease = self._strategy._open(self, key, None, now=now)
                 lease.moved = sticky is not None and (cookie is not None or named is not None)
             server = lease.server
             lease.context = self._records[server]

@@ -252,7 +252,8 @@ class PowerOfTwoChoices(Balancer):
         self._decay = check_option("decay", decay, positive=True)
         self._default_rtt = check_option("default_rtt", default_rtt, positive=False)
         self._load = load
-        self._rng = check_instance("rng", rng, random.Random, optional=True) or random.Random()
+        check_instance("rng", rng, random.Random, optional=True)
+        self._rng = rng or random.Random()
         # Peak EWMA only: the estimates. Their keys are compared at time 0:
         # log e + t_prev / decay + log((in_flight + 1) / weight), no clock read.
         self._estimates: dict[Member, Estimate] | None = {} if load == "peak_ewma" else None
