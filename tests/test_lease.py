@@ -77,3 +77,17 @@ def test_the_pool_sees_an_abandoned_lease_as_neither_outcome() -> None:
     on_a().release(ok=False)
     assert tracker.state("a") is not HealthState.HEALTHY  # the second failure in a row
     pool._check()
+
+
+def test_a_pool_whose_clock_fails_at_release_takes_no_latency_sample() -> None:
+    times: list[object] = [0.0]
+    lb = LeastResponseTime(["a"], default_rtt=0.05)
+    pool = Pool(lb, clock=lambda: times[-1])  # type: ignore[arg-type, return-value]
+    lease = pool.acquire()
+    times.append(float("nan"))
+    with pytest.raises(ValueError, match="clock"):
+        lease.release(ok=True)
+    assert lease.released and lease.latency is None  # not a made-up 0 s
+    times.append(1.0)
+    assert lb.in_flight("a") == 0 and pool.stats()["a"].in_flight == 0
+    lb._check()

@@ -603,7 +603,7 @@ class Pool:
         return self._settle(lease, ok, now)
 
     def _settle_counts(self, lease: Lease, ok: bool | None) -> None:
-        if not self._strategy._release(lease, ok, lease.started):
+        if not self._strategy._settle(lease, ok):  # no reading: no latency sample
             return
         with self._lock:
             if self._records.get(lease.server) is lease.context:

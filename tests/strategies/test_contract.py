@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 import math
 import re
-import threading
 
 import pytest
 
 from balancekit import DuplicateServer, ManualClock, NoServerAvailable, UnknownServer
 from balancekit.strategies.base import Balancer
 
-from .contract import KEYS, STRATEGIES
+from .contract import KEYS, STRATEGIES, run_in_threads
 
 pytestmark = pytest.mark.parametrize("cls", STRATEGIES, ids=lambda cls: cls.__name__)
 
@@ -231,26 +230,15 @@ def test_key_requirement(cls: type[Balancer]) -> None:
 
 def test_threads_leave_no_lease_open(cls: type[Balancer]) -> None:
     lb = cls(SERVERS)
-    errors: list[BaseException] = []
-    start = threading.Barrier(8)
 
     def work(offset: int) -> None:
-        try:
-            start.wait()
-            for i in range(2000):
-                lease = lb.acquire(KEYS[(offset + i) % len(KEYS)])
-                if i % 7 == 0:
-                    lease.release()  # a second release below must not count
-                lease.release(ok=i % 5 != 0)
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
+        for i in range(2000):
+            lease = lb.acquire(KEYS[(offset + i) % len(KEYS)])
+            if i % 7 == 0:
+                lease.release()  # a second release below must not count
+            lease.release(ok=i % 5 != 0)
 
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    run_in_threads(work, 8)
     assert all(lb.in_flight(server) == 0 for server in SERVERS)
     lb._check()
 

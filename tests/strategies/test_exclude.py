@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 import pytest
@@ -25,9 +26,10 @@ from balancekit import (
     WeightedRoundRobin,
 )
 from balancekit.clock import ManualClock
-from balancekit.strategies.base import Balancer
+from balancekit.strategies.base import Balancer, Member
+from balancekit.testing import assert_excludes
 
-from .contract import KEYS, STRATEGIES
+from .contract import KEYS, STRATEGIES, run_in_threads
 
 NAMES = [f"s{i}" for i in range(8)]
 HASHED = [cls for cls in STRATEGIES if cls.requires_key]
@@ -280,3 +282,42 @@ def test_bad_exclude_is_refused_and_changes_nothing(cls: type[Balancer], bad: ob
     assert (repr(lb), {s: lb.in_flight(s) for s in "abc"}) == before
     held.release()
     lb._check()
+
+
+@pytest.mark.parametrize("cls", STRATEGIES, ids=lambda cls: cls.__name__)
+def test_exclude_from_many_threads(cls: type[Balancer]) -> None:
+    servers = {s: 1 + i % 3 for i, s in enumerate(NAMES)}
+    lb = build(cls, servers)
+
+    def work(offset: int) -> None:
+        rng = random.Random(offset)
+        for i in range(300):
+            exclude = set(rng.sample(NAMES, rng.randint(1, 7)))
+            lease = lb.acquire(KEYS[(offset * 7 + i) % len(KEYS)], exclude=exclude)
+            assert lease.server not in exclude, (lease.server, exclude)
+            lease.release(ok=rng.choice([True, False, None]))
+
+    run_in_threads(work, 4)
+    assert all(lb.in_flight(s) == 0 for s in servers)
+    lb._check()
+
+
+class IgnoresExclude(RoundRobin):
+    """A broken strategy: it answers as if nothing were excluded."""
+
+    def _choose_other(self, key: object, exclude: AbstractSet[str]) -> Member | None:
+        return self._choose(key)
+
+
+@pytest.mark.parametrize("cls", STRATEGIES, ids=lambda cls: cls.__name__)
+def test_assert_excludes_passes_every_strategy(cls: type[Balancer]) -> None:
+    lb = build(cls, {"a": 1, "b": 2, "c": 0, "d": 1})
+    assert_excludes(lb, KEYS[:50], {"a"})
+    assert_excludes(lb, KEYS[:50], {"a", "b", "d", "gone"})  # all excluded: any eligible
+
+
+def test_assert_excludes_catches_a_strategy_that_ignores_it() -> None:
+    with pytest.raises(AssertionError, match=r"exclude=\['a'\] for 2 of 4 keys"):
+        assert_excludes(IgnoresExclude(["a", "b"]), range(4), {"a"})
+    with pytest.raises(ValueError):
+        assert_excludes(RoundRobin(["a"]), [], {"a"})

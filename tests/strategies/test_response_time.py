@@ -295,3 +295,27 @@ def test_a_server_back_from_weight_zero_starts_afresh() -> None:
     lease.release()
     lb.set_weight(lease.server, 2)
     assert lb.load(lease.server) == pytest.approx(0.2 / 2)
+
+
+def test_stale_heap_entries_stay_bounded_and_never_picked() -> None:
+    # Every change leaves a stale entry behind; after 3,000 changes on 20
+    # servers the heap is still O(n) and picks (with and without exclude)
+    # are the least loaded live server.
+    clock = ManualClock()
+    lb = LeastResponseTime({f"s{i}": 1 + i % 4 for i in range(20)}, decay=1.0, clock=clock)
+    rng = random.Random(7)
+    held = []
+    for step in range(3_000):
+        clock.advance(rng.random() * 0.01)
+        if held and rng.random() < 0.45:
+            held.pop(rng.randrange(len(held))).release(ok=rng.random() < 0.9)
+        elif step % 50 == 0:
+            lb.set_weight(f"s{rng.randrange(20)}", rng.choice([0, 1, 3]))
+        else:
+            held.append(lb.acquire())
+        excluded = {f"s{rng.randrange(20)}" for _ in range(3)}
+        loads = {s: lb.load(s) for s in lb.servers if lb.servers[s] > 0 and s not in excluded}
+        if loads:
+            assert lb.load(lb.get_server(exclude=excluded)) == pytest.approx(min(loads.values()))
+        lb._check()
+    assert len(lb._heap) <= 2 * len(lb._live) + 33

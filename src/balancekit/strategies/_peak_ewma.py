@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Container, Iterable
 
 from .base import Member
 
-__all__ = ["Estimate", "check_option"]
+__all__ = ["Estimate", "carry_over", "check_option"]
 
 
 def check_option(name: str, value: object, *, positive: bool) -> float:
@@ -102,5 +103,33 @@ class Estimate:
         scale = math.log((member.in_flight + 1) / member.weight)
         return math.log(self.rtt) + (self.stamp - origin) / decay + scale
 
+    def load(self, now: float, decay: float) -> float:
+        """The server's load at ``now``: reading x (in-flight + 1) / weight; inf at weight 0."""
+        member = self.member
+        if member.weight <= 0:
+            return math.inf
+        return self.reading(now, decay) * (member.in_flight + 1) / member.weight
+
     def __repr__(self) -> str:
         return f"Estimate({self.member.server!r}, rtt={self.rtt!r}, stamp={self.stamp!r})"
+
+
+def carry_over(
+    old: dict[Member, Estimate],
+    members: Iterable[Member],
+    eligible_before: Container[Member],
+    default_rtt: float,
+    now: float,
+) -> dict[Member, Estimate]:
+    """The estimates after a rebuild: kept for the members that stay, ``default_rtt``
+    dated ``now`` for new ones, and a fresh start for those whose weight went from
+    0 to positive (not in ``eligible_before``). O(n)."""
+    estimates: dict[Member, Estimate] = {}
+    for member in members:
+        est = old.get(member)
+        if est is None:
+            est = Estimate(member, default_rtt, now)
+        elif member.weight > 0 and member not in eligible_before:
+            est.restart(default_rtt, now)
+        estimates[member] = est
+    return estimates

@@ -281,13 +281,24 @@ class Balancer(abc.ABC):
         return Lease(owner, member.server, now, member)
 
     def _release(self, lease: Lease, ok: bool | None, now: float | None = None) -> bool:
-        fault: Exception | None = None
-        if now is None:
-            try:
-                now = check_time(self._clock())
-            except (TypeError, ValueError) as error:
-                # A broken clock must not leak the lease: settle the count, then say so.
-                fault = error
+        if now is not None:  # the Pool read (and checked) its clock
+            return self._close(lease, ok, now)
+        try:
+            now = check_time(self._clock())
+        except (TypeError, ValueError):
+            # A broken clock must not leak the lease: settle the count, then say
+            # so (a lease already released stays a quiet no-op).
+            if not self._close(lease, ok, None):
+                return False
+            raise
+        return self._close(lease, ok, now)
+
+    def _settle(self, lease: Lease, ok: bool | None) -> bool:
+        """Release ``lease`` without a clock reading: the count settles, no latency
+        is recorded, no sample taken (a Pool whose clock failed calls this)."""
+        return self._close(lease, ok, None)
+
+    def _close(self, lease: Lease, ok: bool | None, now: float | None) -> bool:
         with self._lock:
             if lease._done:
                 return False
@@ -300,9 +311,7 @@ class Balancer(abc.ABC):
                 member.in_flight -= 1
                 # No latency without a good reading; the hook still sees the count change.
                 self._released(member, latency, ok, lease.started if now is None else now)
-        if fault is not None:
-            raise fault
-        return True
+            return True
 
     def in_flight(self, server: str) -> int:
         """Leases open on ``server``. O(1).

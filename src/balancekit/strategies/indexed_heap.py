@@ -43,7 +43,8 @@ class IndexedHeap(Generic[T, K]):
     ('b', 2)
 
     Complexity: ``peek``, ``key``, ``len``, ``in`` O(1); ``push``,
-    ``remove`` and ``update`` O(log n); memory O(n).
+    ``remove`` and ``update`` O(log n), and O(1) when the changed key
+    stays within a level of its place; memory O(n).
     """
 
     __slots__ = ("_items", "_keys", "_pos")
@@ -175,35 +176,28 @@ class IndexedHeap(Generic[T, K]):
         pos[item] = i
 
     def _sift_down(self, i: int) -> None:
-        # Bottom-up, as heapq does: a key that grew (a server just picked)
-        # usually belongs near a leaf, so walk the smaller children down to
-        # a leaf with one comparison per level, then climb back the little
-        # that is needed. That halves the comparisons of the textbook loop.
+        # Textbook, with the early exit: the common update is a small rise of
+        # the top's key (a tie-break tick, one more request in flight) that
+        # leaves it at or near its place, so stop at the first level where
+        # neither child is smaller rather than walking to a leaf and back.
         items, keys, pos = self._items, self._keys, self._pos
         end = len(items)
-        start = i
         item, key = items[i], keys[i]
         child = 2 * i + 1
         while child < end:
+            child_key = keys[child]
             right = child + 1
-            if right < end and not keys[child] < keys[right]:
+            if right < end and keys[right] < child_key:
                 child = right
+                child_key = keys[right]
+            if not child_key < key:
+                break
             child_item = items[child]
             items[i] = child_item
-            keys[i] = keys[child]
+            keys[i] = child_key
             pos[child_item] = i
             i = child
             child = 2 * i + 1
-        while i > start:
-            parent = (i - 1) >> 1
-            parent_key = keys[parent]
-            if not key < parent_key:
-                break
-            parent_item = items[parent]
-            items[i] = parent_item
-            keys[i] = parent_key
-            pos[parent_item] = i
-            i = parent
         items[i] = item
         keys[i] = key
         pos[item] = i

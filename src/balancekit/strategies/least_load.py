@@ -11,7 +11,7 @@ from typing import Any
 from ..clock import Clock
 from ..errors import UnknownServer
 from ..validate import check_instance, check_int
-from ._peak_ewma import Estimate, check_option
+from ._peak_ewma import Estimate, carry_over, check_option
 from .base import Balancer, Member, Servers
 from .indexed_heap import IndexedHeap
 
@@ -297,21 +297,14 @@ class PowerOfTwoChoices(Balancer):
         old = self._estimates
         if old is None:
             return
-        now = self._clock()
-        estimates: dict[Member, Estimate] = {}
-        for member in self._members.values():
-            est = old.get(member)
-            if est is None:
-                est = Estimate(member, self._default_rtt, now)
-            elif member.weight > 0 and member not in was:
-                est.restart(self._default_rtt, now)  # back from weight 0: a fresh start
-            estimates[member] = est
-        self._estimates = estimates
+        self._estimates = carry_over(
+            old, self._members.values(), was, self._default_rtt, self._clock()
+        )
 
-    def _choose(self, key: Any) -> Member:
-        return self._draw(self._eligible)
-
-    def _draw(self, eligible: list[Member]) -> Member:
+    def _choose(self, key: Any, eligible: list[Member] | None = None) -> Member:
+        # One method for both lists (not a helper call): this is the hot path.
+        if eligible is None:
+            eligible = self._eligible
         n = len(eligible)
         if n < 2:
             if n:
@@ -347,7 +340,7 @@ class PowerOfTwoChoices(Balancer):
         others = [m for m in self._eligible if m.server not in exclude]
         if not others:
             return None
-        return self._draw(others)
+        return self._choose(key, others)
 
     def _released(self, member: Member, latency: float | None, ok: bool | None, now: float) -> None:
         estimates = self._estimates
@@ -370,10 +363,7 @@ class PowerOfTwoChoices(Balancer):
             member = self._members.get(server)
             if member is None:
                 raise UnknownServer(server)
-            if member.weight <= 0:
-                return math.inf
-            reading = self._estimates[member].reading(now, self._decay)
-            return reading * (member.in_flight + 1) / member.weight
+            return self._estimates[member].load(now, self._decay)
 
     def _check(self) -> None:
         """Assert the base invariants, that the draw list is current and the estimates sane."""

@@ -6,6 +6,7 @@ docs/strategies/response-time.md for the one consequence).
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Iterable, Set
 from typing import Any
@@ -13,11 +14,14 @@ from typing import Any
 from ..clock import Clock
 from ..errors import UnknownServer
 from ..validate import check_time
-from ._peak_ewma import Estimate, check_option
+from ._peak_ewma import Estimate, carry_over, check_option
 from .base import Balancer, Member, Servers
-from .indexed_heap import IndexedHeap
 
 __all__ = ["LeastResponseTime"]
+
+_Entry = tuple[float, int, Member]
+"""A heap entry: (log load at the origin, tie-break tick, member); live while it is
+the member's entry in ``_live``, stale once superseded."""
 
 _REBASE = float(1 << 20)
 """Decay periods after which heap keys are re-based to keep their precision."""
@@ -64,12 +68,14 @@ class LeastResponseTime(Balancer):
     Complexity: every reading decays by the same factor
     ``exp(-elapsed / decay)``, so the order of the servers' loads changes
     only when a lease opens or closes, never by the passing of time alone.
-    The servers therefore sit in an :class:`~.indexed_heap.IndexedHeap`
-    keyed by the logarithm of their load at a fixed reference time, and
-    ``get_server``, ``acquire``, a release and membership or weight changes
-    are O(log n) (no per-pick scan of n ``exp`` calls); ``load`` O(1);
-    memory O(n). After 2**20 decay periods the keys are re-based, one O(n)
-    step, so that they keep their precision.
+    The servers therefore sit in a ``heapq`` keyed by the logarithm of their
+    load at a fixed reference time (a change pushes a new entry and leaves
+    the old one stale, dropped when it surfaces or at a compaction once the
+    heap holds twice the servers), and ``get_server``, ``acquire``, a
+    release and membership or weight changes are O(log n) amortised (no
+    per-pick scan of n ``exp`` calls); ``load`` O(1); memory O(n). After
+    2**20 decay periods the keys are re-based, one O(n) step, so that they
+    keep their precision.
 
     Raises:
         TypeError: an option is not a number (``bool`` included).
@@ -118,15 +124,8 @@ class LeastResponseTime(Balancer):
     def _rebuild(self) -> None:
         now = check_time(self._clock())
         old: dict[Member, Estimate] = getattr(self, "_estimates", {})
-        live = getattr(self, "_heap", ())
-        self._estimates: dict[Member, Estimate] = {}
-        for member in self._members.values():
-            est = old.get(member)
-            if est is None:
-                est = Estimate(member, self._default_rtt, now)
-            elif member.weight > 0 and member not in live:
-                est.restart(self._default_rtt, now)  # back from weight 0: a fresh start
-            self._estimates[member] = est
+        live = getattr(self, "_live", ())
+        self._estimates = carry_over(old, self._members.values(), live, self._default_rtt, now)
         self._rebase(now)
 
     def _rebase(self, origin: float) -> None:
@@ -135,20 +134,47 @@ class LeastResponseTime(Balancer):
         # eats the key's precision, so every 2**20 decays it restarts near 0.
         self._origin = origin
         self._tick = 0
-        self._heap: IndexedHeap[Member, tuple[float, int]] = IndexedHeap()
+        self._live: dict[Member, _Entry] = {}
         for est in self._estimates.values():
             if est.member.weight > 0:
                 self._tick += 1
-                self._heap.push(est.member, (self._key(est), self._tick))
+                self._live[est.member] = (self._key(est), self._tick, est.member)
+        self._heap = list(self._live.values())
+        heapq.heapify(self._heap)
 
     def _key(self, est: Estimate) -> float:
         return est.log_key(self._origin, self._decay)
 
+    def _set(self, member: Member, key: float, tick: int) -> None:
+        # A new entry supersedes the member's old one, which goes stale in the
+        # heap. When the member's entry is on top (the server just picked)
+        # the new one takes its place in one C call.
+        entry = (key, tick, member)
+        self._live[member] = entry
+        heap = self._heap
+        if heap[0][2] is member:
+            _replace_top(heap, entry)
+        else:
+            heapq.heappush(heap, entry)
+            if len(heap) > 2 * len(self._live) + 32:
+                self._heap = list(self._live.values())
+                heapq.heapify(self._heap)
+
+    def _top(self) -> _Entry:
+        """The live entry of least key, stale ones popped on the way. O(log n) amortised."""
+        heap, live = self._heap, self._live
+        while heap:
+            entry = heap[0]
+            if live.get(entry[2]) is entry:
+                return entry
+            heapq.heappop(heap)
+        raise self._unavailable()
+
     def _update(self, est: Estimate, picked: bool) -> None:
         """Re-key ``est`` after a change; ``picked`` makes it the newest pick."""
-        heap = self._heap
         member = est.member
-        if member not in heap:
+        entry = self._live.get(member)
+        if entry is None:
             return  # weight 0, or a removed member's late release
         if (est.stamp - self._origin) / self._decay > _REBASE:
             self._rebase(est.stamp)
@@ -157,46 +183,55 @@ class LeastResponseTime(Balancer):
             self._tick += 1
             tick = self._tick
         else:
-            tick = heap.key(member)[1]
-        heap.update(member, (self._key(est), tick))
+            tick = entry[1]
+        self._set(member, est.log_key(self._origin, self._decay), tick)
 
     def _added(self, member: Member) -> None:
         est = Estimate(member, self._default_rtt, check_time(self._clock()))
         self._estimates[member] = est
         if member.weight > 0:
-            self._tick += 1
-            self._heap.push(member, (self._key(est), self._tick))
+            self._push(est)
+
+    def _push(self, est: Estimate) -> None:
+        self._tick += 1
+        entry = (self._key(est), self._tick, est.member)
+        self._live[est.member] = entry
+        heapq.heappush(self._heap, entry)
 
     def _removed(self, member: Member) -> None:
         del self._estimates[member]
-        if member in self._heap:
-            self._heap.remove(member)
+        self._live.pop(member, None)  # its entry goes stale
 
     def _reweighted(self, member: Member, old: float) -> None:
-        heap = self._heap
         if member.weight == 0:
-            heap.remove(member)  # old > 0: set_weight skips no-op changes
-        elif member in heap:
+            del self._live[member]  # old > 0: set_weight skips no-op changes
+        elif member in self._live:
             self._update(self._estimates[member], picked=False)
         else:
             # Back from weight 0: a fresh start, so that a penalty or a slow
             # answer from before it went away does not starve it now.
             est = self._estimates[member]
             est.restart(self._default_rtt, check_time(self._clock()))
-            self._tick += 1
-            heap.push(member, (self._key(est), self._tick))
+            self._push(est)
 
     def _choose(self, key: Any) -> Member:
-        if not self._heap:
-            raise self._unavailable()
-        return self._heap.peek()
+        return self._top()[2]
 
     def _choose_other(self, key: Any, exclude: Set[str]) -> Member | None:
-        # The least loaded server outside exclude: O(k log k) for the k
-        # excluded servers that rank above it.
-        for member in self._heap.ascending():
-            if member.server not in exclude:
+        # The least loaded server outside exclude: a best-first walk of the
+        # heap array, O((k + s) log(k + s)) for the k excluded servers and
+        # s stale entries that rank above it.
+        heap, live = self._heap, self._live
+        end = len(heap)
+        frontier = [(heap[0], 0)] if heap else []
+        while frontier:
+            entry, i = heapq.heappop(frontier)
+            member = entry[2]
+            if live.get(member) is entry and member.server not in exclude:
                 return member
+            for child in (2 * i + 1, 2 * i + 2):
+                if child < end:
+                    heapq.heappush(frontier, (heap[child], child))
         return None
 
     def get_server(self, key: Any = None, exclude: Iterable[str] = ()) -> str:
@@ -210,12 +245,26 @@ class LeastResponseTime(Balancer):
             TypeError: a bad ``exclude`` (see :meth:`Balancer.get_server`).
         """
         with self._lock:
-            member = self._pick(key, exclude) if exclude else self._choose(key)
-            self._update(self._estimates[member], picked=True)
+            if exclude:
+                member = self._pick(key, exclude)
+                self._update(self._estimates[member], picked=True)
+                return member.server
+            # The load is unchanged (its key is current), only the tick moves:
+            # _update(picked=True) for the top, whose new entry replaces it.
+            load, _, member = self._top()
+            self._tick += 1
+            entry = (load, self._tick, member)
+            self._live[member] = entry
+            _replace_top(self._heap, entry)
             return member.server
 
     def _acquired(self, member: Member, now: float) -> None:
-        self._update(self._estimates[member], picked=True)
+        # _update(picked=True) without its rebase test: opening a lease leaves
+        # the estimate's stamp, which that test reads, as it was.
+        if member in self._live:
+            self._tick += 1
+            key = self._estimates[member].log_key(self._origin, self._decay)
+            self._set(member, key, self._tick)
 
     def _released(self, member: Member, latency: float | None, ok: bool | None, now: float) -> None:
         est = self._estimates[member]
@@ -236,27 +285,43 @@ class LeastResponseTime(Balancer):
             member = self._members.get(server)
             if member is None:
                 raise UnknownServer(server)
-            if member.weight <= 0:
-                return math.inf
-            reading = self._estimates[member].reading(now, self._decay)
-            return reading * (member.in_flight + 1) / member.weight
+            return self._estimates[member].load(now, self._decay)
 
     def _check(self) -> None:
         """Assert the base invariants, one sane estimate per member, heap keys."""
         super()._check()
         assert set(self._estimates) == set(self._members.values())
-        heap = self._heap
-        heap._check()
+        heap, live = self._heap, self._live
+        for i in range(1, len(heap)):
+            assert not heap[i] < heap[(i - 1) >> 1], (i, heap[i], heap[(i - 1) >> 1])
+        in_heap = {id(entry) for entry in heap}
         ticks = set()
         for member, est in self._estimates.items():
             assert est.member is member, (member, est)
             assert math.isfinite(est.rtt) and est.rtt >= 0, est
             assert math.isfinite(est.stamp), est
             if member.weight > 0:
-                key, tick = heap.key(member)
+                entry = live[member]
+                key, tick, owner = entry
+                assert owner is member and id(entry) in in_heap, (member, entry)
                 assert key == self._key(est), (est, key, self._key(est))
                 assert 0 < tick <= self._tick, (est, tick, self._tick)
                 ticks.add(tick)
             else:
-                assert member not in heap, member
-        assert len(ticks) == len(heap), "two servers share a tie-break tick"
+                assert member not in live, member
+        assert len(ticks) == len(live), "two servers share a tie-break tick"
+        assert len(heap) <= 2 * len(live) + 33, (len(heap), len(live))
+
+
+def _replace_top(heap: list[_Entry], entry: _Entry) -> None:
+    """Put ``entry`` in place of the heap's top. O(log n), O(1) when it stays on top.
+
+    ``heapq.heapreplace`` always sifts down to a leaf and back; a picked
+    server's new key is often still the least (distinct loads, a new tick),
+    which two comparisons settle.
+    """
+    end = len(heap)
+    if (end > 1 and heap[1] < entry) or (end > 2 and heap[2] < entry):
+        heapq.heapreplace(heap, entry)
+    else:
+        heap[0] = entry

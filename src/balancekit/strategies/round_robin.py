@@ -198,6 +198,8 @@ class WeightedRoundRobin(Balancer):
         allowed = [i for i, m in enumerate(rotation) if m.server not in exclude]
         if not allowed:
             return None
+        if len(allowed) == len(rotation):  # only ids outside the rotation: the usual pick
+            return self._choose(key)
         values = self._values()
         best = allowed[0]
         total = 0.0

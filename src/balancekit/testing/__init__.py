@@ -35,6 +35,7 @@ from ..clock import ManualClock
 from .assertions import (
     Factory,
     assert_deterministic,
+    assert_excludes,
     assert_in_flight_consistent,
     assert_minimal_disruption,
     assert_never_picks,
@@ -63,6 +64,7 @@ __all__ = [
     "Request",
     "SetWeight",
     "assert_deterministic",
+    "assert_excludes",
     "assert_in_flight_consistent",
     "assert_minimal_disruption",
     "assert_never_picks",

@@ -26,6 +26,7 @@ from ..strategies.base import Balancer, parse_servers
 __all__ = [
     "Factory",
     "assert_deterministic",
+    "assert_excludes",
     "assert_in_flight_consistent",
     "assert_minimal_disruption",
     "assert_never_picks",
@@ -255,6 +256,42 @@ def assert_never_picks(balancer: Balancer, server: str, keys: Iterable[Key]) -> 
         raise AssertionError(
             f"picked {server!r} for {len(hits)} of {len(sample)} keys, e.g. "
             f"{hits[:_SHOWN]!r}; balancer: {balancer!r}"
+        )
+
+
+def assert_excludes(balancer: Balancer, keys: Iterable[Key], exclude: Iterable[str]) -> None:
+    """No key of ``keys`` goes to a server in ``exclude`` while another can take it.
+
+    The ``exclude=`` contract: the answer is outside ``exclude`` if some
+    member of weight > 0 is, else (the exclusion dropped) any member of
+    weight > 0. Use it on a strategy of your own to check its
+    ``_choose_other``.
+
+    >>> from balancekit import ConsistentHash
+    >>> assert_excludes(ConsistentHash(["a", "b", "c"]), range(50), {"a"})
+    >>> assert_excludes(ConsistentHash(["a"]), range(5), {"a"})   # all excluded: dropped
+
+    Complexity: O(len(keys)) picks with ``exclude``.
+
+    Raises:
+        AssertionError: some key went to an excluded server (or to one of
+            weight 0); the message lists a few.
+        ValueError: empty ``keys``.
+    """
+    sample = _keys_list(keys)
+    tried = set(exclude)
+    weights = dict(balancer.servers)
+    eligible = {s for s, w in weights.items() if w > 0}
+    allowed = (eligible - tried) or eligible
+    wrong = [
+        (key, server)
+        for key in sample
+        if (server := balancer.get_server(key, exclude=tried)) not in allowed
+    ]
+    if wrong:
+        raise AssertionError(
+            f"picked outside {sorted(allowed)!r} with exclude={sorted(tried)!r} for "
+            f"{len(wrong)} of {len(sample)} keys, e.g. {wrong[:_SHOWN]!r}; balancer: {balancer!r}"
         )
 
 
