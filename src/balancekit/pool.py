@@ -384,7 +384,7 @@ class Pool:
                     rec = drainer._records[server]
                     if rec.state is not _ACTIVE:
                         changes.append(drainer._cancel(rec, now))
-            for server in [s for s in records if s not in weights and s not in self._leaving]:
+            for server in [s for s in records if s not in weights]:
                 rec = drainer._records[server]
                 self._leaving.add(server)
                 if rec.state is _ACTIVE:
@@ -393,6 +393,7 @@ class Pool:
                     changes.append(drainer._drain(rec, timeout, now))
                 elif rec.in_flight == 0 or rec.state is DrainState.DRAINED:
                     self._remove(server)  # drained already, or idle in a drain of yours
+                # else DRAINING with leases open: it leaves when drained
             self._changed(changes, now, poll=False)
             self._refresh(now)
         self._outbox.flush()
@@ -548,7 +549,8 @@ class Pool:
                 lease = self._strategy._open(self, key, named, now=now)
             if lease is None:
                 lease = self._open(key, exclude, now)
-                lease.moved = cookie is not None or named is not None
+                # Moved: the client named a server and lands elsewhere.
+                lease.moved = (cookie is not None or named is not None) and lease.server != named
             server = lease.server
             lease.context = self._records[server]
             rec = self._drainer._records[server]
@@ -715,6 +717,7 @@ class Pool:
         with self._lock:
             now = self._begin(refreshes=True)
             change = drainer._cancel(drainer._lookup(server), now)
+            self._leaving.discard(server)  # yours to keep, until an update drops it again
             self._changed([change], now, poll=False)
             self._refresh(now)
         self._outbox.flush()
