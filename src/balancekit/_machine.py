@@ -215,6 +215,7 @@ class Machine(Generic[R]):
         self._subscribers: list[Callback] = []
         self._outbox = Outbox()
         self._owned = False  # joined to a Pool
+        self._nudge: Callable[[], None] | None = None  # tells the Pool of a change made here
         self._now = -math.inf
 
     # -- membership -------------------------------------------------------------
@@ -266,6 +267,8 @@ class Machine(Generic[R]):
         if fired:
             self._pending.extend(fired)
             self._emit(fired)
+            if self._nudge is not None:
+                self._nudge()
         return now
 
     def _advance(self, now: float) -> list[StateChange]:
@@ -294,10 +297,12 @@ class Machine(Generic[R]):
             self._now += delta
             self._shift(delta)
 
-    def _join(self, lock: threading.Lock, outbox: Outbox) -> None:
-        """Be part of a Pool: its lock guards this machine and its outbox delivers our events."""
+    def _join(self, lock: threading.Lock, outbox: Outbox, nudge: Callable[[], None]) -> None:
+        """Be part of a Pool: its lock guards this machine, its outbox delivers our
+        events, and ``nudge`` tells it of a change made by a call on us directly."""
         self._lock = lock
         self._outbox = outbox
+        self._nudge = nudge
         self._owned = True
 
     # -- events -----------------------------------------------------------------
@@ -311,8 +316,11 @@ class Machine(Generic[R]):
         self._outbox.put(changes, self._subscribers)
 
     def _emit_one(self, change: StateChange | None) -> None:
+        """Queue the change a public call of this machine caused (and tell its Pool)."""
         if change is not None:
             self._outbox.put([change], self._subscribers)
+            if self._nudge is not None:
+                self._nudge()
 
     def poll(self) -> list[StateChange]:
         """The time-driven changes since the last poll, in time order.
