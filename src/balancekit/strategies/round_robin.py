@@ -54,7 +54,7 @@ class RoundRobin(Balancer):
         # The rotation goes on from the old one's next position.
         start = old.index(next(self._turns)) % len(rotation) if old and rotation else 0
         self._rotation = rotation
-        self._turns = itertools.cycle(rotation[start:] + rotation[:start])
+        self._turns: Iterator[Member] = itertools.cycle(rotation[start:] + rotation[:start])
 
     def get_server(self, key: Any = None, exclude: Iterable[str] = ()) -> str:
         """The next server of the rotation outside ``exclude``; lock-free without it. O(1).
