@@ -55,9 +55,12 @@ def _pick_loop(pick: Callable[[object], object], keys: list[object]) -> Loop:
     return loop
 
 
-def _floor_loop(table: list[str], size: int, keys: list[str]) -> Loop:
-    digest = xxhash.xxh3_64_intdigest
-
+def _floor_loop(
+    table: list[str],
+    size: int,
+    keys: list[str],
+    digest: Callable[[bytes], int] = xxhash.xxh3_64_intdigest,
+) -> Loop:
     def loop(ops: int) -> None:
         for key in islice(cycle(keys), ops):
             table[digest(key.encode()) % size]
@@ -65,7 +68,9 @@ def _floor_loop(table: list[str], size: int, keys: list[str]) -> Loop:
     return loop
 
 
-def _interleaved(loops: list[Loop], sample: float, rounds: int) -> list[float]:
+def _interleaved(
+    loops: list[Loop], sample: float, rounds: int, timer: Callable[[], int] = time.perf_counter_ns
+) -> list[float]:
     """Median ns per operation of each loop, the loops taking turns in every round.
 
     Each round runs every loop for about ``sample`` seconds, one after the
@@ -84,9 +89,9 @@ def _interleaved(loops: list[Loop], sample: float, rounds: int) -> list[float]:
     try:
         for _ in range(rounds):
             for i, loop in enumerate(loops):
-                start = time.perf_counter_ns()
+                start = timer()
                 loop(ops[i])
-                samples[i].append((time.perf_counter_ns() - start) / ops[i])
+                samples[i].append((timer() - start) / ops[i])
     finally:
         if enabled:
             gc.enable()

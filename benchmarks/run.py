@@ -22,9 +22,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from timing import Row
 
 
+def _value(value: float) -> str:
+    # Ratios and small counts need their decimals; nanoseconds do not.
+    return f"{value:,.2f}" if abs(value) < 100 else f"{value:,.0f}"
+
+
 def table(rows: list[Row], markdown: bool) -> str:
     header = ["group", "case", "n", "impl", "value", "unit"]
-    body = [[r.group, r.case, f"{r.n:,}", r.impl, f"{r.value:,.0f}", r.unit] for r in rows]
+    body = [[r.group, r.case, f"{r.n:,}", r.impl, _value(r.value), r.unit] for r in rows]
     if markdown:
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(cells) + " |" for cells in body]

@@ -64,7 +64,7 @@ def test_compare_prints_a_table_and_a_chart(
     assert lines[2].startswith("round-robin ") and lines[3].startswith("least-connections ")
     assert "requests per server" in out and "fair share" in out
     assert "±" not in out  # one seed: no interval
-    status, out, err = run(capsys, *argv)  # the default number of seeds
+    status, out, err = run(capsys, *argv, "--jobs", "1")  # the default number of seeds
     assert status == 0 and err == ""
     lines = out.splitlines()
     assert lines[0].startswith(
@@ -97,9 +97,8 @@ def test_compare_json_parses_and_is_deterministic(
 
 
 def test_compare_markdown(capsys: pytest.CaptureFixture[str], scenario_file: Path) -> None:
-    status, out, _ = run(
-        capsys, "compare", "--scenario", str(scenario_file), "--strategies", TWO, "--markdown"
-    )
+    argv = ["compare", "--scenario", str(scenario_file), "--strategies", TWO, "--jobs", "1"]
+    status, out, _ = run(capsys, *argv, "--markdown")
     assert status == 0
     lines = out.splitlines()
     assert lines[0].startswith("tiny, seeds 4-8: mean ± 95 % confidence interval") and not lines[1]
@@ -113,9 +112,8 @@ def test_compare_markdown(capsys: pytest.CaptureFixture[str], scenario_file: Pat
 def test_simulate_one_strategy_in_detail(
     capsys: pytest.CaptureFixture[str], scenario_file: Path
 ) -> None:
-    status, out, err = run(
-        capsys, "simulate", "--strategy", "least-connections", "--scenario", str(scenario_file)
-    )
+    argv = ["simulate", "--strategy", "least-connections", "--jobs", "1"]
+    status, out, err = run(capsys, *argv, "--scenario", str(scenario_file))
     assert status == 0 and err == ""
     assert out.startswith("least-connections on tiny (seed 4)")
     assert "server  capacity  speed  weight  requests  errors  mean ms" in out
@@ -129,7 +127,8 @@ def test_simulate_one_strategy_in_detail(
     (summary,) = json.loads(out)["strategies"]
     assert summary["strategy"] == "rendezvous" and len(summary["runs"]) == 5
     assert 0 <= summary["metrics"]["keys_moved"]["mean"] <= 1
-    _, out, _ = run(capsys, "simulate", "--strategy", "maglev", "--seeds", "1")
+    argv = ["simulate", "--strategy", "maglev", "--seeds", "1", "--scenario", str(scenario_file)]
+    _, out, _ = run(capsys, *argv)
     assert "over seeds" not in out
 
 
@@ -389,7 +388,7 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 def test_strategies_by_class_name_in_any_case(
     capsys: pytest.CaptureFixture[str], scenario_file: Path
 ) -> None:
-    argv = ["compare", "--scenario", str(scenario_file), "--json", "--strategies"]
+    argv = ["compare", "--scenario", str(scenario_file), "--json", "--seeds", "1", "--strategies"]
     _, out, _ = run(capsys, *argv, "LeastConnections,round-robin,IPHASH,least-connections")
     names = [r["strategy"] for r in json.loads(out)["strategies"]]
     assert names == ["least-connections", "round-robin", "ip-hash"]  # a repeat runs once
@@ -415,7 +414,8 @@ def test_a_weight_of_zero_gets_no_requests(
 def test_the_legend_says_what_columns_mean_and_why_round_robin_tails_grow(
     capsys: pytest.CaptureFixture[str], scenario_file: Path
 ) -> None:
-    _, out, _ = run(capsys, "compare", "--scenario", str(scenario_file), "--strategies", TWO)
+    argv = ["compare", "--scenario", str(scenario_file), "--seeds", "2", "--jobs", "1"]
+    _, out, _ = run(capsys, *argv, "--strategies", TWO)
     _, legend, why, _ = out.split("\n\n", 3)
     assert [line.split("  ")[0] for line in legend.splitlines()] == [
         "req/s",
@@ -428,11 +428,15 @@ def test_the_legend_says_what_columns_mean_and_why_round_robin_tails_grow(
     ]
     assert why.startswith("Round robin gives every server the same share")  # servers differ
     assert why.endswith("their tail can reach seconds.")
-    _, out, _ = run(capsys, "compare", "--scenario", str(scenario_file), "--strategies", "maglev")
+    _, out, _ = run(capsys, *argv, "--strategies", "maglev")
     assert "tail can reach" not in out  # no strategy here ignores weights
-    _, out, _ = run(
-        capsys, "compare", "--scenario", str(scenario_file), "--strategies", TWO, "--markdown"
-    )
+    if "utilization-round-robin" in strategy_names():
+        _, out, _ = run(capsys, *argv, "--strategies", "jump-hash,UtilizationRoundRobin")
+        assert (
+            "Jump hash and utilization round robin (sent no load reports here) give every"
+            " server the same share" in out
+        )
+    _, out, _ = run(capsys, *argv, "--strategies", TWO, "--markdown")
     assert "- **req/s**: completed requests per simulated second" in out
     assert "- **marks**: **bold**: the best of its column; *italic*: its interval" in out
 
@@ -449,28 +453,36 @@ HOSTILE = {
 }
 
 
-@pytest.mark.parametrize("name", [*sorted(HOSTILE), "fifo.json", "zero.json"])
-def test_hostile_files_get_one_line_at_once(tmp_path: Path, name: str) -> None:
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_hostile_files_get_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, name: str
+) -> None:
+    (tmp_path / name).write_text(HOSTILE[name])
+    (tmp_path / "passwd").write_text("root:x:0:0:root:/root:/bin/bash\nuser:x:1000\n")
+    status, out, err = run(capsys, "compare", "--scenario", str(tmp_path / name))
+    assert status == 2 and out == ""
+    assert err.startswith("balancekit: error: ") and err.count("\n") == 1
+    assert len(err) < 200 and "root" not in err
+
+
+@pytest.mark.parametrize("name", ["fifo.json", "zero.json"])
+def test_a_fifo_or_a_device_gets_one_line_at_once(tmp_path: Path, name: str) -> None:
     # In a process of its own, so that a regression (a FIFO read that waits for a
-    # writer, a quadratic check) fails on the timeout instead of hanging the suite.
+    # writer forever, /dev/zero read to the end) fails on the timeout, not the suite.
     path = tmp_path / name
     if name == "fifo.json":
         if not hasattr(os, "mkfifo"):
             pytest.skip("no FIFOs here")
         os.mkfifo(path)
-    elif name == "zero.json":
+    else:
         if not Path("/dev/zero").exists():
             pytest.skip("no /dev/zero here")
         path.symlink_to("/dev/zero")
-    else:
-        path.write_text(HOSTILE[name])
-    (tmp_path / "passwd").write_text("root:x:0:0:root:/root:/bin/bash\nuser:x:1000\n")
     done = subprocess.run(
         [sys.executable, "-m", "balancekit", "compare", "--scenario", str(path)],
         capture_output=True,
         text=True,
         timeout=60,
     )
-    assert done.returncode == 2 and done.stdout == ""
-    assert done.stderr.startswith("balancekit: error: ") and done.stderr.count("\n") == 1
-    assert len(done.stderr) < 200 and "root" not in done.stderr
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == f"balancekit: error: {name} is not a regular file\n"

@@ -194,8 +194,10 @@ def test_a_strategy_refuses_a_bad_reading_and_never_leaks_a_lease(
     lb = LeastResponseTime(["a", "b"], clock=clock)
     lease = lb.acquire()
     clock.value = reading
-    with pytest.raises(error, match="the clock must return"):
-        lb.acquire()
+    for call in (lb.acquire, lambda: lb.load("a"), lambda: lb.add_server("c")):
+        with pytest.raises(error, match="the clock must return"):
+            call()
+    assert "c" not in lb
     with pytest.raises(error, match="the clock must return"):
         lease.release()
     assert lease.released and lb.in_flight(lease.server) == 0  # settled all the same

@@ -232,7 +232,7 @@ def test_healthy_to_ejected_after_consecutive_failed_requests() -> None:
 
 
 def test_ejected_to_healthy_when_the_ejection_ends_exactly_at_its_deadline() -> None:
-    tracker, clock = make(("a",), base_ejection=10, max_ejected_percent=100)
+    tracker, clock = make(("a",), base_ejection=10, max_ejected_percent=100, uneject_on_probe=False)
     tracker.due()
     tracker.record("a", ok=True)
     eject(tracker, "a")
@@ -682,7 +682,8 @@ def test_adopt_clock_refuses_a_second_explicit_clock() -> None:
 
 def test_racing_threads_never_eject_more_than_the_cap() -> None:
     servers = [f"s{i}" for i in range(100)]
-    tracker, _ = make(tuple(servers), consecutive_failures=3)  # 10 % of 100
+    # 10 % of 100; passing probes must not end the ejections being counted
+    tracker, _ = make(tuple(servers), consecutive_failures=3, uneject_on_probe=False)
     barrier = threading.Barrier(8)
 
     def work(mine: list[str]) -> None:
@@ -696,7 +697,8 @@ def test_racing_threads_never_eject_more_than_the_cap() -> None:
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join()
+        thread.join(timeout=60)
+        assert not thread.is_alive()
     assert sum(tracker.state(s) is H.EJECTED for s in servers) == 10
     tracker._check()
 
@@ -713,3 +715,25 @@ def test_next_change_ignores_due_probes_but_not_timers() -> None:
     change = tracker.observe("a", False)
     assert change is not None and change.new is HealthState.EJECTED
     assert tracker.next_change() == tracker.base_ejection
+
+
+def test_a_passing_probe_ends_an_ejection_as_envoy_does() -> None:
+    # successful_active_health_check_uneject_host: one pass, whatever healthy_threshold.
+    tracker, clock = make(("a", "b"), healthy_threshold=3, consecutive_failures=1)
+    tracker.observe("a", ok=False)
+    assert tracker.state("a") is H.EJECTED
+    assert tracker.record("a", ok=False) is None  # a failed probe changes nothing yet
+    clock.advance(1.0)
+    assert tracker.record("a", ok=True) == change("a", H.EJECTED, H.HEALTHY, 1.0)
+    assert tracker.next_change() is None  # the ejection's end timer is gone
+    assert tracker.ejection_count("a") == 1  # a next ejection lasts longer
+    tracker._check()
+
+
+def test_uneject_on_probe_can_be_turned_off() -> None:
+    tracker, _ = make(("a", "b"), consecutive_failures=1, uneject_on_probe=False)
+    tracker.observe("a", ok=False)
+    assert tracker.record("a", ok=True) is None and tracker.state("a") is H.EJECTED
+    assert not tracker.uneject_on_probe and "uneject_on_probe=False" in repr(tracker)
+    with pytest.raises(TypeError, match="uneject_on_probe must be a bool, got 1"):
+        HealthTracker(uneject_on_probe=1)  # type: ignore[arg-type]

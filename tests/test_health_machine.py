@@ -36,8 +36,9 @@ class Server:
 
 
 class Model:
-    def __init__(self, initial: HealthState) -> None:
+    def __init__(self, initial: HealthState, uneject: bool) -> None:
         self.initial = initial
+        self.uneject = uneject  # a passing probe ends an ejection (Envoy's default)
         self.now = 0.0
         self.seq = 0
         self.servers: dict[str, Server] = {}
@@ -73,7 +74,11 @@ class Model:
     def probe(self, s: Server, ok: bool, at: float) -> StateChange | None:
         if ok:
             s.fails, s.oks = 0, s.oks + 1
-            back = s.state is H.UNKNOWN or (s.state is H.UNHEALTHY and s.oks >= HEALTHY)
+            back = (
+                s.state is H.UNKNOWN
+                or (s.state is H.UNHEALTHY and s.oks >= HEALTHY)
+                or (s.state is H.EJECTED and self.uneject)
+            )
             return self.move(s, H.HEALTHY, at) if back else None
         s.oks, s.fails = 0, s.fails + 1
         down = s.state is H.UNKNOWN or (s.state is not H.UNHEALTHY and s.fails >= UNHEALTHY)
@@ -135,14 +140,14 @@ class HealthMachine(RuleBasedStateMachine):
         super().__init__()
         self.clock = ManualClock()
 
-    @initialize(initial=st.sampled_from([H.HEALTHY, H.UNKNOWN]))
-    def start(self, initial: HealthState) -> None:
-        self.model = Model(initial)
+    @initialize(initial=st.sampled_from([H.HEALTHY, H.UNKNOWN]), uneject=st.booleans())
+    def start(self, initial: HealthState, uneject: bool) -> None:
+        self.model = Model(initial, uneject)
         self.tracker = HealthTracker(
             interval=INTERVAL, timeout=TIMEOUT, unhealthy_threshold=UNHEALTHY,
             healthy_threshold=HEALTHY, initial=initial, consecutive_failures=FAILURES,
             base_ejection=BASE, max_ejection=LONGEST, max_ejected_percent=PERCENT,
-            clock=self.clock,
+            uneject_on_probe=uneject, clock=self.clock,
         )  # fmt: skip
         for name in NAMES[:2]:
             self.add(name)

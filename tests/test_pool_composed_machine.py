@@ -193,7 +193,14 @@ class ComposedPool(RuleBasedStateMachine):
         server, generation = self.issued.pop(id(lease))
         if server in self.pool and self.generation[server] == generation:
             self.open[server] -= 1
-            assert self.observed[-1:] == [(server, ok)]  # counted by passive health
+            health = self.pool.health
+            assert health is not None
+            if ok and len(self.observed) == seen:
+                # A success is passed on only when it ends a failure streak.
+                assert health._records[server].passive == 0
+            else:
+                assert self.observed[-1:] == [(server, ok)]  # counted by passive health
+                assert health._records[server].passive == 0 or not ok
         else:
             assert len(self.observed) == seen  # nothing of a departed member is counted
 

@@ -13,6 +13,7 @@ import pytest
 
 from balancekit.health import HealthTracker
 from balancekit.sim import files
+from balancekit.sim._shown import shown
 from balancekit.sim.files import load_scenario, scenario_from_dict
 from balancekit.sim.scenario import (
     BUILTIN_SCENARIO,
@@ -565,3 +566,9 @@ def test_only_regular_files_under_the_size_limit_are_read(
         str(info.value)
         == "big.json is larger than 100 bytes (the limit on scenario and trace files)"
     )
+
+
+@pytest.mark.parametrize("digits", [41, 42, 129, 4300, 4301, 5000])
+def test_long_integers_are_shown_by_their_digits_without_converting_them(digits: int) -> None:
+    assert shown(10**digits - 1) == f"an integer of {digits} digits"  # all nines
+    assert shown(-(10 ** (digits - 1))) == f"an integer of {digits} digits"  # a one and zeros

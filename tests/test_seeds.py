@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing
 import statistics
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from balancekit.cli import main
 from balancekit.sim.scenario import KeySpec, Scenario, ServerSpec, ServiceSpec
 from balancekit.sim.seeds import MAX_SEEDS, Figure, _mark, compare_seeds
 from balancekit.sim.stats import Interval, interval, t_critical
+from balancekit.strategies.round_robin import RoundRobin
 
 # Two-sided 95 % (upper 0.975) critical values of Student's t, from the NIST/SEMATECH
 # e-Handbook of Statistical Methods, table 1.3.6.7.2 (three decimals).
@@ -206,3 +208,17 @@ def test_bad_seeds_or_jobs_on_the_command_line_give_one_line(
         assert status == 2 and captured.out == ""
         assert captured.err.count("\n") == 1 and message in captured.err
         assert "Traceback" not in captured.err
+
+
+class Refusing(RoundRobin):
+    """A strategy that refuses every server set, as Maglev does when its table is too small."""
+
+    def __init__(self, servers: object, **options: object) -> None:
+        raise ValueError("table_size 7 is too small for 3 servers")
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_an_error_in_a_run_reaches_the_caller_and_no_worker_is_left(jobs: int) -> None:
+    with pytest.raises(ValueError, match="table_size 7 is too small for 3 servers"):
+        compare_seeds(HEAVY, ["round-robin", Refusing], seeds=3, jobs=jobs)
+    assert multiprocessing.active_children() == []

@@ -8,7 +8,13 @@ Public names are re-exported here; nothing is defined in this module.
 from ._version import __version__
 from .clock import Clock, ManualClock
 from .drain import Drainer, DrainState
-from .errors import BalancekitError, DuplicateServer, NoServerAvailable, UnknownServer
+from .errors import (
+    AllServersBusy,
+    BalancekitError,
+    DuplicateServer,
+    NoServerAvailable,
+    UnknownServer,
+)
 from .events import StateChange
 from .health import HealthState, HealthTracker
 from .lease import Lease
@@ -34,6 +40,7 @@ from .strategies import (
 from .subset import deterministic_subset
 
 __all__ = [
+    "AllServersBusy",
     "BalancekitError",
     "Balancer",
     "BoundedLoadHash",

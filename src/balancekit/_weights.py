@@ -18,15 +18,15 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from .slow_start import SlowStart
 
 __all__ = ["Member", "Weights", "effective_weights"]
 
 
-@dataclass(frozen=True, slots=True)
-class Member:
-    """What the weight of one server depends on.
+class Member(NamedTuple):
+    """What the weight of one server depends on (a tuple: a Pool makes n of them per change).
 
     ``since`` is when it last became eligible (the start of its ramp;
     ``-inf`` for a server that never ramps, such as a Pool's initial members).

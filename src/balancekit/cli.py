@@ -60,17 +60,21 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--scenario", metavar="FILE", help="a .toml or .json scenario (default: the built-in one)"
     )
-    common.add_argument("--seed", type=_seed, help="the first seed (default: the scenario's)")
+    common.add_argument(
+        "--seed",
+        type=_integer(0, MAX_SEED, "the largest seed"),
+        help="the first seed (default: the scenario's)",
+    )
     common.add_argument(
         "--seeds",
-        type=_bounded(MAX_SEEDS, "the limit of seeds"),
+        type=_integer(1, MAX_SEEDS, "the limit of seeds"),
         default=DEFAULT_SEEDS,
         metavar="N",
         help=f"run N seeds: means with 95 %% confidence intervals (default {DEFAULT_SEEDS})",
     )
     common.add_argument(
         "--jobs",
-        type=_bounded(MAX_JOBS, "the limit of processes"),
+        type=_integer(1, MAX_JOBS, "the limit of processes"),
         metavar="J",
         help="run J simulations at once, in processes (default: this machine's cores)",
     )
@@ -102,48 +106,25 @@ def _shown(text: str) -> str:
     return repr(text) if len(text) <= 40 else f"{text[:20]!r}... ({len(text):,} characters)"
 
 
-def _seed(text: str) -> int:
-    # Checked by length first: int() of thousands of digits is slow, or refused.
-    if len(text.strip()) > len(str(MAX_SEED)) + 1:
-        raise argparse.ArgumentTypeError(
-            f"must be at most {MAX_SEED:,} (the largest seed), got {_shown(text)}"
-        )
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {_shown(text)}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {_shown(text)}")
-    if value > MAX_SEED:
-        raise argparse.ArgumentTypeError(
-            f"must be at most {MAX_SEED:,} (the largest seed), got {_shown(text)}"
-        )
-    return value
-
-
-def _bounded(high: int, limit: str) -> Callable[[str], int]:
-    """A parser of integers in [1, ``high``]; ``limit`` names the bound in its error."""
+def _integer(low: int, high: int, limit: str) -> Callable[[str], int]:
+    """A parser of integers in [``low``, ``high``]; ``limit`` names the upper bound."""
 
     def parse(text: str) -> int:
         stripped = text.strip()
-        if len(stripped) > 22:  # never int() of thousands of digits
-            if stripped.lstrip("+").isdigit():
-                raise argparse.ArgumentTypeError(
-                    f"must be at most {high:,} ({limit}), got {_shown(text)}"
-                )
-            raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {_shown(text)}")
+        too_low = argparse.ArgumentTypeError(f"must be an integer >= {low}, got {_shown(text)}")
+        too_high = argparse.ArgumentTypeError(
+            f"must be at most {high:,} ({limit}), got {_shown(text)}"
+        )
+        if len(stripped) > len(str(high)) + 1:  # never int() of thousands of digits
+            raise too_high if stripped.lstrip("+").isdigit() else too_low
         try:
             value = int(stripped)
         except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"must be an integer >= 1, got {_shown(text)}"
-            ) from None
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {_shown(text)}")
+            raise too_low from None
+        if value < low:
+            raise too_low
         if value > high:
-            raise argparse.ArgumentTypeError(
-                f"must be at most {high:,} ({limit}), got {_shown(text)}"
-            )
+            raise too_high
         return value
 
     return parse
@@ -238,7 +219,7 @@ def _run(argv: list[str], out: TextIO, err: TextIO) -> int:
     print(file=out)
     print(render_legend(comparison, markdown=args.markdown), file=out)
     print(file=out)
-    chart = render_chart(scenario, comparison, blocks=fancy or args.markdown)
+    chart = render_chart(scenario, comparison, blocks=fancy)
     print(f"```text\n{chart}\n```" if args.markdown else chart, file=out)
     return 0
 

@@ -15,7 +15,13 @@ Argument validation (bad weights, bad options, wrong key types) raises plain
 
 from __future__ import annotations
 
-__all__ = ["BalancekitError", "DuplicateServer", "NoServerAvailable", "UnknownServer"]
+__all__ = [
+    "AllServersBusy",
+    "BalancekitError",
+    "DuplicateServer",
+    "NoServerAvailable",
+    "UnknownServer",
+]
 
 
 class BalancekitError(Exception):
@@ -36,6 +42,14 @@ class NoServerAvailable(BalancekitError, LookupError):
         self.servers = servers
         self.reason = reason
         super().__init__(f"no server available among {servers}: {reason}")
+
+
+class AllServersBusy(NoServerAvailable):
+    """Every eligible server already has ``max_in_flight`` requests open (a Pool's cap).
+
+    >>> isinstance(AllServersBusy(4, "all 4 eligible servers are full"), NoServerAvailable)
+    True
+    """
 
 
 class UnknownServer(BalancekitError, KeyError):

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,22 +25,25 @@ from ._machine import Callback, Outbox
 from ._weights import Member, effective_weights
 from .clock import Clock, monotonic
 from .drain import Drainer, DrainState
-from .errors import DuplicateServer, UnknownServer
+from .errors import AllServersBusy, DuplicateServer, UnknownServer
 from .events import StateChange
 from .health import HealthState, HealthTracker
 from .lease import Lease
 from .slow_start import RAMP_STEPS, SlowStart
 from .sticky import StickySession
+from .strategies._exclude import check_exclude
 from .strategies.base import Balancer
 from .validate import (
     MAX_SECONDS,
     check_bool,
     check_callable,
+    check_count,
     check_instance,
     check_range,
     check_server,
     check_time,
     check_weight,
+    parse_servers,
 )
 
 __all__ = ["RAMP_STEPS", "Pool", "ServerStats"]
@@ -50,9 +53,13 @@ __all__ = ["RAMP_STEPS", "Pool", "ServerStats"]
 class ServerStats:
     """One server's RED metrics and state, as :meth:`Pool.stats` reports them.
 
-    ``requests`` and ``errors`` count released leases; latencies are seconds
-    from acquire to release (``0.0`` before the first release); ``in_flight``
-    is the leases open now (counted by the drainer, checked against the strategy).
+    ``requests`` counts released leases, ``errors`` those released with
+    ``ok=False`` and ``abandoned`` those released with ``ok=None`` (the caller
+    gave up: neither success nor failure); latencies are seconds from acquire
+    to release (``0.0`` before the first release); ``in_flight`` is the leases
+    open now (counted by the drainer, checked against the strategy);
+    ``overflows`` counts the requests refused with ``AllServersBusy`` while
+    this server was full (``max_in_flight``).
     """
 
     server: str
@@ -65,12 +72,24 @@ class ServerStats:
     errors: int
     latency_mean: float
     latency_max: float
+    abandoned: int = 0
+    overflows: int = 0
 
 
 class _Record:
     """The Pool's per-server bookkeeping (one per membership: a re-added server is new)."""
 
-    __slots__ = ("effective", "errors", "latency_max", "latency_sum", "requests", "since", "weight")
+    __slots__ = (
+        "abandoned",
+        "effective",
+        "errors",
+        "latency_max",
+        "latency_sum",
+        "overflows",
+        "requests",
+        "since",
+        "weight",
+    )
 
     def __init__(self, weight: float, effective: float, since: float) -> None:
         self.weight = weight  # as configured by the user
@@ -80,6 +99,8 @@ class _Record:
         self.errors = 0
         self.latency_sum = 0.0
         self.latency_max = 0.0
+        self.abandoned = 0
+        self.overflows = 0
 
 
 class Pool:
@@ -117,6 +138,9 @@ class Pool:
             the weight (Envoy's default 10).
         panic_threshold: when the healthy share of active servers is strictly
             below this (0..1), route to all active servers regardless of health.
+        max_in_flight: ``None``, or the most leases open on one server at once
+            (nginx's ``max_conns``, HAProxy's ``maxconn``): a full server is
+            skipped; when all are full, ``acquire`` raises ``AllServersBusy``.
         on_change: called with every :class:`~balancekit.events.StateChange`
             of the pool and its components, exactly once and in order
             (those that calls return included), after every lock is released.
@@ -149,6 +173,7 @@ class Pool:
         slow_start_aggression: float = 1.0,
         slow_start_min_weight_percent: float = 10.0,
         panic_threshold: float = 0.5,
+        max_in_flight: int | None = None,
         on_change: Callback | None = None,
         clock: Clock | None = None,
     ) -> None:
@@ -163,6 +188,7 @@ class Pool:
             check_range("slow_start_min_weight_percent", slow_start_min_weight_percent, 0.0, 100.0),
         )
         self._panic_threshold = check_range("panic_threshold", panic_threshold, 0.0, 1.0)
+        self._cap = None if max_in_flight is None else check_count("max_in_flight", max_in_flight)
         if on_change is not None:
             check_callable("on_change", on_change)
         if clock is not None:
@@ -208,6 +234,8 @@ class Pool:
         self._ramp_wake = math.inf
         self._stale = False  # a refresh failed half-way: the next call redoes it
         self._records: dict[str, _Record] = {}
+        self._leaving: set[str] = set()  # gone from discovery: removed once drained
+        self._full: set[str] = set()  # servers with max_in_flight leases open
         with self._lock:
             for server, weight in strategy.servers.items():
                 self._register(server, now)
@@ -289,12 +317,86 @@ class Pool:
         """
         with self._lock:
             now = self._begin(refreshes=True)
-            if self._records.pop(server, None) is None:
+            if server not in self._records:
                 raise UnknownServer(server)
-            self._strategy.remove_server(server)
-            self._unregister(server, [self._health, self._drainer, self._sticky])
+            self._remove(server)
             self._refresh(now)
         self._outbox.flush()
+
+    def _remove(self, server: str) -> None:
+        del self._records[server]
+        self._leaving.discard(server)
+        self._full.discard(server)
+        self._strategy.remove_server(server)
+        self._unregister(server, [self._health, self._drainer, self._sticky])
+
+    def update(self, servers: Mapping[str, float] | Iterable[str]) -> list[StateChange]:
+        """Reconcile the membership with a discovery result, in one step; return the changes.
+
+        ``servers`` is the whole current membership: a mapping ``{id: weight}``
+        (weights apply) or an iterable of ids (new ones get weight 1, known
+        ones keep theirs). New servers join (and slow-start); a server no
+        longer listed is drained: at once when nothing is in flight on it
+        (it goes DRAINED and leaves), else with the drainer's timeout, and it
+        leaves when drained or at its deadline. A leaving server listed again
+        returns to service. The drains and returns are the changes returned
+        (and go to ``on_change``).
+
+        >>> from balancekit import ManualClock, RoundRobin
+        >>> pool = Pool(RoundRobin(["a", "b", "c"]), clock=ManualClock())
+        >>> lease = pool.acquire()              # "a" is busy
+        >>> [(c.server, c.new.value) for c in pool.update({"b": 1, "d": 2})]
+        [('a', 'draining'), ('c', 'drained')]
+        >>> sorted(pool.servers.items())        # "c" was idle: gone at once
+        [('a', 1.0), ('b', 1.0), ('d', 2.0)]
+        >>> lease.release(); "a" in pool        # "a" leaves with its last lease
+        True
+        False
+
+        Complexity: one strategy membership change per server that joins or
+        leaves, then one batch of weights. Thread-safe.
+
+        Raises:
+            TypeError, ValueError: a bad id or weight, a repeated id, or weights
+                the strategy cannot hold (``_admit``); nothing changes then.
+        """
+        weights = parse_servers(servers)
+        explicit = isinstance(servers, Mapping)
+        with self._lock:
+            now = self._begin(refreshes=True)
+            records, drainer = self._records, self._drainer
+            target = {s: r.weight for s, r in records.items()}
+            for server, weight in weights.items():
+                if explicit or server not in records:
+                    target[server] = weight
+            self._strategy._admit(target)
+            changes: list[StateChange] = []
+            for server, weight in weights.items():
+                record = records.get(server)
+                if record is None:
+                    self._strategy.add_server(server, 0)
+                    self._register(server, now)
+                    records[server] = _Record(weight, 0.0, now)
+                    continue
+                record.weight = target[server]
+                if server in self._leaving:  # listed again: back in service
+                    self._leaving.discard(server)
+                    rec = drainer._records[server]
+                    if rec.state is not _ACTIVE:
+                        changes.append(drainer._cancel(rec, now))
+            for server in [s for s in records if s not in weights and s not in self._leaving]:
+                rec = drainer._records[server]
+                self._leaving.add(server)
+                if rec.state is _ACTIVE:
+                    # Idle: DRAINED at once (timeout 0), and the change removes it.
+                    timeout = drainer.timeout if rec.in_flight else 0.0
+                    changes.append(drainer._drain(rec, timeout, now))
+                elif rec.in_flight == 0 or rec.state is DrainState.DRAINED:
+                    self._remove(server)  # drained already, or idle in a drain of yours
+            self._changed(changes, now, poll=False)
+            self._refresh(now)
+        self._outbox.flush()
+        return changes
 
     def set_weight(self, server: str, weight: float) -> None:
         """Change a server's configured weight (the Pool derives the effective one).
@@ -365,22 +467,33 @@ class Pool:
         self,
         key: Any = None,
         *,
+        exclude: Iterable[str] = (),
         cookie: str | bytes | None = None,
         session: str | None = None,
     ) -> Lease:
         """Choose an eligible server and count one request on it until the lease is released.
 
+        ``exclude`` holds servers already tried for this request (a retry):
+        none of them is chosen while another eligible one exists; when all
+        are excluded the exclusion is dropped, so a one-server pool can still
+        retry. With ``max_in_flight``, a server with that many leases open is
+        skipped; when every eligible server is full, ``AllServersBusy``.
+
         With a ``StickySession``, a valid ``cookie`` (or the route of an
         application ``session`` id) naming a server that may still take its
-        clients pins the request there; otherwise the strategy chooses and the
-        session is bound to the new server. ``lease.cookie`` is the value to
-        send back; ``lease.moved`` is true when the request asked for a server
-        that could not be honoured (gone, unhealthy or drained, or an invalid
-        cookie). Without a ``StickySession`` a cookie is ignored.
+        clients pins the request there (unless it is excluded or full);
+        otherwise the strategy chooses and the session is bound to the new
+        server. ``lease.cookie`` is the value to send back; ``lease.moved`` is
+        true when the request asked for a server that could not be honoured
+        (gone, unhealthy, drained, excluded or full, or an invalid cookie).
+        Without a ``StickySession`` a cookie is ignored.
 
         Raises:
+            AllServersBusy: (a ``NoServerAvailable``) every eligible server has
+                ``max_in_flight`` leases open; each counts one overflow.
             NoServerAvailable: no eligible server (not even in panic mode).
-            TypeError: a hash strategy got no key.
+            TypeError: a hash strategy got no key; ``exclude`` is a str or
+                holds a non-str.
             ValueError: ``session`` given to a pool without a ``StickySession``;
                 or a strategy of your own refused a weight it did not refuse
                 in ``_admit`` (each call retries until it accepts).
@@ -388,34 +501,87 @@ class Pool:
                 (nothing is counted then).
         """
         sticky = self._sticky
-        if session is not None and sticky is None:
-            raise ValueError("session affinity needs a Pool created with sticky=StickySession(...)")
+        if sticky is None:
+            if session is not None:
+                raise ValueError(
+                    "session affinity needs a Pool created with sticky=StickySession(...)"
+                )
+            # The hot path, written out: one lock, one clock reading, O(1) bookkeeping.
+            lease: Lease | None
+            with self._lock:
+                now = self._clock()
+                if now.__class__ is not float or now - now:  # NaN - NaN and inf - inf are NaN
+                    now = check_time(now)
+                if now < self._now:
+                    now = self._now
+                else:
+                    self._now = now
+                if now >= self._wake:
+                    self._advance(now)
+                if exclude or self._full:
+                    lease = self._open(key, exclude, now)
+                else:
+                    lease = self._strategy._open(self, key, None, now=now)
+                server = lease.server
+                lease.context = self._records[server]
+                rec = self._drainer._records[server]
+                rec.in_flight += 1
+                if self._cap is not None and rec.in_flight >= self._cap:
+                    self._full.add(server)
+            if self._outbox._queue:
+                self._outbox.flush()
+            return lease
         with self._lock:
             now = self._begin()
             lease = None
             named = None
-            if sticky is not None:
-                if cookie is not None:
-                    named = sticky._server_from_cookie(cookie, now)
-                elif session is not None:
-                    named = sticky._route(session, now)
-                if named is not None and self._keeps_sticky(named):
-                    lease = self._strategy._open(self, key, named, now=now)
+            if cookie is not None:
+                named = sticky._server_from_cookie(cookie, now)
+            elif session is not None:
+                named = sticky._route(session, now)
+            if (
+                named is not None
+                and named not in self._full
+                and (not exclude or named not in check_exclude(exclude))
+                and self._keeps_sticky(named)
+            ):
+                lease = self._strategy._open(self, key, named, now=now)
             if lease is None:
-                lease = self._strategy._open(self, key, None, now=now)
-                lease.moved = sticky is not None and (cookie is not None or named is not None)
+                lease = self._open(key, exclude, now)
+                lease.moved = cookie is not None or named is not None
             server = lease.server
             lease.context = self._records[server]
-            self._drainer._records[server].in_flight += 1
-            if sticky is not None:
-                # Always the current cookie (cached unless it expires): one signed
-                # with a retired secret is re-signed with the first, so rotation works.
-                lease.cookie = sticky._cookie_for(server, now)
-                if session is not None:
-                    sticky._bind(session, server, now)
+            rec = self._drainer._records[server]
+            rec.in_flight += 1
+            if self._cap is not None and rec.in_flight >= self._cap:
+                self._full.add(server)
+            # Always the current cookie (cached unless it expires): one signed
+            # with a retired secret is re-signed with the first, so rotation works.
+            lease.cookie = sticky._cookie_for(server, now)
+            if session is not None:
+                sticky._bind(session, server, now)
         if self._outbox._queue:
             self._outbox.flush()
         return lease
+
+    def _open(self, key: Any, exclude: Iterable[str], now: float) -> Lease:
+        """Open a lease on the strategy's choice outside ``exclude`` and the full servers
+        (lock held); the caller's exclusion gives way first, the cap never."""
+        strategy, full = self._strategy, self._full
+        if not full:
+            return strategy._open(self, key, None, exclude, now=now)
+        chosen = strategy.get_server(key, check_exclude(exclude) | full)
+        if chosen in full:  # nobody outside both: drop the caller's exclusion
+            chosen = strategy.get_server(key, full)
+        if chosen in full:
+            busy = [s for s in full if self._records[s].effective > 0]
+            for server in busy:
+                self._records[server].overflows += 1
+            raise AllServersBusy(
+                len(self._records),
+                f"all {len(busy)} eligible servers have {self._cap} requests in flight",
+            )
+        return strategy._open(self, key, chosen, now=now)
 
     def _keeps_sticky(self, server: str) -> bool:
         if server not in self._records:
@@ -425,13 +591,15 @@ class Pool:
         return healthy and self._drainer._accepts_sticky(self._drainer._lookup(server))
 
     def _release(self, lease: Lease, ok: bool | None) -> bool:
-        try:
-            now = check_time(self._clock())
-        except (TypeError, ValueError):
-            # A broken clock must not leak the lease: settle the counts (not the
-            # health or the statistics, which need a time), then raise.
-            self._settle_counts(lease, ok)
-            raise
+        now = self._clock()
+        if now.__class__ is not float or now - now:
+            try:
+                now = check_time(now)
+            except (TypeError, ValueError):
+                # A broken clock must not leak the lease: settle the counts (not the
+                # health or the statistics, which need a time), then raise.
+                self._settle_counts(lease, ok)
+                raise
         return self._settle(lease, ok, now)
 
     def _settle_counts(self, lease: Lease, ok: bool | None) -> None:
@@ -439,6 +607,7 @@ class Pool:
             return
         with self._lock:
             if self._records.get(lease.server) is lease.context:
+                self._full.discard(lease.server)
                 drainer = self._drainer
                 drained = drainer._closed(drainer._records[lease.server], self._now)
                 if drained is not None:
@@ -458,23 +627,37 @@ class Pool:
             if now >= self._wake:
                 self._advance(now)
             record = lease.context
-            if not isinstance(record, _Record) or self._records.get(server) is not record:
+            if record is None or self._records.get(server) is not record:
                 return True  # the server left the pool: nothing of it to account
+            assert isinstance(record, _Record)
             latency = lease.latency or 0.0
             record.requests += 1
-            record.errors += ok is False  # None: abandoned, neither outcome
+            if ok is False:
+                record.errors += 1
+            elif ok is None:  # abandoned: neither outcome
+                record.abandoned += 1
             record.latency_sum += latency
-            record.latency_max = max(record.latency_max, latency)
-            changes = []
-            drained = self._drainer._closed(self._drainer._records[server], now)
-            if drained is not None:
-                changes.append(drained)
-            if self._health is not None and ok is not None:  # abandoned: no health event
-                ejected = self._health._observe(self._health._records[server], ok, now)
-                if ejected is not None:
-                    changes.append(ejected)
-            if changes:
-                self._changed(changes, now)
+            if latency > record.latency_max:
+                record.latency_max = latency
+            # The common case written out: an ACTIVE server with a lease to close,
+            # a success on a server with no failure streak: nothing changes state.
+            # An abandoned lease (ok None) is no health event.
+            drec = self._drainer._records[server]
+            if drec.state is _ACTIVE and drec.in_flight:
+                drec.in_flight -= 1
+                drained = None
+            else:
+                drained = self._drainer._closed(drec, now)
+            if self._full:
+                self._full.discard(server)  # one lease fewer: below the cap again
+            health = self._health
+            ejected = None
+            if health is not None:
+                hrec = health._records[server]
+                if ok is False or (ok and hrec.passive):
+                    ejected = health._observe(hrec, ok, now)
+            if drained is not None or ejected is not None:
+                self._changed([c for c in (drained, ejected) if c is not None], now)
                 self._refresh(now)
         if self._outbox._queue:
             self._outbox.flush()
@@ -582,6 +765,8 @@ class Pool:
             record = self._records.get(change.server)
             if record is not None and change.new is _HEALTHY:
                 record.since = change.at  # a recovered server ramps up like a new one
+            elif change.new is DrainState.DRAINED and change.server in self._leaving:
+                self._remove(change.server)  # gone from discovery, and now drained
         if poll:
             self._changes.extend(changes)
         self._emit(changes)
@@ -674,6 +859,8 @@ class Pool:
                     errors=record.errors,
                     latency_mean=record.latency_sum / record.requests if record.requests else 0.0,
                     latency_max=record.latency_max,
+                    abandoned=record.abandoned,
+                    overflows=record.overflows,
                 )
                 for server, record in self._records.items()
             }
@@ -711,6 +898,11 @@ class Pool:
         return self._ramp.window
 
     @property
+    def max_in_flight(self) -> int | None:
+        """The most leases open on one server at once (``None``: no cap)."""
+        return self._cap
+
+    @property
     def panic_threshold(self) -> float:
         """The healthy share below which the pool panics."""
         return self._panic_threshold
@@ -724,6 +916,9 @@ class Pool:
             assert record.errors <= record.requests, server
             # Open leases are counted by the strategy and by the drainer: they agree.
             assert drainer.in_flight(server) == strategy.in_flight(server), server
+            full = self._cap is not None and drainer.in_flight(server) >= self._cap
+            assert full == (server in self._full), server
+            assert record.errors + record.abandoned <= record.requests, server
             if self._health is not None:
                 assert server in self._health, server
         strategy._check()
@@ -740,6 +935,8 @@ class Pool:
         if self._ramp.window:
             parts.append(f"slow_start={self._ramp.window!r}")
         parts.append(f"panic_threshold={self._panic_threshold!r}")
+        if self._cap is not None:
+            parts.append(f"max_in_flight={self._cap}")
         return f"Pool({', '.join(parts)})"
 
 

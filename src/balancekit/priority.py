@@ -57,17 +57,11 @@ def priority_loads(
     >>> priority_loads([0, 0], [1, 2])          # total panic: by number of servers
     [34, 66]
     """
-    factor = round(100 * overprovisioning_factor)
     thresholds = [0.5] * len(total) if panic_thresholds is None else list(panic_thresholds)
-    health = [min(100, factor * h // t) if t else 0 for h, t in zip(healthy, total, strict=True)]
+    health = _health(healthy, total, round(100 * overprovisioning_factor))
     normalised = min(100, sum(health))
-    if normalised < 100:
-        panics = [
-            t == 0 or 100.0 * h / t < 100.0 * threshold
-            for h, t, threshold in zip(healthy, total, thresholds, strict=True)
-        ]
-        if all(panics):
-            return _spread(list(total))
+    if normalised < 100 and all(_panics(healthy, total, thresholds)):
+        return _spread(list(total))
     if normalised == 0:
         return [100] + [0] * (len(total) - 1)
     loads = []
@@ -79,6 +73,21 @@ def priority_loads(
     if remaining:
         loads[next(i for i, score in enumerate(health) if score > 0)] += remaining
     return loads
+
+
+def _health(healthy: Sequence[int], total: Sequence[int], factor: int) -> list[int]:
+    """Envoy's health score per level, for the factor in percent."""
+    return [min(100, factor * h // t) if t else 0 for h, t in zip(healthy, total, strict=True)]
+
+
+def _panics(
+    healthy: Sequence[int], total: Sequence[int], thresholds: Sequence[float]
+) -> list[bool]:
+    """Whether each level's healthy share is below its panic threshold (an empty level is)."""
+    return [
+        t == 0 or 100.0 * h / t < 100.0 * threshold
+        for h, t, threshold in zip(healthy, total, thresholds, strict=True)
+    ]
 
 
 def _spread(sizes: list[int]) -> list[int]:
@@ -172,19 +181,14 @@ class PriorityPool:
 
     def level_health(self) -> list[int]:
         """Each level's health score, 0 to 100 (the healthy share x the factor, capped). O(n)."""
-        factor = round(100 * self._factor)
-        healthy, total = self._counts()
-        return [min(100, factor * h // t) if t else 0 for h, t in zip(healthy, total, strict=True)]
+        return _health(*self._counts(), round(100 * self._factor))
 
     def level_panic(self) -> list[bool]:
         """Whether each level is in panic as Envoy judges it (never while the total is 100)."""
         healthy, total = self._counts()
-        if min(100, sum(self.level_health())) >= 100:
+        if sum(_health(healthy, total, round(100 * self._factor))) >= 100:
             return [False] * len(total)
-        return [
-            t == 0 or 100.0 * h / t < 100.0 * pool.panic_threshold
-            for h, t, pool in zip(healthy, total, self._levels, strict=True)
-        ]
+        return _panics(healthy, total, [pool.panic_threshold for pool in self._levels])
 
     def _percents(self) -> list[int]:
         healthy, total = self._counts()

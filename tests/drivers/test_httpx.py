@@ -251,6 +251,22 @@ def test_a_drained_backend_gets_nothing_and_every_lease_is_released(
     assert all(s.in_flight == 0 for s in pool.stats().values())
 
 
+def test_an_interrupt_releases_the_lease_abandoned(
+    backends: Callable[..., Backend], make_client: Callable[..., httpx.Client]
+) -> None:
+    a = backends("a")
+    pool = bk.Pool(bk.RoundRobin([a.url]), health=bk.HealthTracker(consecutive_failures=1))
+
+    def interrupted(response: httpx.Response) -> bool:
+        raise KeyboardInterrupt  # as if the user pressed ^C while the answer came in
+
+    with pytest.raises(KeyboardInterrupt):
+        make_client(pool, classify=interrupted).get("/x")
+    stats = pool.stats()[a.url]
+    assert (stats.in_flight, stats.requests, stats.errors) == (0, 1, 0)
+    assert stats.health is bk.HealthState.HEALTHY  # one failure would have ejected it
+
+
 def test_a_server_id_that_is_not_a_url_is_a_clear_error(
     make_client: Callable[..., httpx.Client],
 ) -> None:
@@ -258,6 +274,7 @@ def test_a_server_id_that_is_not_a_url_is_a_clear_error(
     with pytest.raises(ValueError, match=r"server ids must be base URLs .* got '10\.0\.0\.1:80'"):
         make_client(pool).get("/x")
     assert in_flight(pool) == {"10.0.0.1:80": 0}
+    assert pool.stats()["10.0.0.1:80"].errors == 0  # not the server's failure
 
 
 @pytest.mark.parametrize(

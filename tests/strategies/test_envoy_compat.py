@@ -14,6 +14,8 @@ import xxhash
 from balancekit import ConsistentHash, Maglev, NoServerAvailable
 from balancekit.strategies._envoy import EnvoyRingPoints, maglev_owners
 
+from ..processes import outputs_under_hash_seeds
+
 MAX64 = 2**64 - 1
 
 
@@ -46,6 +48,18 @@ def test_ring_basic() -> None:
     have = sorted((p, port(s)) for s in ring.servers for p in ring.positions(s))
     assert have == expected
     ring._check()
+
+
+def test_ring_basic_with_hostnames() -> None:
+    # Envoy's BasicWithHostname: use_hostname_for_hashing, hosts named "90".."95".
+    ring = ConsistentHash({str(p): 1 for p in range(90, 96)}, compat="envoy", min_ring_size=12)
+    assert ring.get_server(0) == ring.get_server(MAX64) == "95"
+    assert ring.get_server(7225015537174310577) == "92"
+    assert ring.get_server(6803900775736438537) == "93"
+    first_points = sorted((ring.positions(s)[0], s) for s in ring.servers)[:3]
+    assert first_points == [
+        (1975508444536362413, "95"), (2386806903309390596, "93"), (6749904478991551885, "94")
+    ]  # fmt: skip
 
 
 def test_ring_uneven_hosts() -> None:
@@ -137,6 +151,11 @@ def test_maglev_basic() -> None:
     lb._check()
 
 
+def test_maglev_basic_with_hostnames() -> None:
+    lb = Maglev({str(p): 1 for p in range(90, 96)}, compat="envoy", table_size=7)
+    assert [int(lb.get_server(i)) - 90 for i in range(21)] == [2, 5, 0, 3, 4, 1, 0] * 3
+
+
 def test_maglev_weighted() -> None:
     lb = Maglev(hosts(90, 91, weights=(1, 2)), compat="envoy", table_size=17)
     expected = [1, 0, 0, 1, 0, 1, 1, 0, 1, 1, 1, 1, 1, 0, 1, 0, 1]
@@ -198,3 +217,20 @@ def test_maglev_empty_and_changes() -> None:
     lb.set_weight("127.0.0.1:95", 0)
     lb._check()
     assert "127.0.0.1:95" not in lb._table
+
+
+def test_same_answers_in_other_processes() -> None:
+    script = (
+        "from balancekit import ConsistentHash, Maglev\n"
+        "hosts = {f'127.0.0.1:{p}': 1 + p % 3 for p in range(90, 100)}\n"
+        "ring = ConsistentHash(hosts, compat='envoy')\n"
+        "table = Maglev(hosts, compat='envoy', table_size=101)\n"
+        "keys = [f'user-{i}' for i in range(200)]\n"
+        "print([ring.get_server(k) for k in keys], [table.get_server(k) for k in keys])\n"
+    )
+    hosts = {f"127.0.0.1:{p}": 1 + p % 3 for p in range(90, 100)}
+    ring = ConsistentHash(hosts, compat="envoy")
+    table = Maglev(hosts, compat="envoy", table_size=101)
+    keys = [f"user-{i}" for i in range(200)]
+    here = [ring.get_server(k) for k in keys], [table.get_server(k) for k in keys]
+    assert outputs_under_hash_seeds(script, ("0", "777")) == {f"{here[0]} {here[1]}"}

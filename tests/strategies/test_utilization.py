@@ -126,12 +126,12 @@ def test_weight_is_qps_over_utilization_plus_error_penalty() -> None:
     clock = ManualClock()
     lb = UtilizationRoundRobin(["a", "b"], blackout=0, error_penalty=2.0, clock=clock)
     lb.report("a", qps=100, utilization=0.5, eps=10)  # 100 / (0.5 + 10/100 * 2)
-    assert lb.weight("a") == pytest.approx(100 / 0.7, rel=1e-6)
+    assert lb.reported_weight("a") == pytest.approx(100 / 0.7, rel=1e-6)
     lb.report("b", qps=100, utilization=0.5)
-    assert lb.weight("b") == 200
+    assert lb.reported_weight("b") == 200
     no_penalty = UtilizationRoundRobin(["a"], blackout=0, error_penalty=0, clock=clock)
     no_penalty.report("a", qps=100, utilization=0.5, eps=50)
-    assert no_penalty.weight("a") == 200
+    assert no_penalty.reported_weight("a") == 200
 
 
 def test_reports_without_qps_or_utilization_are_ignored() -> None:
@@ -139,7 +139,7 @@ def test_reports_without_qps_or_utilization_are_ignored() -> None:
     lb.report("a", qps=10, utilization=1)
     lb.report("a", qps=0, utilization=1)
     lb.report("a", qps=10, utilization=0)
-    assert lb.weight("a") == 10
+    assert lb.reported_weight("a") == 10
 
 
 def test_blackout_and_expiration() -> None:
@@ -148,22 +148,22 @@ def test_blackout_and_expiration() -> None:
     lb.report("a", qps=30, utilization=1)
     lb.report("b", qps=10, utilization=1)
     clock.advance(9.5)
-    assert lb.weight("a") == 0  # still in its blackout
+    assert lb.reported_weight("a") == 0  # still in its blackout
     assert lb_picks_named(lb, 4) == "abab"  # no weights yet: round robin
     clock.advance(0.5)
-    assert lb.weight("a") == 30
+    assert lb.reported_weight("a") == 30
     assert lb_picks_named(lb, 4) == "abab"  # the weights were last read at 9.5
     clock.advance(0.5)
     lb.get_server()  # re-reads: a now 3x b
     assert Counter(lb_picks_named(lb, 400)) == {"a": 300, "b": 100}
     clock.advance(180)  # no report for 180 s: both expire
-    assert lb.weight("a") == lb.weight("b") == 0
+    assert lb.reported_weight("a") == lb.reported_weight("b") == 0
     lb.get_server()  # the re-reading that ends their runs
     lb.report("a", qps=30, utilization=1)
     lb.report("b", qps=10, utilization=1)
-    assert lb.weight("a") == 0  # a new blackout from this report
+    assert lb.reported_weight("a") == 0  # a new blackout from this report
     clock.advance(10)
-    assert lb.weight("a") == 30
+    assert lb.reported_weight("a") == 30
 
 
 def lb_picks_named(lb: UtilizationRoundRobin, count: int) -> str:
@@ -196,9 +196,9 @@ def test_membership() -> None:
     assert set(lb_picks_named(lb, 10)) == {"a", "b"}
     lb.remove_server("b")
     with pytest.raises(UnknownServer):
-        lb.weight("b")
+        lb.reported_weight("b")
     lb.add_server("b")
-    assert lb.weight("b") == 0  # a server that comes back starts without a weight
+    assert lb.reported_weight("b") == 0  # a server that comes back starts without a weight
     lb._check()
     lb.remove_server("a")
     lb.remove_server("b")
@@ -238,7 +238,7 @@ def test_bad_reports_change_nothing(figures: dict[str, object], error: type, mat
     lb.report("a", qps=5, utilization=1)
     with pytest.raises(error, match=match):
         lb.report("a", **figures)  # type: ignore[arg-type]
-    assert lb.weight("a") == 5
+    assert lb.reported_weight("a") == 5
 
 
 def test_report_from_an_unknown_server() -> None:
@@ -276,3 +276,38 @@ def test_the_page_runs_as_written() -> None:
     page = Path(__file__).resolve().parents[2] / "docs" / "strategies" / "utilization.md"
     failures, tried = doctest.testfile(str(page), module_relative=False)
     assert tried >= 8 and failures == 0
+
+
+def test_in_a_pool_unhealthy_servers_leave_the_schedule() -> None:
+    from balancekit import HealthTracker, Pool
+
+    clock = ManualClock()
+    lb = UtilizationRoundRobin(["a", "b", "c"], blackout=0, clock=clock)
+    pool = Pool(lb, health=HealthTracker(["a", "b", "c"], unhealthy_threshold=1, clock=clock))
+    for server, qps in (("a", 300), ("b", 100), ("c", 100)):
+        lb.report(server, qps=qps, utilization=1.0)
+    clock.advance(1.0)
+    counts = Counter()
+    for _ in range(500):
+        with pool.acquire() as lease:
+            counts[lease.server] += 1
+    assert counts == {"a": 300, "b": 100, "c": 100}
+    pool.record_check("a", ok=False)
+    assert {pool.acquire().server for _ in range(50)} == {"b", "c"}
+    lb._check()
+
+
+def test_a_server_back_from_weight_zero_waits_out_a_new_blackout() -> None:
+    clock = ManualClock()
+    lb = UtilizationRoundRobin(["a", "b"], blackout=5, clock=clock)
+    lb.report("a", qps=10, utilization=1)
+    clock.advance(6)
+    assert lb.reported_weight("a") == 10
+    lb.set_weight("a", 0)  # e.g. unhealthy in a Pool
+    lb.set_weight("a", 1)  # healthy again: its old reports wait a new blackout
+    lb.report("a", qps=10, utilization=1)
+    assert lb.reported_weight("a") == 0
+    clock.advance(5)
+    assert lb.reported_weight("a") == 10
+    lb.set_weight("b", 2)  # a change between positive weights restarts nothing
+    assert lb.reported_weight("a") == 10

@@ -23,7 +23,6 @@ __all__ = [
     "RETRY_ERRORS",
     "Budget",
     "Rules",
-    "abandon",
     "default_classify",
 ]
 
@@ -53,12 +52,6 @@ class Budget(Protocol):
 def default_classify(response: httpx.Response) -> bool:
     """A 5xx answer is a failure of the server; anything else (4xx included) a success."""
     return response.status_code < 500
-
-
-def abandon(lease: Lease) -> None:
-    """Release a lease whose caller gave up (cancelled, interrupted): no verdict on the server."""
-    release: Any = lease.release
-    release(ok=None)
 
 
 def _acquire_excluding(pool: Pool) -> bool:

@@ -72,6 +72,14 @@ class _Runner:
         self.failures = 0  # probes that answered False, raised or were late
         self.errors = 0  # probes that raised (counted in failures too)
         self.last_error: BaseException | None = None
+        self._counting = threading.Lock()  # probes of the thread runner end in many threads
+
+    def _count(self, *, failures: int = 0, error: BaseException | None = None) -> None:
+        with self._counting:
+            self.failures += failures
+            if error is not None:
+                self.errors += 1
+                self.last_error = error
 
     @property
     def pool(self) -> Pool:
@@ -80,17 +88,16 @@ class _Runner:
 
     def _finish(self, server: str, started: float, ok: bool) -> None:
         """Report a finished probe, unless it was late: the tracker counted that failure."""
-        if not ok:
-            self.failures += 1
         if self._pool.clock() - started >= self._timeout:
-            self.failures += ok  # late: the tracker's timeout already said failure
+            self._count(failures=1)  # late: the tracker's timeout already said failure
             return
+        if not ok:
+            self._count(failures=1)
         with contextlib.suppress(UnknownServer):  # removed from the pool while probed
             self._pool.record_check(server, ok)
 
     def _failed(self, error: BaseException) -> bool:
-        self.errors += 1
-        self.last_error = error
+        self._count(error=error)
         return False
 
     def _pause(self) -> float:
@@ -194,7 +201,7 @@ class HealthChecker(_Runner):
                 return
             remaining = self._timeout - (self._pool.clock() - started)
             if remaining <= 0:
-                self.failures += 1  # waited too long for a free slot
+                self._count(failures=1)  # waited too long for a free slot
                 return
             try:
                 probe = self._probe
@@ -298,12 +305,12 @@ class AsyncHealthChecker(_Runner):
             async with gate:
                 remaining = self._timeout - (self._pool.clock() - started)
                 if remaining <= 0:
-                    self.failures += 1  # waited too long for a free slot
+                    self._count(failures=1)  # waited too long for a free slot
                     return
                 try:
                     ok = bool(await asyncio.wait_for(self._call(server, remaining), remaining))
                 except asyncio.TimeoutError:
-                    self.failures += 1  # the tracker times it out on its own
+                    self._count(failures=1)  # the tracker times it out on its own
                     return
                 except Exception as error:
                     ok = self._failed(error)

@@ -40,7 +40,7 @@ import httpx
 
 from ..lease import Lease
 from ..pool import Pool
-from ._http_rules import IDEMPOTENT_METHODS, Budget, Rules, abandon
+from ._http_rules import IDEMPOTENT_METHODS, Budget, Rules
 
 __all__ = ["AsyncBalancedTransport", "BalancedTransport"]
 
@@ -67,7 +67,7 @@ class _Release:
         elif isinstance(error, Exception):
             self.lease.release(ok=False)
         else:
-            abandon(self.lease)
+            self.lease.release(ok=None)  # the caller gave up: no verdict on the server
 
 
 class _LeaseStream(httpx.SyncByteStream):
@@ -241,7 +241,7 @@ class BalancedTransport(httpx.BaseTransport):
             try:
                 _discard(response)
             except BaseException:
-                abandon(retry)
+                retry.release(ok=None)
                 raise
             finally:
                 lease.release(ok=ok)
@@ -332,7 +332,7 @@ class AsyncBalancedTransport(httpx.AsyncBaseTransport):
             try:
                 await _adiscard(response)
             except BaseException:
-                abandon(retry)
+                retry.release(ok=None)
                 raise
             finally:
                 lease.release(ok=ok)
@@ -352,7 +352,7 @@ def _target(rules: Rules, request: httpx.Request, lease: Lease) -> httpx.Request
     try:
         return rules.target(request, lease.server)
     except BaseException:
-        abandon(lease)
+        lease.release(ok=None)
         raise
 
 

@@ -109,6 +109,10 @@ def _failures(tracker: HealthTracker, rec: _Server) -> bool:
     return rec.fails >= tracker._probes.unhealthy_threshold
 
 
+def _unejects(tracker: HealthTracker, rec: _Server) -> bool:
+    return tracker._uneject_on_probe
+
+
 def _ejectable(tracker: HealthTracker, rec: _Server) -> bool:
     ejection = tracker._ejection
     streak = rec.passive >= ejection.consecutive_failures
@@ -119,6 +123,7 @@ H = HealthState
 _TRANSITIONS: dict[tuple[HealthState, _Event], tuple[_Guard, HealthState]] = {
     (H.UNKNOWN, _Event.PROBE_OK): (_always, H.HEALTHY),  # the first result decides
     (H.UNHEALTHY, _Event.PROBE_OK): (_passes, H.HEALTHY),
+    (H.EJECTED, _Event.PROBE_OK): (_unejects, H.HEALTHY),  # Envoy's, one pass is enough
     (H.UNKNOWN, _Event.PROBE_FAIL): (_always, H.UNHEALTHY),
     (H.HEALTHY, _Event.PROBE_FAIL): (_failures, H.UNHEALTHY),
     (H.EJECTED, _Event.PROBE_FAIL): (_failures, H.UNHEALTHY),
@@ -144,7 +149,10 @@ class HealthTracker(Machine[_Server]):
     failed requests in a row (``observe``) eject a ``HEALTHY`` server for
     ``min(base_ejection * k, max_ejection)``, ``k`` being its ejection count,
     unless that would eject more than ``max_ejected_percent`` of the servers
-    (one ejection is always allowed when the percentage is > 0).
+    (one ejection is always allowed when the percentage is > 0, as in Envoy).
+    With ``uneject_on_probe`` (the default, as Envoy's
+    ``successful_active_health_check_uneject_host``) one passing active probe
+    ends an ejection, whatever ``healthy_threshold``.
 
     >>> from balancekit.clock import ManualClock
     >>> clock = ManualClock()
@@ -187,6 +195,7 @@ class HealthTracker(Machine[_Server]):
         base_ejection: float = 30.0,
         max_ejection: float = 300.0,
         max_ejected_percent: float = 10.0,
+        uneject_on_probe: bool = True,
         clock: Clock | None = None,
         rng: random.Random | None = None,
     ) -> None:
@@ -202,6 +211,7 @@ class HealthTracker(Machine[_Server]):
         self._ejection = Ejection(
             consecutive_failures, base_ejection, max_ejection, max_ejected_percent
         )
+        self._uneject_on_probe = check_bool("uneject_on_probe", uneject_on_probe)
         check_instance("rng", rng, random.Random, optional=True)
         names = check_server_list(servers)
         # Jitter spreads probes across processes too, so the default is unseeded.
@@ -257,6 +267,12 @@ class HealthTracker(Machine[_Server]):
     def max_ejection(self) -> float:
         """The longest ejection, in seconds."""
         return self._ejection.max_ejection
+
+    @property
+    def uneject_on_probe(self) -> bool:
+        """Whether a passing active probe ends an ejection (Envoy's
+        ``successful_active_health_check_uneject_host``, on by default)."""
+        return self._uneject_on_probe
 
     @property
     def max_ejected_percent(self) -> float:
@@ -582,5 +598,6 @@ class HealthTracker(Machine[_Server]):
             f"healthy_threshold={probes.healthy_threshold!r}, jitter={probes.jitter!r}, "
             f"initial={self._initial}, consecutive_failures={ejection.consecutive_failures!r}, "
             f"base_ejection={ejection.base_ejection!r}, max_ejection={ejection.max_ejection!r}, "
-            f"max_ejected_percent={ejection.max_ejected_percent!r})"
+            f"max_ejected_percent={ejection.max_ejected_percent!r}, "
+            f"uneject_on_probe={self._uneject_on_probe!r})"
         )

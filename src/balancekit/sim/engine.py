@@ -37,6 +37,7 @@ from ..pool import Pool
 from ..strategies.base import Balancer
 from ..strategies.registry import Strategy, instantiate, resolve, strategy_names
 from . import draws
+from ._reports import LoadReports
 from .results import ServerResult, SimulationResult, Transition
 from .scenario import Scenario, ServerSpec
 
@@ -141,6 +142,7 @@ class _Run:
         )
         self.name = name
         self.hashing = balancer.requires_key
+        self.reports = LoadReports.of(balancer)  # servers report their load to it
         self.servers = {spec.name: _Server(spec) for spec in scenario.servers}
         self.heap: list[tuple[float, int, int, Any]] = []
         self.seq = 0
@@ -282,6 +284,8 @@ class _Run:
         self.open -= 1
         self.last = now
         server = request.server
+        if self.reports is not None:
+            self.reports.finished(server.name, ok, now, len(server.held), server.capacity)
         if server.held.pop(request.seq, None) is not None and ok:
             if server.queue:  # the freed slot goes to the head of the queue
                 following = server.queue.popleft()

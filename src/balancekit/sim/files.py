@@ -26,6 +26,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from ._shown import LongNumber
 from .scenario import (
     MAX_REQUESTS,
     MAX_SERVERS,
@@ -34,7 +35,6 @@ from .scenario import (
     FailureSpec,
     HealthSpec,
     KeySpec,
-    LongNumber,
     Scenario,
     ScenarioError,
     ServerSpec,

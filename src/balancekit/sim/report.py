@@ -95,7 +95,9 @@ def render_table(comparison: Comparison, *, markdown: bool = False, ascii: bool 
     (italic). ``ascii`` writes ``+-`` for ``±``.
     """
     seeds = len(comparison.seeds)
-    plus_minus = " ± " if markdown else "+-" if ascii else "±"
+    plus_minus = "+-" if ascii else "±"
+    if markdown:
+        plus_minus = f" {plus_minus} "
     rows = []
     for summary in comparison.strategies:
         row = [summary.strategy]
@@ -134,8 +136,13 @@ _LEGEND = (
     ("cache hit", "requests whose key was last served, and so cached, by the same server"),
     ("keys moved", "share of keys sent elsewhere across the first failure or drain (hashing only)"),
 )
-_IGNORE_WEIGHTS = ("round-robin", "jump-hash")
-"""Strategies that give every server of weight > 0 the same share."""
+_IGNORE_WEIGHTS = {
+    "round-robin": "round robin",
+    "jump-hash": "jump hash",
+    # It weighs servers by the load they report, and the simulator sends no reports.
+    "utilization-round-robin": "utilization round robin (sent no load reports here)",
+}
+"""Strategies that give every server of weight > 0 the same share in the simulator."""
 
 
 def render_legend(comparison: Comparison, *, markdown: bool = False) -> str:
@@ -157,10 +164,13 @@ def render_legend(comparison: Comparison, *, markdown: bool = False) -> str:
     else:
         width = max(len(name) for name, _ in lines)
         text = "\n".join(f"{name.ljust(width)}  {text}" for name, text in lines)
-    shown = [s.strategy for s in comparison.strategies if s.strategy in _IGNORE_WEIGHTS]
+    shown = [
+        _IGNORE_WEIGHTS[s.strategy] for s in comparison.strategies if s.strategy in _IGNORE_WEIGHTS
+    ]
     servers = comparison.scenario.servers
     if shown and len({(s.capacity, s.speed, s.weight) for s in servers}) > 1:
-        names = " and ".join(name.replace("-", " ") for name in shown).capitalize()
+        names = ", ".join(shown[:-1]) + " and " + shown[-1] if len(shown) > 1 else shown[0]
+        names = names[0].upper() + names[1:]
         text += (
             f"\n\n{names} {'gives' if len(shown) == 1 else 'give'} every server the same share,"
             " whatever its weight: with servers that differ, the small and slow ones queue for"

@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 DEFAULT_SEEDS = 5
-"""Seeds per strategy when none is given: the built-in scenario's 11 strategies x 5 seeds
+"""Seeds per strategy when none is given: the built-in scenario's 12 strategies x 5 seeds
 take about 9 s of CPU, about 5 s on two idle cores, so that the README's first command
 (install, then ``balancekit compare``) finishes well within 20 s."""
 

@@ -7,11 +7,11 @@ UTF-8 bytes and ``bytes`` as they are, with that system's own key hash.
 
 A ring keeps points at *stored* positions and finds the first stored
 position strictly after a looked-up value (``bisect_right``), while the other
-systems take the first point *at or after* the request hash. The conversion
-here makes the two agree: a point ``p`` of a ``64 - shift``-bit space is
-stored at ``p << shift`` and a hash ``h`` is looked up at ``(h << shift) - 1``;
-``h = 0`` and hashes past the space's end are looked up at ``2**64 - 1``,
-whose successor is the first point (the wrap-around both systems do).
+systems take the first point *at or after* the request hash. Each mapping
+converts so the two agree: Envoy's 64-bit ring looks ``h`` up at ``h - 1``
+(``h = 0`` at ``2**64 - 1``, whose successor is the first point: the
+wrap-around both systems do); ketama stores its 32-bit points shifted up with
+the low bits set and looks ``h`` up at ``h << 32`` (see ``_ketama``).
 """
 
 from __future__ import annotations

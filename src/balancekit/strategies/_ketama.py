@@ -12,7 +12,8 @@ The facts this follows (libmemcached ``update_continuum`` and its
   ``4 * floor(w / W * 160 / 4 * n + 1e-10)`` points, every step in
   single-precision floats as the C code computes it (so 8 servers weighing
   600, 300, 200, 350, 1000, 800, 950 and 100 get 1264 points in all). A
-  server of weight 0 gets none and is not counted in ``n`` or ``W``.
+  server of weight 0 gets none and is not counted in ``n`` or ``W``, as
+  libmemcached treats a server it has ejected (it has no weight 0 itself).
 - A key's hash is the first four bytes of its MD5 digest, little-endian; it
   goes to the first point at or after that hash, wrapping to the first point.
 
@@ -59,6 +60,7 @@ DEFAULT_PORT = 11211
 POINTS_PER_SERVER = 160
 _F32 = struct.Struct("f")
 _WORD = struct.Struct("<I")
+_LOW = (1 << 32) - 1
 _TINY = 1e-10
 
 
@@ -92,8 +94,11 @@ def point_name(server: str, k: int) -> str:
 class KetamaPoints:
     """How a ring places libmemcached's points and looks up its keys.
 
-    Positions of the 32-bit continuum are stored shifted into the ring's
-    64-bit space (see :mod:`._compat`); ``value`` gives them back.
+    A point ``p`` of the 32-bit continuum is stored at ``p << 32 | 0xFFFFFFFF``
+    in the ring's 64-bit space and a hash ``h`` is looked up at ``h << 32``:
+    the first stored position strictly after it is the first point at or
+    after ``h`` (``h = 0`` included), so the hot path needs no adjustment.
+    ``value`` gives a point back.
     """
 
     __slots__ = ()
@@ -132,7 +137,7 @@ class KetamaPoints:
             if i % 4 == 0 or not digest:
                 digest = md5(point_name(server, i // 4).encode()).digest()
             word = i % 4 * 4
-            found.append(int.from_bytes(digest[word : word + 4], "little") << 32)
+            found.append(int.from_bytes(digest[word : word + 4], "little") << 32 | _LOW)
         return found
 
     @staticmethod
@@ -142,7 +147,7 @@ class KetamaPoints:
 
     @staticmethod
     def locate(key: Any) -> int:
-        """Where the ring looks ``key`` up: after ``(h << 32) - 1`` for its hash ``h``. O(len).
+        """Where the ring looks ``key`` up: after ``h << 32`` for its hash ``h``. O(len).
 
         Raises:
             TypeError, ValueError: a bad key (see :func:`._compat.request_hash`).
@@ -151,9 +156,7 @@ class KetamaPoints:
             h = int.from_bytes(md5(key.encode()).digest()[:4], "little")
         else:
             h = request_hash(key, ketama_hash)
-        if 0 < h < 1 << 32:
-            return (h << 32) - 1
-        return LAST
+        return h << 32 if h >> 32 == 0 else LAST
 
     @staticmethod
     def lookup(ring: Ring) -> Lookup:
@@ -168,10 +171,10 @@ class KetamaPoints:
                 with ring._lock:
                     return ring._pick(key, exclude).server
             if type(key) is str:
-                h = word(md5(key.encode()).digest())[0]
+                x: int = word(md5(key.encode()).digest())[0] << 32
             else:
                 h = request_hash(key, ketama_hash)
-            x = (h << 32) - 1 if 0 < h < 1 << 32 else LAST
+                x = h << 32 if h >> 32 == 0 else LAST
             table, shift = ring._index
             positions, owners = table[x >> shift]
             try:

@@ -20,7 +20,7 @@ from typing import Any
 
 from ..clock import Clock
 from ..hashing import hash_bytes, hash_key, hash_server
-from ..validate import check_int
+from ..validate import check_int, check_seed
 from ._compat import check_compat, request_hash
 from ._envoy import envoy_hash, maglev_owners, normalised
 from .base import Balancer, Member, Servers
@@ -35,8 +35,6 @@ MIN_SLOTS_PER_SERVER = 10
 
 Below it, equal servers' shares differ by more than 10 % and a removal
 reshuffles many entries of the servers that stayed; the paper recommends 100."""
-
-_SEED_LIMIT = 1 << 64
 
 
 def is_prime(n: int) -> bool:
@@ -183,14 +181,6 @@ def _weighted_turns(weights: Sequence[float], size: int) -> list[int]:
     return turns
 
 
-def _check_seed(seed: object) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed must be an int in [0, 2**64), got {seed!r}")
-    if not 0 <= seed < _SEED_LIMIT:
-        raise ValueError(f"seed must be an int in [0, 2**64), got {seed!r}")
-    return seed
-
-
 class Maglev(Balancer):
     """Maglev consistent hashing: O(1) lookups in a prime-sized table.
 
@@ -249,7 +239,7 @@ class Maglev(Balancer):
         if not is_prime(table_size):
             raise ValueError(f"table_size must be a prime number, got {table_size!r}")
         self._size = table_size
-        self._seed = _check_seed(seed)
+        self._seed = check_seed(seed)
         self._compat = check_compat(compat, ("envoy",))
         if self._compat is not None and seed != 0:
             raise ValueError("seed does not apply with compat='envoy'")

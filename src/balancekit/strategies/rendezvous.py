@@ -30,11 +30,11 @@ from typing import Any
 
 from ..clock import Clock
 from ..hashing import hash_bytes, hash_server, key_bytes
+from ..validate import check_seed
 from .base import Balancer, Member, Servers
 
 __all__ = ["Rendezvous"]
 
-_SEED_LIMIT = 1 << 64
 _TWO_52 = float(1 << 52)
 
 
@@ -112,11 +112,7 @@ class Rendezvous(Balancer):
     requires_key = True
 
     def __init__(self, servers: Servers = (), *, seed: int = 0, clock: Clock | None = None) -> None:
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise TypeError(f"seed must be an int in [0, 2**64), got {seed!r}")
-        if not 0 <= seed < _SEED_LIMIT:
-            raise ValueError(f"seed must be an int in [0, 2**64), got {seed!r}")
-        self._seed = seed
+        self._seed = check_seed(seed)
         self._snap = _Snapshot([], seed)
         super().__init__(servers, clock=clock)
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..clock import Clock
 from ..errors import UnknownServer
+from ..validate import check_time
 from ._peak_ewma import Estimate, carry_over, check_option
 from .base import Balancer, Member, Servers
 
@@ -121,7 +122,7 @@ class LeastResponseTime(Balancer):
         }
 
     def _rebuild(self) -> None:
-        now = self._clock()
+        now = check_time(self._clock())
         old: dict[Member, Estimate] = getattr(self, "_estimates", {})
         live = getattr(self, "_live", ())
         self._estimates = carry_over(old, self._members.values(), live, self._default_rtt, now)
@@ -186,7 +187,7 @@ class LeastResponseTime(Balancer):
         self._set(member, est.log_key(self._origin, self._decay), tick)
 
     def _added(self, member: Member) -> None:
-        est = Estimate(member, self._default_rtt, self._clock())
+        est = Estimate(member, self._default_rtt, check_time(self._clock()))
         self._estimates[member] = est
         if member.weight > 0:
             self._push(est)
@@ -210,7 +211,7 @@ class LeastResponseTime(Balancer):
             # Back from weight 0: a fresh start, so that a penalty or a slow
             # answer from before it went away does not starve it now.
             est = self._estimates[member]
-            est.restart(self._default_rtt, self._clock())
+            est.restart(self._default_rtt, check_time(self._clock()))
             self._push(est)
 
     def _choose(self, key: Any) -> Member:
@@ -279,7 +280,7 @@ class LeastResponseTime(Balancer):
         Raises:
             UnknownServer: the server is not a member.
         """
-        now = self._clock()
+        now = check_time(self._clock())
         with self._lock:
             member = self._members.get(server)
             if member is None:

@@ -36,6 +36,7 @@ from typing import Any
 from ..clock import Clock
 from ..errors import UnknownServer
 from ..hashing import hash_bytes, hash_key, hash_server
+from ..validate import check_seed
 from ._compat import check_compat
 from ._envoy import MAX_RING_SIZE, EnvoyRingPoints
 from ._ketama import KetamaPoints
@@ -46,7 +47,6 @@ __all__ = ["MAX_POINTS", "ConsistentHash"]
 MAX_POINTS = 1 << 20
 """The most points one server may own (``vnodes * weight``), to keep a ring in memory."""
 
-_SEED_LIMIT = 1 << 64
 _LOAD = 8  # points per bucket after a re-bucketing: B is the power of two <= P / 8
 _GROW, _SHRINK = 4 * _LOAD, _LOAD // 4  # re-bucket when P / B leaves [_SHRINK, _GROW]
 Bucket = tuple[tuple[int, ...], tuple[str, ...]]
@@ -71,14 +71,6 @@ def _bucketize(positions: list[int], owners: list[str], bits: int) -> list[Bucke
     chunks = map(points.__getitem__, map(slice, los, his))
     owner_runs = map(ring.__getitem__, map(slice, los, map((1).__add__, his)))
     return list(zip(chunks, owner_runs, strict=True))
-
-
-def _check_seed(seed: object) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed must be an int in [0, 2**64), got {seed!r}")
-    if not 0 <= seed < _SEED_LIMIT:
-        raise ValueError(f"seed must be an int in [0, 2**64), got {seed!r}")
-    return seed
 
 
 def _check_vnodes(vnodes: object) -> int:
@@ -151,7 +143,7 @@ class ConsistentHash(Balancer):
         clock: Clock | None = None,
     ) -> None:
         self._vnodes = _check_vnodes(vnodes)
-        self._seed = _check_seed(seed)
+        self._seed = check_seed(seed)
         self._compat = _compat_points(compat, vnodes, seed, min_ring_size, max_ring_size)
         self._counts: dict[str, int] = {}  # points per server that has any
         self._points = 0

@@ -25,13 +25,13 @@ from __future__ import annotations
 import itertools
 import math
 import struct
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 from ..clock import Clock
 from ..errors import UnknownServer
 from ..validate import check_positive, check_range
-from ._stride import MAX_WEIGHT, stride_weights
+from ._stride import MAX_WEIGHT, stride_pick, stride_weights
 from .base import Balancer, Member, Servers
 
 __all__ = ["MIN_UPDATE_PERIOD", "UtilizationRoundRobin"]
@@ -39,7 +39,6 @@ __all__ = ["MIN_UPDATE_PERIOD", "UtilizationRoundRobin"]
 MIN_UPDATE_PERIOD = 0.1
 """The shortest ``update_period``; a shorter one is raised to it, as gRPC does."""
 
-_OFFSET = MAX_WEIGHT // 2
 _F32 = struct.Struct("f")
 
 
@@ -79,9 +78,10 @@ class UtilizationRoundRobin(Balancer):
     'abaabaaba'
 
     Static weights only say whether a server takes traffic (0: it gets none);
-    its share comes from its reports. Servers are scheduled in insertion
-    order, and the scheduler's sequence starts at 0 on a new balancer, so
-    the picks are reproducible. The key is ignored.
+    its share comes from its reports. A server whose weight goes from 0 back
+    to positive (healthy again in a Pool) starts its blackout over. Servers
+    are scheduled in insertion order, and the scheduler's sequence starts at
+    0 on a new balancer, so the picks are reproducible. The key is ignored.
 
     Complexity: ``get_server`` and ``acquire`` O(1) expected (the scheduler
     skips a backend with probability ``1 - mean / max`` of the scaled
@@ -173,7 +173,7 @@ class UtilizationRoundRobin(Balancer):
             report.weight = weight
             report.updated = now
 
-    def weight(self, server: str) -> float:
+    def reported_weight(self, server: str) -> float:
         """The weight ``server``'s reports give it now; 0 if none counts yet. O(1).
 
         Raises:
@@ -214,7 +214,7 @@ class UtilizationRoundRobin(Balancer):
         n = len(weights)
         sequence = self._sequence
         while True:
-            # _next's loop, inlined on the hot path with the constants spelled out
+            # stride_pick, inlined on the hot path with the constants spelled out
             # (32767 = MAX_WEIGHT // 2, 65535 = MAX_WEIGHT): a call saved is a fifth.
             s = next(sequence)
             index = s % n
@@ -234,13 +234,10 @@ class UtilizationRoundRobin(Balancer):
             raise self._unavailable()
         if weights is None:
             return rotation[next(self._turn) % len(rotation)]
-        n = len(weights)
         sequence = self._sequence
         while True:
-            # gRPC's stride pick (see _stride.stride_pick), inlined.
-            generation, index = divmod(next(sequence), n)
-            weight = weights[index]
-            if (weight * generation + index * _OFFSET) % MAX_WEIGHT >= MAX_WEIGHT - weight:
+            index = stride_pick(weights, next(sequence))
+            if index is not None:
                 return rotation[index]
 
     def _refresh(self, now: float) -> None:
@@ -251,15 +248,19 @@ class UtilizationRoundRobin(Balancer):
         self._state = (rotation, names, stride_weights(weights))
         self._due = now + self._period
 
+    def _reweighted(self, member: Member, old: float) -> None:
+        if old == 0 < member.weight:
+            # Back in the rotation (e.g. healthy again): its blackout starts over,
+            # as gRPC restarts it when a connection returns to READY.
+            self._reports[member.server].since = None
+        self._rebuild()
+
     def _rebuild(self) -> None:
         reports = self._reports
         self._reports = {s: reports.get(s) or _Report() for s in self._members}
         rotation = [m for m in self._members.values() if m.weight > 0]
         self._state = (rotation, tuple(m.server for m in rotation), None)
         self._refresh(self._clock())
-
-    def _admit(self, weights: Mapping[str, float]) -> None:
-        return
 
     def _options(self) -> dict[str, object]:
         return {
