@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
-SRC = Path(__file__).resolve().parents[2] / "src"
+from ..processes import outputs_under_hash_seeds
 
 
 def loaded_after(statement: str) -> set[str]:
-    code = f"import sys; {statement}; print(' '.join(sorted(sys.modules)))"
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-        env={"PYTHONPATH": str(SRC)},
-    ).stdout
+    """The modules loaded in a fresh interpreter after ``statement``."""
+    (out,) = outputs_under_hash_seeds(
+        f"import sys; {statement}; print(' '.join(sys.modules))", ("0",)
+    )
     return set(out.split())
 
 
