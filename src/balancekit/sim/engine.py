@@ -3,12 +3,15 @@
 What is simulated is the library itself: every request is a real
 ``pool.acquire(key)`` on a real strategy, released with its outcome when the
 simulated server finishes it; health probes, passive ejection, panic mode,
-slow start and drains are the real :class:`~balancekit.pool.Pool` machinery.
-Only the servers are modelled: each has ``capacity`` slots and a FIFO queue,
-so a request's latency is its queueing time plus its service time
-(``service / speed``, times the cache ``miss_factor`` on a miss). A down
-server fails what it holds at once, fails new requests after ``error_time``
-and fails its probes.
+slow start, drains and ``max_in_flight`` are the real :class:`~balancekit.pool.Pool`
+machinery. Only the servers and the clients are modelled: each server has
+``capacity`` slots and a FIFO queue, so a request's latency is its queueing
+time plus its service time (``service / speed``, times the cache
+``miss_factor`` on a miss). A down server fails what it holds at once, fails
+new requests after ``error_time`` and fails its probes. A client tries a
+failed request again at once, up to the scenario's ``attempts``, on a server
+it has not tried (``exclude=``), while its :class:`~balancekit.retry.RetryBudget`
+allows: one deposit per request, one withdrawal per retry.
 
 Events are kept in a heap of ``(time, seq, kind, payload)``; ``seq`` breaks
 ties in the order the events were scheduled, so a run is a pure function of
@@ -26,14 +29,15 @@ import math
 import random
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 from .. import quality
 from ..clock import Clock, ManualClock, monotonic
-from ..errors import NoServerAvailable
+from ..errors import AllServersBusy, NoServerAvailable
 from ..health import HealthTracker
 from ..lease import Lease
 from ..pool import Pool
+from ..retry import RetryBudget
 from ..strategies.base import Balancer
 from ..strategies.registry import Strategy, instantiate, resolve, strategy_names
 from . import draws
@@ -52,7 +56,7 @@ Ticker = Callable[[str, int], None]
 KEY_SAMPLE = 2000
 """How many distinct keys the keys-moved figure is measured on."""
 
-_ARRIVE, _DONE, _FAIL, _RECOVER, _DRAIN, _TICK, _BEFORE, _AFTER = range(8)
+_ARRIVE, _DONE, _FAIL, _RECOVER, _DRAIN, _TICK, _BEFORE, _AFTER, _RETRY = range(9)
 _OVERDUE_STEP = 0.001  # a deadline already passed is retried this much later, never in a loop
 
 
@@ -97,12 +101,26 @@ class _Server:
         return f"<server {self.name} up={self.up} busy={self.busy} queued={len(self.queue)}>"
 
 
-class _Request:
-    __slots__ = ("arrival", "done", "lease", "seq", "server", "service")
+class _Call(NamedTuple):
+    """A client's request across its attempts: when it arrived, its key (number and
+    name), its service time at speed 1 before any cache miss, the servers tried."""
 
-    def __init__(self, seq: int, arrival: float, service: float, lease: Lease, server: _Server):
+    arrival: float
+    key: int | None
+    name: str
+    base: float
+    tried: tuple[str, ...]
+
+
+class _Request:
+    """One attempt of a call on one server; ``arrival`` is the call's."""
+
+    __slots__ = ("arrival", "call", "done", "lease", "seq", "server", "service")
+
+    def __init__(self, seq: int, call: _Call, service: float, lease: Lease, server: _Server):
         self.seq = seq
-        self.arrival = arrival
+        self.call = call
+        self.arrival = call.arrival
         self.service = service
         self.lease = lease
         self.server = server
@@ -138,8 +156,13 @@ class _Run:
             health=health,
             slow_start=scenario.slow_start,
             panic_threshold=scenario.panic_threshold,
+            max_in_flight=scenario.max_in_flight,
             clock=self.clock,
         )
+        self.attempts = scenario.attempts
+        self.budget = None
+        if self.attempts > 1 and scenario.retry_budget.enabled:
+            self.budget = RetryBudget(**scenario.retry_budget.options(), clock=self.clock)
         self.name = name
         self.hashing = balancer.requires_key
         self.reports = LoadReports.of(balancer)  # servers report their load to it
@@ -151,6 +174,7 @@ class _Run:
         self.arrivals_done = False
         self.latencies: list[float] = []
         self.errors = self.rejected = self.hits = self.lookups = self.arrived = 0
+        self.sent = self.retries = self.refused = self.overflows = 0
         self.last = 0.0
         self.cached: dict[int, tuple[_Server, int]] = {}
         self.rendered: dict[int, str] = {}
@@ -182,6 +206,11 @@ class _Run:
                 self._arrive(at, payload)
                 self._next_arrival(requests)
                 continue  # an acquire moves no deadline earlier
+            if kind == _RETRY:
+                clock.set(at)
+                self.open -= 1
+                self._send(payload, at)
+                continue
             if kind == _DONE:
                 request, ok = payload
                 if request.done:
@@ -248,19 +277,34 @@ class _Run:
             name = render_key(seq)  # a new client every time: nothing to reuse
         else:
             name = self.rendered.get(key) or self.rendered.setdefault(key, render_key(key))
+        if self.budget is not None:
+            self.budget.deposit()
+        self._send(_Call(now, key, name, service, ()), now)
+
+    def _send(self, call: _Call, now: float) -> None:
+        """One attempt of ``call``: acquire a server outside those tried, and serve or fail."""
         try:
-            lease = self.pool.acquire(name)
-        except NoServerAvailable:
+            if call.tried:
+                lease = self.pool.acquire(call.name, exclude=call.tried)
+            else:
+                lease = self.pool.acquire(call.name)
+        except NoServerAvailable as error:
+            # Not retried: an overflow means every eligible server is full, and a retry
+            # now would find them full too (Envoy does not retry its overflows either).
+            self.overflows += isinstance(error, AllServersBusy)
             self.rejected += 1
             self.errors += 1
             return
+        seq = self.sent
+        self.sent += 1
         server = self.servers[lease.server]
         server.requests += 1
         self.open += 1
         if not server.up:
-            request = _Request(seq, now, 0.0, lease, server)
+            request = _Request(seq, call, 0.0, lease, server)
             self.push(now + self.error_time[server.name], _DONE, (request, False))
             return
+        key, service = call.key, call.base
         cache = self.scenario.cache
         if cache is not None and key is not None:
             self.lookups += 1
@@ -270,7 +314,7 @@ class _Run:
             else:
                 service *= cache.miss_factor
                 self.cached[key] = mark
-        request = _Request(seq, now, service / server.speed, lease, server)
+        request = _Request(seq, call, service / server.speed, lease, server)
         server.held[seq] = request
         if server.busy < server.capacity:
             server.busy += 1
@@ -297,8 +341,20 @@ class _Run:
             self.latencies.append(latency)
             server.latency += latency
         else:
-            self.errors += 1
             server.errors += 1
+            self._failed(request.call, server.name, now)
+
+    def _failed(self, call: _Call, server: str, now: float) -> None:
+        """An attempt of ``call`` failed on ``server``: retry elsewhere, or fail the call."""
+        if len(call.tried) + 1 < self.attempts:
+            if self.budget is None or self.budget.try_withdraw():
+                self.retries += 1
+                self.open += 1  # pending: probes and timers go on until it is sent
+                # An event, not a call: a failure can come from a loop over a server's requests.
+                self.push(now, _RETRY, call._replace(tried=(*call.tried, server)))
+                return
+            self.refused += 1
+        self.errors += 1
 
     def _fail_all(self, server: _Server, now: float) -> None:
         for request in list(server.held.values()):
@@ -397,6 +453,9 @@ class _Run:
             keys_moved=self.moved,
             servers=servers,
             transitions=tuple(self.transitions),
+            retries=self.retries,
+            retries_refused=self.refused,
+            overflows=self.overflows,
         )
 
 
