@@ -305,3 +305,16 @@ def test_budget_options_are_those_of_the_real_retry_budget() -> None:
     assert (real.ratio, real.min_retries_per_second, real.ttl) == (0.2, 10.0, 10.0)
     assert RetryBudget().ratio == spec.ratio and RetryBudget().ttl == spec.ttl
     assert "enabled" not in spec.options()
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="tomllib is 3.11+")
+def test_the_options_shown_in_resilience_md_load(tmp_path: Path) -> None:
+    page = DOCS.parent / "resilience.md"
+    blocks = re.findall(r"```toml\n(.*?)```", page.read_text(), flags=re.S)
+    assert len(blocks) == 1, "docs/resilience.md: one TOML snippet"
+    servers = '\n[[servers]]\nname = "a"\n'
+    (tmp_path / "s.toml").write_text("rate = 10.0\nrequests = 10\n" + blocks[0] + servers)
+    scenario = load_scenario(tmp_path / "s.toml")
+    assert (scenario.attempts, scenario.max_in_flight) == (3, 16)
+    assert scenario.retry_budget == RetryBudgetSpec()
+    assert simulate(scenario, "round-robin").completed == 10

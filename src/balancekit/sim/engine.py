@@ -102,8 +102,8 @@ class _Server:
 
 
 class _Call(NamedTuple):
-    """A client's request across its attempts: when it arrived, its key (number and
-    name), its service time at speed 1 before any cache miss, the servers tried."""
+    """A client's request across its tries: when it arrived, its key (number and name),
+    its service time at speed 1 before any cache miss, and the servers it tried."""
 
     arrival: float
     key: int | None
@@ -113,14 +113,17 @@ class _Call(NamedTuple):
 
 
 class _Request:
-    """One attempt of a call on one server; ``arrival`` is the call's."""
+    """One try of a request on one server; ``call`` is what a retry needs (``None``
+    when the scenario never retries), ``arrival`` the first try's time."""
 
     __slots__ = ("arrival", "call", "done", "lease", "seq", "server", "service")
 
-    def __init__(self, seq: int, call: _Call, service: float, lease: Lease, server: _Server):
+    def __init__(
+        self, seq: int, arrival: float, service: float, lease: Lease, server: _Server
+    ) -> None:
         self.seq = seq
-        self.call = call
-        self.arrival = call.arrival
+        self.arrival = arrival
+        self.call: _Call | None = None
         self.service = service
         self.lease = lease
         self.server = server
@@ -209,7 +212,7 @@ class _Run:
             if kind == _RETRY:
                 clock.set(at)
                 self.open -= 1
-                self._send(payload, at)
+                self._send(at, *payload)
                 continue
             if kind == _DONE:
                 request, ok = payload
@@ -279,15 +282,20 @@ class _Run:
             name = self.rendered.get(key) or self.rendered.setdefault(key, render_key(key))
         if self.budget is not None:
             self.budget.deposit()
-        self._send(_Call(now, key, name, service, ()), now)
+        self._send(now, now, key, name, service, ())
 
-    def _send(self, call: _Call, now: float) -> None:
-        """One attempt of ``call``: acquire a server outside those tried, and serve or fail."""
+    def _send(
+        self,
+        now: float,
+        arrival: float,
+        key: int | None,
+        name: str,
+        service: float,
+        tried: tuple[str, ...],
+    ) -> None:
+        """One try of a request: acquire a server outside those ``tried``, serve or fail."""
         try:
-            if call.tried:
-                lease = self.pool.acquire(call.name, exclude=call.tried)
-            else:
-                lease = self.pool.acquire(call.name)
+            lease = self.pool.acquire(name, exclude=tried) if tried else self.pool.acquire(name)
         except NoServerAvailable as error:
             # Not retried: an overflow means every eligible server is full, and a retry
             # now would find them full too (Envoy does not retry its overflows either).
@@ -301,10 +309,12 @@ class _Run:
         server.requests += 1
         self.open += 1
         if not server.up:
-            request = _Request(seq, call, 0.0, lease, server)
+            request = _Request(seq, arrival, 0.0, lease, server)
+            if self.attempts > 1:
+                request.call = _Call(arrival, key, name, service, tried)
             self.push(now + self.error_time[server.name], _DONE, (request, False))
             return
-        key, service = call.key, call.base
+        base = service
         cache = self.scenario.cache
         if cache is not None and key is not None:
             self.lookups += 1
@@ -314,7 +324,9 @@ class _Run:
             else:
                 service *= cache.miss_factor
                 self.cached[key] = mark
-        request = _Request(seq, call, service / server.speed, lease, server)
+        request = _Request(seq, arrival, service / server.speed, lease, server)
+        if self.attempts > 1:  # only a request that may retry needs to remember how
+            request.call = _Call(arrival, key, name, base, tried)
         server.held[seq] = request
         if server.busy < server.capacity:
             server.busy += 1
@@ -344,9 +356,9 @@ class _Run:
             server.errors += 1
             self._failed(request.call, server.name, now)
 
-    def _failed(self, call: _Call, server: str, now: float) -> None:
-        """An attempt of ``call`` failed on ``server``: retry elsewhere, or fail the call."""
-        if len(call.tried) + 1 < self.attempts:
+    def _failed(self, call: _Call | None, server: str, now: float) -> None:
+        """A try of ``call`` failed on ``server``: retry elsewhere, or fail the request."""
+        if call is not None and len(call.tried) + 1 < self.attempts:
             if self.budget is None or self.budget.try_withdraw():
                 self.retries += 1
                 self.open += 1  # pending: probes and timers go on until it is sent
