@@ -73,6 +73,20 @@ def every_second(count: int, start: float = 0.5) -> tuple[TraceRow, ...]:
     return tuple(TraceRow(start + i, None, 0.1) for i in range(count))
 
 
+def two_servers(
+    requests: int, down: tuple[str, ...], attempts: int, budget: RetryBudgetSpec
+) -> Scenario:
+    """Servers a and b, one request a second from 0.5 s, ``down`` failing in 0.25 s."""
+    return Scenario(
+        (ServerSpec("a"), ServerSpec("b")),
+        trace=every_second(requests),
+        failures=down_all_run(down, 0.25),
+        health=NO_HEALTH,
+        attempts=attempts,
+        retry_budget=budget,
+    )
+
+
 def attempts_made(result: SimulationResult) -> int:
     return sum(server.requests for server in result.servers)
 
@@ -99,15 +113,7 @@ def test_a_retry_never_goes_back_to_the_server_that_failed_while_another_exists(
 
 
 def test_attempts_beyond_the_servers_drop_the_exclusion_and_stop_at_attempts() -> None:
-    scenario = Scenario(
-        (ServerSpec("a"), ServerSpec("b")),
-        trace=every_second(10),
-        failures=down_all_run(("a", "b"), 0.25),
-        health=NO_HEALTH,
-        attempts=3,
-        retry_budget=NO_BUDGET,
-    )
-    result = simulate(scenario, "round-robin")
+    result = simulate(two_servers(10, ("a", "b"), 3, NO_BUDGET), "round-robin")
     assert (result.completed, result.errors, result.retries) == (0, 10, 20)
     assert attempts_made(result) == 30
     a, b = result.servers
@@ -135,15 +141,8 @@ def test_a_retried_request_is_timed_from_its_first_attempt() -> None:
 def test_ratio_alone_allows_one_retry_per_two_requests() -> None:
     # Every try fails. Request i deposits (D = i); its first retry needs 0.5 i - W >= 1:
     # so requests 2, 4, ..., 10 retry once, and each request is refused exactly once.
-    scenario = Scenario(
-        (ServerSpec("a"), ServerSpec("b")),
-        trace=every_second(10),
-        failures=down_all_run(("a", "b"), 0.25),
-        health=NO_HEALTH,
-        attempts=3,
-        retry_budget=RetryBudgetSpec(ratio=0.5, min_retries_per_second=0.0, ttl=60.0),
-    )
-    result = simulate(scenario, "round-robin")
+    budget = RetryBudgetSpec(ratio=0.5, min_retries_per_second=0.0, ttl=60.0)
+    result = simulate(two_servers(10, ("a", "b"), 3, budget), "round-robin")
     assert (result.retries, result.retries_refused, result.errors) == (5, 10, 10)
     assert attempts_made(result) == 15
 
@@ -151,26 +150,14 @@ def test_ratio_alone_allows_one_retry_per_two_requests() -> None:
 def test_the_reserve_allows_one_retry_per_ttl_window() -> None:
     # A reserve of 0.1/s x 10 s = 1 retry, no ratio: the retry made at 0.75 s expires at
     # 10.75 s, exactly when request 10 fails; so retries at 0.75, 10.75 and 20.75 only.
-    scenario = Scenario(
-        (ServerSpec("a"), ServerSpec("b")),
-        trace=every_second(30),
-        failures=down_all_run(("a", "b"), 0.25),
-        health=NO_HEALTH,
-        attempts=2,
-        retry_budget=RetryBudgetSpec(ratio=0.0, min_retries_per_second=0.1, ttl=10.0),
-    )
-    result = simulate(scenario, "round-robin")
+    budget = RetryBudgetSpec(ratio=0.0, min_retries_per_second=0.1, ttl=10.0)
+    result = simulate(two_servers(30, ("a", "b"), 2, budget), "round-robin")
     assert (result.retries, result.retries_refused, result.errors) == (3, 27, 30)
 
 
 def test_the_budget_is_spent_only_by_retries_and_only_when_attempts_exceed_one() -> None:
-    base = Scenario(
-        (ServerSpec("a"), ServerSpec("b")),
-        trace=every_second(10),
-        failures=down_all_run(("a",), 0.25),
-        health=NO_HEALTH,
-        retry_budget=RetryBudgetSpec(ratio=0.0, min_retries_per_second=0.0, ttl=1.0),
-    )
+    nothing = RetryBudgetSpec(ratio=0.0, min_retries_per_second=0.0, ttl=1.0)
+    base = two_servers(10, ("a",), 1, nothing)
     # attempts=1: the budget (which would refuse everything) is never asked.
     assert simulate(base, "round-robin").retries_refused == 0
     assert simulate(base, "round-robin") == simulate(

@@ -165,6 +165,11 @@ def _store(obj: object, name: str, value: object) -> None:
     object.__setattr__(obj, name, value)  # normalising a frozen dataclass in __post_init__
 
 
+def _options(spec: Any) -> dict[str, Any]:
+    """A spec's fields but ``enabled``: the keyword arguments of the component it describes."""
+    return {f.name: getattr(spec, f.name) for f in fields(spec) if f.name != "enabled"}
+
+
 @dataclass(frozen=True)
 class ServerSpec:
     """One server: ``capacity`` requests served at once (more wait in its FIFO queue),
@@ -350,7 +355,7 @@ class HealthSpec:
 
     def options(self) -> dict[str, Any]:
         """The keyword arguments for ``HealthTracker``. O(1)."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "enabled"}
+        return _options(self)
 
 
 @dataclass(frozen=True)
@@ -387,7 +392,7 @@ class RetryBudgetSpec:
 
     def options(self) -> dict[str, Any]:
         """The keyword arguments for ``RetryBudget``. O(1)."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "enabled"}
+        return _options(self)
 
 
 class TraceRow(NamedTuple):
