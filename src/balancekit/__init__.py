@@ -16,7 +16,12 @@ from .errors import (
     UnknownServer,
 )
 from .events import StateChange
-from .health import HealthState, HealthTracker
+from .health import (
+    FailurePercentageEjection,
+    HealthState,
+    HealthTracker,
+    SuccessRateEjection,
+)
 from .lease import Lease
 from .pool import Pool, ServerStats
 from .priority import PriorityPool
@@ -49,6 +54,7 @@ __all__ = [
     "DrainState",
     "Drainer",
     "DuplicateServer",
+    "FailurePercentageEjection",
     "HealthState",
     "HealthTracker",
     "IPHash",
@@ -70,6 +76,7 @@ __all__ = [
     "ServerStats",
     "StateChange",
     "StickySession",
+    "SuccessRateEjection",
     "UnknownServer",
     "UtilizationRoundRobin",
     "WeightedRoundRobin",

@@ -654,7 +654,8 @@ class Pool:
             ejected = None
             if health is not None:
                 hrec = health._records[server]
-                if ok is False or (ok and hrec.passive):
+                # A success matters to a failure streak, or to outlier detectors.
+                if ok is False or (ok and (hrec.passive or health._detectors)):
                     ejected = health._observe(hrec, ok, now)
             if drained is not None or ejected is not None:
                 self._changed([c for c in (drained, ejected) if c is not None], now)

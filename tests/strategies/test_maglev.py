@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import random
 import threading
 from collections import Counter
 
@@ -385,3 +386,28 @@ def test_lock_free_readers_see_whole_tables_during_rebuilds() -> None:
     assert errors == []
     assert seen <= {"a", "b", "c", "d"}
     lb._check()
+
+
+def textbook_fill(preferences: list[tuple[int, int]], size: int) -> list[int]:
+    """The paper's population loop, plainly (equal weights)."""
+    owner = [-1] * size
+    nexts = [offset for offset, _ in preferences]
+    filled = 0
+    while True:
+        for i, (_, skip) in enumerate(preferences):
+            slot = nexts[i]
+            while owner[slot] >= 0:
+                slot = (slot + skip) % size
+            owner[slot] = i
+            nexts[i] = (slot + skip) % size
+            filled += 1
+            if filled == size:
+                return owner
+
+
+@pytest.mark.parametrize(("count", "size"), [(1, 7), (3, 7), (7, 7), (10, 101), (50, 1009)])
+def test_populate_equals_the_textbook_fill(count: int, size: int) -> None:
+    rng = random.Random(count * size)
+    for _ in range(20):
+        preferences = [(rng.randrange(size), rng.randrange(1, size)) for _ in range(count)]
+        assert populate(preferences, size) == textbook_fill(preferences, size)

@@ -12,6 +12,7 @@ events are the shared shell of :mod:`balancekit._machine`.
 from __future__ import annotations
 
 import enum
+import math
 import random
 from collections.abc import Callable, Iterable
 
@@ -19,9 +20,18 @@ from .._machine import Machine, Timers
 from ..clock import Clock
 from ..errors import DuplicateServer
 from ..events import StateChange
-from ..validate import check_bool, check_instance, check_server, check_server_list
+from ..validate import (
+    MAX_SECONDS,
+    check_bool,
+    check_instance,
+    check_range,
+    check_server,
+    check_server_list,
+    show,
+)
 from ._ejection import Ejection
 from ._probes import PROBE, Probes
+from .outliers import FailurePercentageEjection, OutlierDetector, SuccessRateEjection
 
 __all__ = ["HealthState", "HealthTracker"]
 
@@ -45,10 +55,24 @@ class _Event(enum.Enum):
     TRAFFIC_OK = "traffic ok"
     TRAFFIC_FAIL = "traffic failed"
     EJECTION_END = "ejection ended"
+    OUTLIER = "outlier detected"
 
 
-_TIMEOUT, _UNEJECT = 1, 2
-"""Timer kinds beside PROBE (0): a probe's timeout, the end of an ejection."""
+_TIMEOUT, _UNEJECT, _SWEEP = 1, 2, 3
+"""Timer kinds beside PROBE (0): a probe's timeout, the end of an ejection, the
+outlier detectors' sweep (one for the tracker, on :class:`_Sweeper`)."""
+
+
+class _Sweeper:
+    """The tracker's own timer slot: the next outlier sweep."""
+
+    __slots__ = ("timers",)
+
+    def __init__(self) -> None:
+        self.timers = [-1, -1, -1, -1]
+
+    def __repr__(self) -> str:
+        return f"_Sweeper(armed={self.timers[_SWEEP] >= 0})"
 
 
 class _Server:
@@ -67,6 +91,8 @@ class _Server:
         "probe_started",
         "state",
         "timers",
+        "window_failed",
+        "window_ok",
     )
 
     def __init__(self, name: str, state: HealthState, now: float) -> None:
@@ -82,6 +108,7 @@ class _Server:
         self.late = False  # a timed-out probe whose result has not come yet
         self.next_probe = now
         self.timers = [-1, -1, -1]  # PROBE, _TIMEOUT, _UNEJECT: live heap entries
+        self.window_ok = self.window_failed = 0  # requests of this outlier interval
 
     def __repr__(self) -> str:
         return (
@@ -113,6 +140,10 @@ def _unejects(tracker: HealthTracker, rec: _Server) -> bool:
     return tracker._uneject_on_probe
 
 
+def _room(tracker: HealthTracker, rec: _Server) -> bool:
+    return tracker._ejection.allowed(len(tracker._records))
+
+
 def _ejectable(tracker: HealthTracker, rec: _Server) -> bool:
     ejection = tracker._ejection
     streak = rec.passive >= ejection.consecutive_failures
@@ -128,6 +159,7 @@ _TRANSITIONS: dict[tuple[HealthState, _Event], tuple[_Guard, HealthState]] = {
     (H.HEALTHY, _Event.PROBE_FAIL): (_failures, H.UNHEALTHY),
     (H.EJECTED, _Event.PROBE_FAIL): (_failures, H.UNHEALTHY),
     (H.HEALTHY, _Event.TRAFFIC_FAIL): (_ejectable, H.EJECTED),
+    (H.HEALTHY, _Event.OUTLIER): (_room, H.EJECTED),  # a detector singled it out
     (H.EJECTED, _Event.EJECTION_END): (_always, H.HEALTHY),
 }
 """(state, event) -> (guard, new state): the event moves the server when the guard
@@ -196,6 +228,8 @@ class HealthTracker(Machine[_Server]):
         max_ejection: float = 300.0,
         max_ejected_percent: float = 10.0,
         uneject_on_probe: bool = True,
+        outliers: Iterable[OutlierDetector] = (),
+        outlier_interval: float = 10.0,
         clock: Clock | None = None,
         rng: random.Random | None = None,
     ) -> None:
@@ -212,14 +246,21 @@ class HealthTracker(Machine[_Server]):
             consecutive_failures, base_ejection, max_ejection, max_ejected_percent
         )
         self._uneject_on_probe = check_bool("uneject_on_probe", uneject_on_probe)
+        self._detectors = _detectors(outliers)
+        self._outlier_interval = check_range(
+            "outlier_interval", outlier_interval, 0.0, MAX_SECONDS, low_open=True
+        )
         check_instance("rng", rng, random.Random, optional=True)
         names = check_server_list(servers)
         # Jitter spreads probes across processes too, so the default is unseeded.
         self._rng = random.Random() if rng is None else rng
-        self._timers: Timers[_Server] = Timers(self._seq)  # timeouts, ejection ends
+        self._timers: Timers[_Server | _Sweeper] = Timers(self._seq)  # timeouts, ejection ends
         now = self._read_clock()
         for name in names:
             self._add(name, now)
+        self._sweeper = _Sweeper()
+        if self._detectors:  # every outlier_interval from now
+            self._timers.arm(self._sweeper, _SWEEP, now + self._outlier_interval)
 
     # -- options ----------------------------------------------------------------
 
@@ -273,6 +314,16 @@ class HealthTracker(Machine[_Server]):
         """Whether a passing active probe ends an ejection (Envoy's
         ``successful_active_health_check_uneject_host``, on by default)."""
         return self._uneject_on_probe
+
+    @property
+    def outliers(self) -> tuple[OutlierDetector, ...]:
+        """The outlier detectors that sweep every ``outlier_interval``."""
+        return self._detectors
+
+    @property
+    def outlier_interval(self) -> float:
+        """Seconds between two outlier sweeps (from the tracker's creation)."""
+        return self._outlier_interval
 
     @property
     def max_ejected_percent(self) -> float:
@@ -405,6 +456,11 @@ class HealthTracker(Machine[_Server]):
         return change
 
     def _observe(self, rec: _Server, ok: bool, now: float) -> StateChange | None:
+        if self._detectors:
+            if ok:
+                rec.window_ok += 1
+            else:
+                rec.window_failed += 1
         return self._event(rec, _Event.TRAFFIC_OK if ok else _Event.TRAFFIC_FAIL, now)
 
     # -- reading ----------------------------------------------------------------
@@ -530,21 +586,67 @@ class HealthTracker(Machine[_Server]):
     def _advance(self, now: float) -> list[StateChange]:
         """Fire every timer due at or before ``now``, in time order; return the changes.
 
-        One step per timer, however far the clock jumped.
+        One step per timer, however far the clock jumped. A timer set by
+        another (an outlier ejection ends) and already due fires too, in a
+        further pass; chains are short (sweep, ejection, its end), because a
+        sweep never sets the next one at or before ``now``.
         """
         fired: list[StateChange] = []
-        if not self._timers:
-            return fired
-        for at, kind, rec in self._timers.pop_due(now):
-            if kind == _TIMEOUT:
-                rec.probe_started = None
-                rec.late = True
-                change = self._event(rec, _Event.PROBE_FAIL, at)
-            else:
-                change = self._event(rec, _Event.EJECTION_END, at)
-            if change is not None:
-                fired.append(change)
+        passes = 0
+        while self._timers:
+            due = self._timers.pop_due(now)
+            if not due:
+                break
+            passes += 1
+            for at, kind, rec in due:
+                if kind == _SWEEP:
+                    fired.extend(self._sweep(at, now))
+                    continue
+                assert isinstance(rec, _Server)
+                if kind == _TIMEOUT:
+                    rec.probe_started = None
+                    rec.late = True
+                    change = self._event(rec, _Event.PROBE_FAIL, at)
+                else:
+                    change = self._event(rec, _Event.EJECTION_END, at)
+                if change is not None:
+                    fired.append(change)
+        if passes > 1:
+            fired.sort(key=_at)  # stable: the order of each pass within a time
         return fired
+
+    def _sweep(self, at: float, now: float) -> list[StateChange]:
+        """The outlier detectors' verdict on the interval ending at ``at``; the next sweep.
+
+        Servers already EJECTED take no part (as in Envoy); each window
+        starts afresh. A clock that jumped over many intervals sweeps once
+        (the skipped intervals saw no requests).
+        """
+        counts = {
+            name: (rec.window_ok, rec.window_failed)
+            for name, rec in self._records.items()
+            if rec.state is not HealthState.EJECTED
+        }
+        for rec in self._records.values():
+            rec.window_ok = rec.window_failed = 0
+        interval = self._outlier_interval
+        following = at + interval
+        if following <= now:  # skip the missed intervals in one step
+            following = at + (math.floor((now - at) / interval) + 1) * interval
+            if following <= now:  # a time so large that an interval rounds to nothing
+                following = math.nextafter(now, math.inf)
+        self._timers.arm(self._sweeper, _SWEEP, following)
+        changes: list[StateChange] = []
+        for detector in self._detectors:
+            for name in detector.select(counts):
+                rec = self._records[name]
+                enforcing = detector.enforcing
+                if enforcing < 100 and not self._rng.random() * 100 < enforcing:
+                    continue
+                change = self._event(rec, _Event.OUTLIER, at)
+                if change is not None:
+                    changes.append(change)
+        return changes
 
     def _shift(self, delta: float) -> None:
         for rec in self._records.values():
@@ -599,5 +701,28 @@ class HealthTracker(Machine[_Server]):
             f"initial={self._initial}, consecutive_failures={ejection.consecutive_failures!r}, "
             f"base_ejection={ejection.base_ejection!r}, max_ejection={ejection.max_ejection!r}, "
             f"max_ejected_percent={ejection.max_ejected_percent!r}, "
-            f"uneject_on_probe={self._uneject_on_probe!r})"
+            f"uneject_on_probe={self._uneject_on_probe!r}"
+            + (
+                f", outliers={list(self._detectors)!r}, "
+                f"outlier_interval={self._outlier_interval!r})"
+                if self._detectors
+                else ")"
+            )
         )
+
+
+def _detectors(outliers: object) -> tuple[OutlierDetector, ...]:
+    if isinstance(outliers, (str, bytes)) or not isinstance(outliers, Iterable):
+        raise TypeError(f"outliers must be an iterable of detectors, got {show(outliers)}")
+    found = tuple(outliers)
+    for detector in found:
+        if not isinstance(detector, (SuccessRateEjection, FailurePercentageEjection)):
+            raise TypeError(
+                "outliers must hold SuccessRateEjection or FailurePercentageEjection, "
+                f"got {show(detector)}"
+            )
+    return found
+
+
+def _at(change: StateChange) -> float:
+    return change.at
