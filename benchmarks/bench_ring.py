@@ -13,7 +13,11 @@ For n in {10, 100, 1000} servers:
 - IPHash against its floor, ``socket.inet_pton`` and the same ring's bucket
   lookup written inline (target <= 150 %);
 - time to build each ring and the memory it retains (tracemalloc);
-- time to add one server and to remove it again.
+- time to add one server and to remove it again;
+- at 10,000 servers (1.6 million points, where buckets are compact arrays),
+  ConsistentHash alone: lookups beside the floor, build time and retained
+  memory (target <= 40 MB); skipped by ``--quick`` (tracing the build's
+  allocations takes about half a minute).
 
 Cases take turns within every round and the median is kept, so a burst of
 load from another process slows every case alike.
@@ -231,6 +235,25 @@ def _changes(n: int, rounds: int) -> list[Row]:
     return rows
 
 
+def _large(n: int, rounds: int) -> list[Row]:
+    """ConsistentHash alone at ``n`` servers: lookups against the floor, build, memory."""
+    servers = _servers(n)
+    build_time = seconds(lambda: ConsistentHash(servers, vnodes=VNODES), 1)
+    ring = ConsistentHash(servers, vnodes=VNODES)
+    timings = _interleaved(
+        [_pick_loop(ring.get_server, KEYS), _pick_loop(_floor(servers), KEYS)], 0.02, rounds
+    )
+    del ring
+    memory = _retained(lambda: ConsistentHash(servers, vnodes=VNODES)) / 2**20
+    return [
+        Row(GROUP, "get_server str", n, "ConsistentHash (compact)", timings[0]),
+        Row(GROUP, "get_server str", n, FLOOR, timings[1]),
+        Row(GROUP, "ratio", n, "ConsistentHash / floor", 100 * timings[0] / timings[1], "%"),
+        Row(GROUP, "build", n, "ConsistentHash (compact)", build_time * 1e3, "ms"),
+        Row(GROUP, "target <= 40 MB: retained", n, "ConsistentHash (compact)", memory, "MB"),
+    ]
+
+
 def run(quick: bool) -> list[Row]:
     """Measure every case at every pool size."""
     missing = [name for name, mod in (("uhashring", uhashring), ("hashring", hashring)) if not mod]
@@ -240,4 +263,6 @@ def run(quick: bool) -> list[Row]:
     for n in SIZES:
         rows += _lookups(n, 0.004 if quick else 0.02, 5 if quick else 15)
         rows += _changes(n, 1 if quick else 7)
+    if not quick:
+        rows += _large(10_000, 7)
     return rows

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import heapq
 import random
 import threading
 from collections import Counter
@@ -10,6 +11,7 @@ from hypothesis import strategies as st
 
 from balancekit.errors import NoServerAvailable
 from balancekit.hashing import hash_key, hash_server
+from balancekit.strategies import maglev as maglev_module
 from balancekit.strategies.maglev import MIN_SLOTS_PER_SERVER, Maglev, is_prime, populate
 
 SMALL_PRIMES = [2, 3, 7, 13, 101, 211, 1009]
@@ -411,3 +413,32 @@ def test_populate_equals_the_textbook_fill(count: int, size: int) -> None:
     for _ in range(20):
         preferences = [(rng.randrange(size), rng.randrange(1, size)) for _ in range(count)]
         assert populate(preferences, size) == textbook_fill(preferences, size)
+
+
+def heap_turns(weights: list[float], size: int) -> list[int]:
+    """The weighted fill's turns merged one at a time through a heap, as documented."""
+    heaviest = max(weights)
+    heap = [(0.0, i) for i in range(len(weights))]
+    taken = [0] * len(weights)
+    turns = []
+    for _ in range(size):
+        _, i = heap[0]
+        turns.append(i)
+        taken[i] += 1
+        heapq.heapreplace(heap, ((taken[i] + 0.5) * (heaviest / weights[i]), i))
+    return turns
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.floats(min_value=1e-3, max_value=1e3), min_size=1, max_size=30),
+    st.sampled_from([7, 101, 1009, 65537]),
+)
+def test_weighted_turns_equal_the_heap_merge(weights: list[float], size: int) -> None:
+    assert maglev_module._weighted_turns(weights, size) == heap_turns(weights, size)
+
+
+def test_weighted_turns_with_extreme_ratios() -> None:
+    for weights in ([1e9, 1.0], [1.0, 1e-9, 1e-9], [3.0, 3.0, 1.0], [0.1] * 7 + [0.7]):
+        for size in (7, 101, 65537):
+            assert maglev_module._weighted_turns(weights, size) == heap_turns(weights, size)

@@ -13,7 +13,7 @@ pairs so the paper's worked example can be checked directly.
 
 from __future__ import annotations
 
-import heapq
+import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence, Set
 from typing import Any
@@ -165,20 +165,26 @@ def _round_robin(count: int, size: int) -> list[int]:
 
 
 def _weighted_turns(weights: Sequence[float], size: int) -> list[int]:
-    """The backend of each of the ``size`` turns of a weighted fill (see :func:`populate`)."""
+    """The backend of each of the ``size`` turns of a weighted fill (see :func:`populate`).
+
+    Backend ``i``'s turns come at times 0 and ``(k + 0.5) * step[i]`` for
+    ``k >= 1``; the fill takes the first ``size`` of all of them in (time,
+    index) order. Rather than merge them one turn at a time through a heap,
+    every turn up to a time that surely comes after the last one taken is
+    listed and sorted, in C. O(M log M).
+    """
     heaviest = max(weights)
     steps = [heaviest / weight for weight in weights]
-    taken = [0] * len(weights)
-    # Each backend's next turn time is recomputed from its turn count, not
-    # accumulated, so rounding cannot drift over tens of thousands of turns.
-    heap = [(0.0, i) for i in range(len(weights))]
-    turns = []
-    for _ in range(size):
-        _, i = heap[0]
-        turns.append(i)
-        taken[i] += 1
-        heapq.heapreplace(heap, ((taken[i] + 0.5) * steps[i], i))
-    return turns
+    # By time T every backend has had at least T / step - 0.5 turns, so by
+    # T = (size + n) * heaviest / sum(weights) more than size turns are due.
+    horizon = (size + len(weights)) * heaviest / math.fsum(weights)
+    due: list[tuple[float, int]] = [(0.0, i) for i in range(len(weights))]
+    for i, step in enumerate(steps):
+        # Each time from its turn number, not accumulated: no drift over many turns.
+        last = min(size, math.ceil(horizon / step) + 1)
+        due += zip([(k + 0.5) * step for k in range(1, last + 1)], itertools.repeat(i))
+    due.sort()
+    return [i for _, i in due[:size]]
 
 
 class Maglev(Balancer):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
+import operator
 import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator, Set
@@ -23,8 +24,10 @@ _REBASE_STEPS = 1 << 20
 _ATOMIC_NEXT: bool = getattr(sys, "_is_gil_enabled", lambda: True)()
 """Whether ``next()`` on an ``itertools`` iterator is atomic (it is under the GIL)."""
 
-_Entry = tuple[float, int, Member]
-"""A class heap entry: (minus the server's base value, rotation index, member)."""
+_Entry = tuple[float, int]
+"""A class heap entry: (minus the server's base value, rotation index). Numbers
+only, so the collector stops tracking the entries: a rebuild of 100,000 servers
+does not make every later collection walk 100,000 more objects."""
 
 
 class RoundRobin(Balancer):
@@ -151,18 +154,25 @@ class WeightedRoundRobin(Balancer):
         self._total = sum(self._weights)
         # The recorded period and the count of picks taken from it, once found.
         self._replay: tuple[list[Member], Iterator[int]] | None = None
-        self._reset_engine([carried.get(m, 0.0) for m in rotation])
+        values = [carried.get(m, 0.0) for m in rotation]
+        self._reset_engine(values)
         self._period = _period(self._weights)
         self._record: list[Member] = []
-        self._snapshot = self._values()
+        self._snapshot = values  # what _values() reads back at step 0
 
     def _reset_engine(self, values: list[float]) -> None:
         # Among servers of one weight every current value grows alike, so
         # their order changes only when one is picked: a heap per weight,
         # keyed by the value at step 0, answers "largest in the class".
-        groups: dict[float, list[_Entry]] = {}
-        for i, (member, value) in enumerate(zip(self._rotation, values, strict=True)):
-            groups.setdefault(self._weights[i], []).append((-value, i, member))
+        # Indices sorted by weight, grouped, in C: no Python step per server
+        # but the entry's creation.
+        weights = self._weights
+        entries = list(zip(map(operator.neg, values), range(len(values)), strict=True))
+        order = sorted(range(len(weights)), key=weights.__getitem__)
+        groups = {
+            weight: [entries[i] for i in run]
+            for weight, run in itertools.groupby(order, key=weights.__getitem__)
+        }
         for heap in groups.values():
             heapq.heapify(heap)
         self._classes = list(groups.items())
@@ -182,7 +192,7 @@ class WeightedRoundRobin(Balancer):
             return values
         steps = self._steps
         for weight, heap in self._classes:
-            for neg_base, i, _ in heap:
+            for neg_base, i in heap:
                 values[i] = steps * weight - neg_base
         return values
 
@@ -225,8 +235,9 @@ class WeightedRoundRobin(Balancer):
             value = steps * weight - top[0]
             if value > best_value or (value == best_value and top[1] < best_index):
                 best_value, best_index, best_heap = value, top[1], heap
-        neg_base, index, member = best_heap[0]
-        heapq.heapreplace(best_heap, (neg_base + self._total, index, member))
+        neg_base, index = best_heap[0]
+        member = self._rotation[index]
+        heapq.heapreplace(best_heap, (neg_base + self._total, index))
         if self._period:
             self._observe(member)
         if steps >= _REBASE_STEPS and self._replay is None:
@@ -280,8 +291,8 @@ class WeightedRoundRobin(Balancer):
         assert self._total == sum(m.weight for m in rotation), self._total
         seen: list[int] = []
         for weight, heap in self._classes:
-            for k, (_, i, member) in enumerate(heap):
-                assert rotation[i] is member and member.weight == weight, (i, member, weight)
+            for k, (_, i) in enumerate(heap):
+                assert rotation[i].weight == weight, (i, rotation[i], weight)
                 assert k == 0 or not heap[k] < heap[(k - 1) >> 1], (weight, heap)
                 seen.append(i)
         if self._replay is None:
@@ -296,8 +307,8 @@ class WeightedRoundRobin(Balancer):
 
 def _period(weights: list[float]) -> int:
     """``sum(w) / gcd(w)`` for integer weights within the replay limit, else 0."""
-    if not weights or not all(w.is_integer() for w in weights):
+    if not weights or not all(map(float.is_integer, weights)):
         return 0
-    ints = [int(w) for w in weights]
+    ints = list(map(int, weights))
     period = sum(ints) // math.gcd(*ints)
     return period if period <= _MAX_PERIOD else 0
