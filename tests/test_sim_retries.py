@@ -23,6 +23,7 @@ from balancekit.sim.files import load_scenario
 from balancekit.sim.report import render_details, render_legend, render_table
 from balancekit.sim.scenario import (
     BUILTIN_SCENARIO,
+    DrainSpec,
     FailureSpec,
     HealthSpec,
     RetryBudgetSpec,
@@ -133,6 +134,21 @@ def test_a_retried_request_is_timed_from_its_first_attempt() -> None:
     result = simulate(scenario, "round-robin")
     assert result.servers[0].requests == 1 and result.retries == 1
     assert result.completed == 1 and result.latency_max == pytest.approx(0.35)
+
+
+def test_a_retry_that_finds_no_server_fails_its_request() -> None:
+    # The only server is drained at 1 s and cuts its open request at 2 s: the retry
+    # (drain cut-offs are retried like any failure) finds nothing eligible.
+    scenario = Scenario(
+        (ServerSpec("only"),),
+        trace=(TraceRow(0.5, None, 10.0),),
+        drains=(DrainSpec("only", at=1.0, timeout=1.0),),
+        health=NO_HEALTH,
+        attempts=3,
+    )
+    result = simulate(scenario, "round-robin")
+    assert (result.retries, result.rejected, result.errors, result.completed) == (1, 1, 1, 0)
+    assert result.servers[0].requests == 1 and result.overflows == 0
 
 
 # -- the retry budget's arithmetic ----------------------------------------------------
