@@ -316,4 +316,3 @@ class LeastResponseTime(Balancer):
                 assert member not in live, member
         assert len(ticks) == len(live), "two servers share a tie-break tick"
         assert len(heap) <= 2 * len(live) + 33, (len(heap), len(live))
-
