@@ -153,7 +153,14 @@ class LeastResponseTime(Balancer):
         self._live[member] = entry
         heap = self._heap
         if heap[0][2] is member:
-            _replace_top(heap, entry)
+            # heapq.heapreplace always sifts down to a leaf and back; the new
+            # key is often still the least (distinct loads, a new tick), which
+            # two comparisons settle.
+            end = len(heap)
+            if (end > 1 and heap[1] < entry) or (end > 2 and heap[2] < entry):
+                heapq.heapreplace(heap, entry)
+            else:
+                heap[0] = entry
         else:
             heapq.heappush(heap, entry)
             if len(heap) > 2 * len(self._live) + 32:
@@ -253,9 +260,7 @@ class LeastResponseTime(Balancer):
             # _update(picked=True) for the top, whose new entry replaces it.
             load, _, member = self._top()
             self._tick += 1
-            entry = (load, self._tick, member)
-            self._live[member] = entry
-            _replace_top(self._heap, entry)
+            self._set(member, load, self._tick)
             return member.server
 
     def _acquired(self, member: Member, now: float) -> None:
@@ -311,17 +316,3 @@ class LeastResponseTime(Balancer):
                 assert member not in live, member
         assert len(ticks) == len(live), "two servers share a tie-break tick"
         assert len(heap) <= 2 * len(live) + 33, (len(heap), len(live))
-
-
-def _replace_top(heap: list[_Entry], entry: _Entry) -> None:
-    """Put ``entry`` in place of the heap's top. O(log n), O(1) when it stays on top.
-
-    ``heapq.heapreplace`` always sifts down to a leaf and back; a picked
-    server's new key is often still the least (distinct loads, a new tick),
-    which two comparisons settle.
-    """
-    end = len(heap)
-    if (end > 1 and heap[1] < entry) or (end > 2 and heap[2] < entry):
-        heapq.heapreplace(heap, entry)
-    else:
-        heap[0] = entry
