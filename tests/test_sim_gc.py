@@ -11,8 +11,17 @@ from balancekit.sim.engine import simulate
 from balancekit.sim.scenario import BUILTIN_SCENARIO
 from balancekit.strategies.registry import strategy_names
 
+# Two strategies in the default run (a plain and a load-aware one); all of them under -m slow.
+_DEFAULT_RUN = ("round-robin", "least-response-time")
 
-@pytest.mark.parametrize("name", strategy_names())
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(name, marks=() if name in _DEFAULT_RUN else pytest.mark.slow)
+        for name in strategy_names()
+    ],
+)
 def test_a_run_leaves_no_cyclic_garbage(name: str) -> None:
     # The built-in scenario has failures, recoveries, a drain and health checks.
     gc.collect()

@@ -62,8 +62,8 @@ class Timers(Generic[R]):
     >>> [at for at, kind, r in timers.pop_due(10.0)], len(timers)
     ([7.0], 0)
 
-    Complexity: ``arm`` O(log n) amortised (a compaction, O(n), follows at least
-    n stale entries); ``disarm`` O(1); ``pop_due`` O(log n) per entry;
+    Complexity: ``arm`` O(log n) amortised, ``disarm`` O(1) amortised (a
+    compaction, O(n), follows at least n / 2 stale entries); ``pop_due`` O(log n) per entry;
     ``next_at`` O(log n) amortised; ``shift`` O(n). Not locked: the machine
     that owns it calls it under its lock.
     """
@@ -91,6 +91,8 @@ class Timers(Generic[R]):
         if rec.timers[kind] >= 0:
             rec.timers[kind] = -1
             self._live -= 1
+            if len(self._heap) > 2 * self._live + 32:
+                self._compact()
 
     def disarm_all(self, rec: R) -> None:
         """Cancel every timer of ``rec`` (it is leaving)."""

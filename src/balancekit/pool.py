@@ -384,7 +384,7 @@ class Pool:
                     rec = drainer._records[server]
                     if rec.state is not _ACTIVE:
                         changes.append(drainer._cancel(rec, now))
-            for server in [s for s in records if s not in weights and s not in self._leaving]:
+            for server in [s for s in records if s not in weights]:
                 rec = drainer._records[server]
                 self._leaving.add(server)
                 if rec.state is _ACTIVE:
@@ -393,6 +393,7 @@ class Pool:
                     changes.append(drainer._drain(rec, timeout, now))
                 elif rec.in_flight == 0 or rec.state is DrainState.DRAINED:
                     self._remove(server)  # drained already, or idle in a drain of yours
+                # else DRAINING with leases open: it leaves when drained
             self._changed(changes, now, poll=False)
             self._refresh(now)
         self._outbox.flush()
@@ -521,7 +522,7 @@ class Pool:
                 if exclude or self._full:
                     lease = self._open(key, exclude, now)
                 else:
-                    lease = self._strategy._open(self, key, None, now=now)
+                    lease = self._strategy._open(self, key, None, (), now)
                 server = lease.server
                 lease.context = self._records[server]
                 rec = self._drainer._records[server]
@@ -548,7 +549,8 @@ class Pool:
                 lease = self._strategy._open(self, key, named, now=now)
             if lease is None:
                 lease = self._open(key, exclude, now)
-                lease.moved = cookie is not None or named is not None
+                # Moved: the client named a server and lands elsewhere.
+                lease.moved = (cookie is not None or named is not None) and lease.server != named
             server = lease.server
             lease.context = self._records[server]
             rec = self._drainer._records[server]
@@ -591,6 +593,7 @@ class Pool:
         return healthy and self._drainer._accepts_sticky(self._drainer._lookup(server))
 
     def _release(self, lease: Lease, ok: bool | None) -> bool:
+        # The hot path, written out (one call): one clock reading, one lock.
         now = self._clock()
         if now.__class__ is not float or now - now:
             try:
@@ -600,22 +603,6 @@ class Pool:
                 # health or the statistics, which need a time), then raise.
                 self._settle_counts(lease, ok)
                 raise
-        return self._settle(lease, ok, now)
-
-    def _settle_counts(self, lease: Lease, ok: bool | None) -> None:
-        if not self._strategy._settle(lease, ok):  # no reading: no latency sample
-            return
-        with self._lock:
-            if self._records.get(lease.server) is lease.context:
-                self._full.discard(lease.server)
-                drainer = self._drainer
-                drained = drainer._closed(drainer._records[lease.server], self._now)
-                if drained is not None:
-                    self._changed([drained], self._now)
-                    self._refresh(self._now)
-        self._outbox.flush()
-
-    def _settle(self, lease: Lease, ok: bool | None, now: float) -> bool:
         if not self._strategy._release(lease, ok, now):
             return False
         server = lease.server
@@ -626,10 +613,9 @@ class Pool:
                 self._now = now
             if now >= self._wake:
                 self._advance(now)
-            record = lease.context
-            if record is None or self._records.get(server) is not record:
+            record = self._records.get(server)
+            if record is None or record is not lease.context:
                 return True  # the server left the pool: nothing of it to account
-            assert isinstance(record, _Record)
             latency = lease.latency or 0.0
             record.requests += 1
             if ok is False:
@@ -663,6 +649,19 @@ class Pool:
         if self._outbox._queue:
             self._outbox.flush()
         return True
+
+    def _settle_counts(self, lease: Lease, ok: bool | None) -> None:
+        if not self._strategy._settle(lease, ok):  # no reading: no latency sample
+            return
+        with self._lock:
+            if self._records.get(lease.server) is lease.context:
+                self._full.discard(lease.server)
+                drainer = self._drainer
+                drained = drainer._closed(drainer._records[lease.server], self._now)
+                if drained is not None:
+                    self._changed([drained], self._now)
+                    self._refresh(self._now)
+        self._outbox.flush()
 
     # -- health, draining, events ----------------------------------------------
 
@@ -715,6 +714,7 @@ class Pool:
         with self._lock:
             now = self._begin(refreshes=True)
             change = drainer._cancel(drainer._lookup(server), now)
+            self._leaving.discard(server)  # yours to keep, until an update drops it again
             self._changed([change], now, poll=False)
             self._refresh(now)
         self._outbox.flush()

@@ -361,3 +361,21 @@ def test_a_backend_killed_under_load_gets_no_new_request_a_second_later(
     assert stats[doomed.url].requests == at_grace and stats[doomed.url].errors >= 1
     assert stats[doomed.url].health is bk.HealthState.EJECTED
     assert stats[live.url].requests > 100 and all(s.in_flight == 0 for s in stats.values())
+
+
+def test_a_sticky_request_whose_server_fails_is_retried_elsewhere_and_moves(
+    three: list[Backend], make_client: Callable[..., httpx.Client]
+) -> None:
+    sticky = bk.StickySession("a long secret for the test")
+    pool = bk.Pool(bk.RoundRobin([x.url for x in three]), sticky=sticky)
+    client = make_client(pool)
+    pinned = client.get("/x").text.split()[0]
+    backend = next(b for b in three if b.name == pinned)
+    backend.status = 503  # the pinned server fails: the retry may not go back to it
+    moved = client.get("/x")
+    assert moved.status_code == 200 and moved.text.split()[0] != pinned
+    assert backend.hits["GET /x"] == 2  # the first request and the failed try
+    new_cookie = sticky.server_from_cookie(client.cookies["bk_route"])
+    assert new_cookie is not None and new_cookie != backend.url
+    backend.status = 200
+    assert client.get("/x").text.split()[0] == moved.text.split()[0]  # stays on the new one

@@ -76,6 +76,7 @@ address_text = st.one_of(
 )
 
 
+@pytest.mark.slow  # 2,000 examples; test_near_miss_strings_agree_with_ip_key runs by default
 @settings(max_examples=2000)
 @given(address_text)
 def test_the_fast_path_accepts_and_rejects_exactly_what_ipaddress_does(text: str) -> None:

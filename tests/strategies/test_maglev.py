@@ -429,6 +429,7 @@ def heap_turns(weights: list[float], size: int) -> list[int]:
     return turns
 
 
+@pytest.mark.slow  # 200 builds of up to 65,537 entries
 @settings(max_examples=200, deadline=None)
 @given(
     st.lists(st.floats(min_value=1e-3, max_value=1e3), min_size=1, max_size=30),
