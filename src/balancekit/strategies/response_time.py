@@ -167,16 +167,6 @@ class LeastResponseTime(Balancer):
                 self._heap = list(self._live.values())
                 heapq.heapify(self._heap)
 
-    def _top(self) -> _Entry:
-        """The live entry of least key, stale ones popped on the way. O(log n) amortised."""
-        heap, live = self._heap, self._live
-        while heap:
-            entry = heap[0]
-            if live.get(entry[2]) is entry:
-                return entry
-            heapq.heappop(heap)
-        raise self._unavailable()
-
     def _update(self, est: Estimate, picked: bool) -> None:
         """Re-key ``est`` after a change; ``picked`` makes it the newest pick."""
         member = est.member
@@ -222,7 +212,17 @@ class LeastResponseTime(Balancer):
             self._push(est)
 
     def _choose(self, key: Any) -> Member:
-        return self._top()[2]
+        """The member of the live entry of least key, stale ones popped on the way.
+
+        O(log n) amortised: each stale entry is popped once.
+        """
+        heap, live = self._heap, self._live
+        while heap:
+            entry = heap[0]
+            if live.get(entry[2]) is entry:
+                return entry[2]
+            heapq.heappop(heap)
+        raise self._unavailable()
 
     def _choose_other(self, key: Any, exclude: Set[str]) -> Member | None:
         # The least loaded server outside exclude: a best-first walk of the
@@ -258,9 +258,9 @@ class LeastResponseTime(Balancer):
                 return member.server
             # The load is unchanged (its key is current), only the tick moves:
             # _update(picked=True) for the top, whose new entry replaces it.
-            load, _, member = self._top()
+            member = self._choose(key)
             self._tick += 1
-            self._set(member, load, self._tick)
+            self._set(member, self._live[member][0], self._tick)
             return member.server
 
     def _acquired(self, member: Member, now: float) -> None:
