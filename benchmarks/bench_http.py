@@ -11,17 +11,19 @@ client's work dominates. Each client sends ``GET /`` in a loop:
 - elastic-transport's ``Transport(..., node_class="httpx")`` (and
   ``AsyncTransport`` with ``"httpxasync"``), the peer, when installed.
 
-Rounds are interleaved (every client once per round, the best round of each
-kept) so that load on the shared machine spoils one round of every client,
-not every round of one. Rows are microseconds per request, wall time and this
-process's CPU time (the client's work: the backend runs elsewhere), and the
-overhead over plain httpx in per cent.
+Rounds are interleaved (every client once per round, in an order that
+rotates) and each overhead is the median over rounds of the client's time
+divided by plain httpx's time *in the same round*, so that load on the
+shared machine, which moves whole rounds, cancels out. Rows are the median
+microseconds per request, wall time and this process's CPU time (the
+client's work: the backend runs elsewhere), and the overheads in per cent.
 """
 
 from __future__ import annotations
 
 import asyncio
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -52,7 +54,7 @@ async def main():
 asyncio.run(main())
 """
 
-ROUNDS = 21
+ROUNDS = 41
 
 
 def start_backend() -> tuple[subprocess.Popen[str], str]:
@@ -83,15 +85,28 @@ async def per_request_async(
     return (time.perf_counter() - wall) / requests, (time.process_time() - cpu) / requests
 
 
-Timings = dict[str, tuple[float, float]]
+Timings = dict[str, tuple[float, float, float, float]]
 
 
-def best(samples: dict[str, list[tuple[float, float]]]) -> Timings:
-    """Each client's best round: the one least disturbed by the other processes."""
-    return {
-        name: (min(w for w, _ in values), min(c for _, c in values))
-        for name, values in samples.items()
-    }
+def summarise(samples: dict[str, list[tuple[float, float]]]) -> Timings:
+    """Per client: median wall and CPU seconds per request, and the medians of its
+    per-round ratios to the first client (plain httpx) measured in the same round."""
+    floor = next(iter(samples.values()))
+    summary: Timings = {}
+    for name, values in samples.items():
+        summary[name] = (
+            statistics.median(w for w, _ in values),
+            statistics.median(c for _, c in values),
+            statistics.median(w / f for (w, _), (f, _) in zip(values, floor, strict=True)),
+            statistics.median(c / f for (_, c), (_, f) in zip(values, floor, strict=True)),
+        )
+    return summary
+
+
+def rotated(names: list[str], round_: int) -> list[str]:
+    """The clients' order in a round: each takes every position in turn."""
+    shift = round_ % len(names)
+    return names[shift:] + names[:shift]
 
 
 def sync_clients(url: str) -> dict[str, tuple[Callable[[], object], Callable[[], None]]]:
@@ -126,13 +141,13 @@ def measure_sync(url: str, requests: int) -> Timings:
     try:
         for send, _ in clients.values():
             per_request(send, 200)  # connect and warm up
-        for _ in range(ROUNDS):
-            for name, (send, _) in clients.items():
-                samples[name].append(per_request(send, requests))
+        for round_ in range(ROUNDS):
+            for name in rotated(list(clients), round_):
+                samples[name].append(per_request(clients[name][0], requests))
     finally:
         for _, close in clients.values():
             close()
-    return best(samples)
+    return summarise(samples)
 
 
 async def measure_async(url: str, requests: int) -> Timings:
@@ -163,30 +178,29 @@ async def measure_async(url: str, requests: int) -> Timings:
     try:
         for send, _ in clients.values():
             await per_request_async(send, 200)
-        for _ in range(ROUNDS):
-            for name, (send, _) in clients.items():
-                samples[name].append(await per_request_async(send, requests))
+        for round_ in range(ROUNDS):
+            for name in rotated(list(clients), round_):
+                samples[name].append(await per_request_async(clients[name][0], requests))
     finally:
         for _, close in clients.values():
             await close()
-    return best(samples)
+    return summarise(samples)
 
 
 def rows_for(group: str, timings: Timings) -> list[Row]:
     """Wall and CPU microseconds per request, then each one's overhead over the first (plain)."""
     rows: list[Row] = []
     for index, label in enumerate(("wall", "client CPU")):
-        floor = next(iter(timings.values()))[index]
         for name, values in timings.items():
             rows.append(Row(group, f"{label} per request", 1, name, values[index] * 1e6, "us"))
         for name, values in list(timings.items())[1:]:
-            overhead = (values[index] / floor - 1) * 100
+            overhead = (values[index + 2] - 1) * 100
             rows.append(Row(group, f"{label} overhead vs plain", 1, name, overhead, "%"))
     return rows
 
 
 def run(quick: bool) -> list[Row]:
-    requests = 50 if quick else 200  # per client and round
+    requests = 25 if quick else 100  # per client and round
     process, url = start_backend()
     try:
         rows = rows_for("http sync", measure_sync(url, requests))

@@ -13,6 +13,10 @@ one lease per server stays open. The floors, timed in the same rounds:
   server; stale entries are popped when they surface, the heap is compacted
   when it holds 4x the servers), the same peak-EWMA update and log-load key,
   a tuple as the lease.
+
+The target rows are medians of per-round ratios, each strategy timed back to
+back with its floor (see ``timing.paired_ratio``); the ns rows are the best
+round of each.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from timing import Row, ns_per_op
+from timing import Row, ns_per_op, paired_ratio
 
 from balancekit.lease import Lease
 from balancekit.strategies.response_time import LeastResponseTime
@@ -195,23 +199,24 @@ def run(quick: bool) -> list[Row]:
     for _ in range(rounds):
         for i, (_, _, _, loop) in enumerate(table):
             best[i] = min(best[i], ns_per_op(loop, ops, repeat=3))
-    for lease in held:
-        lease.release()
-    for owner, token in floor_held:
-        owner.release(token)
     rows = [
         Row("lrt", case, n, impl, ns) for (case, n, impl, _), ns in zip(table, best, strict=True)
     ]
-    found = {(case, n, impl): ns for (case, n, impl, _), ns in zip(table, best, strict=True)}
+    found = {(case, n, impl): loop for (case, n, impl, loop) in table}
     for n in SIZES:
         for case, floor_name in (
             ("get_server", "floor: early-exit indexed heap"),
             ("acquire+release", "floor: lazy heapq"),
         ):
-            ratio = found[(case, n, "LeastResponseTime")] / found[(case, n, floor_name)]
+            ours, floor = found[(case, n, "LeastResponseTime")], found[(case, n, floor_name)]
+            ratio = paired_ratio(ours, floor, ops // 4, 4 * rounds + 1)
             rows.append(
                 Row(
                     "lrt", f"{case} target <= 130", n, "LeastResponseTime / floor", 100 * ratio, "%"
                 )
             )
+    for lease in held:
+        lease.release()
+    for owner, token in floor_held:
+        owner.release(token)
     return rows

@@ -10,8 +10,15 @@ For n in {10, 100, 1000} servers:
   and indexing an owners list;
 - the two targets as ratios: ConsistentHash time / floor (target <= 130 %)
   and uhashring time / ConsistentHash (target >= 250 %);
+- IPHash against its floor, ``socket.inet_pton`` and the same ring's bucket
+  lookup written inline (target <= 150 %); both targets against their floors
+  are medians of per-round ratios of the two timed back to back;
 - time to build each ring and the memory it retains (tracemalloc);
-- time to add one server and to remove it again.
+- time to add one server and to remove it again;
+- at 10,000 servers (1.6 million points, where buckets are compact arrays),
+  ConsistentHash alone: lookups beside the floor, build time and retained
+  memory (target <= 40 MB); skipped by ``--quick`` (tracing the build's
+  allocations takes about half a minute).
 
 Cases take turns within every round and the median is kept, so a burst of
 load from another process slows every case alike.
@@ -20,6 +27,7 @@ load from another process slows every case alike.
 from __future__ import annotations
 
 import gc
+import socket
 import statistics
 import tracemalloc
 from bisect import bisect_right
@@ -27,7 +35,7 @@ from collections.abc import Callable
 from itertools import cycle, islice
 
 import xxhash
-from timing import Row, ns_per_op, seconds
+from timing import Row, ns_per_op, paired_ratio, seconds
 
 from balancekit.hashing import hash_server
 from balancekit.strategies.bounded import BoundedLoadHash
@@ -51,6 +59,7 @@ ADDRESSES = [f"10.{i // 256 % 256}.{i % 256}.{i % 7 + 1}" for i in range(4096)]
 UHASH = f"peer uhashring (vnodes={VNODES})"
 HASHRING = "peer hashring (120 points, fixed)"
 FLOOR = "floor: bisect + owners list"
+IP_FLOOR = "floor: inet_pton + ring lookup"
 
 Loop = Callable[[int], None]
 
@@ -82,6 +91,20 @@ def _floor(servers: list[str]) -> Callable[[str], str]:
     return lookup
 
 
+def _ip_floor(ring: ConsistentHash) -> Callable[[str], str]:
+    """IPHash's floor: parse with inet_pton, hash, look up the ring's bucket, inline."""
+    digest = xxhash.xxh3_64_intdigest
+    inet_pton, af_inet = socket.inet_pton, socket.AF_INET
+
+    def lookup(key: str) -> str:
+        h = digest(inet_pton(af_inet, key), 0)
+        table, shift = ring._index
+        positions, owners = table[h >> shift]
+        return owners[bisect_right(positions, h)]
+
+    return lookup
+
+
 def _interleaved(loops: list[Loop], budget: float, rounds: int) -> list[float]:
     """Median ns per operation of each loop, the loops taking turns in every round."""
     ops = []
@@ -98,11 +121,13 @@ def _interleaved(loops: list[Loop], budget: float, rounds: int) -> list[float]:
 def _lookups(n: int, budget: float, rounds: int) -> list[Row]:
     servers = _servers(n)
     ring = ConsistentHash(servers, vnodes=VNODES)
+    ip_hash = IPHash(servers, vnodes=VNODES)
     cases: list[tuple[str, Callable[[str], object], list[str]]] = [
         ("ConsistentHash", ring.get_server, KEYS),
         (FLOOR, _floor(servers), KEYS),
         ("BoundedLoadHash (idle)", BoundedLoadHash(servers, vnodes=VNODES).get_server, KEYS),
-        ("IPHash (IPv4 keys)", IPHash(servers, vnodes=VNODES).get_server, ADDRESSES),
+        ("IPHash (IPv4 keys)", ip_hash.get_server, ADDRESSES),
+        (IP_FLOOR, _ip_floor(ip_hash), ADDRESSES),
     ]
     if uhashring is not None:
         cases.append((UHASH, uhashring.HashRing(servers, vnodes=VNODES).get_node, KEYS))
@@ -112,8 +137,18 @@ def _lookups(n: int, budget: float, rounds: int) -> list[Row]:
     found = dict(zip([impl for impl, _, _ in cases], timings, strict=True))
     rows = [Row(GROUP, "get_server str", n, impl, ns) for impl, ns in found.items()]
     ours = found["ConsistentHash"]
+    # The targets: medians of back-to-back ratios, steadier than a ratio of medians.
+    ratios = {}
+    for name, pair in {
+        "IPHash": (ip_hash.get_server, _ip_floor(ip_hash), ADDRESSES),
+        "ConsistentHash": (ring.get_server, _floor(servers), KEYS),
+    }.items():
+        mine, floor = _pick_loop(pair[0], pair[2]), _pick_loop(pair[1], pair[2])
+        ops = max(200, int(budget / 4 / max(seconds(lambda f=floor: f(200), 1) / 200, 1e-9)))
+        ratios[name] = 100 * paired_ratio(mine, floor, ops, 4 * rounds + 1)
+    rows.append(Row(GROUP, "target <= 150", n, "IPHash / its floor", ratios["IPHash"], "%"))
     rows.append(
-        Row(GROUP, "target <= 130", n, "ConsistentHash / floor", 100 * ours / found[FLOOR], "%")
+        Row(GROUP, "target <= 130", n, "ConsistentHash / floor", ratios["ConsistentHash"], "%")
     )
     if UHASH in found:
         rows.append(
@@ -209,6 +244,25 @@ def _changes(n: int, rounds: int) -> list[Row]:
     return rows
 
 
+def _large(n: int, rounds: int) -> list[Row]:
+    """ConsistentHash alone at ``n`` servers: lookups against the floor, build, memory."""
+    servers = _servers(n)
+    build_time = seconds(lambda: ConsistentHash(servers, vnodes=VNODES), 1)
+    ring = ConsistentHash(servers, vnodes=VNODES)
+    timings = _interleaved(
+        [_pick_loop(ring.get_server, KEYS), _pick_loop(_floor(servers), KEYS)], 0.02, rounds
+    )
+    del ring
+    memory = _retained(lambda: ConsistentHash(servers, vnodes=VNODES)) / 2**20
+    return [
+        Row(GROUP, "get_server str", n, "ConsistentHash (compact)", timings[0]),
+        Row(GROUP, "get_server str", n, FLOOR, timings[1]),
+        Row(GROUP, "ratio", n, "ConsistentHash / floor", 100 * timings[0] / timings[1], "%"),
+        Row(GROUP, "build", n, "ConsistentHash (compact)", build_time * 1e3, "ms"),
+        Row(GROUP, "target <= 40 MB: retained", n, "ConsistentHash (compact)", memory, "MB"),
+    ]
+
+
 def run(quick: bool) -> list[Row]:
     """Measure every case at every pool size."""
     missing = [name for name, mod in (("uhashring", uhashring), ("hashring", hashring)) if not mod]
@@ -218,4 +272,6 @@ def run(quick: bool) -> list[Row]:
     for n in SIZES:
         rows += _lookups(n, 0.004 if quick else 0.02, 5 if quick else 15)
         rows += _changes(n, 1 if quick else 7)
+    if not quick:
+        rows += _large(10_000, 7)
     return rows

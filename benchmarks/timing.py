@@ -50,3 +50,25 @@ def seconds(action: Callable[[], object], repeat: int = 3) -> float:
         action()
         samples.append(time.perf_counter() - start)
     return statistics.median(samples)
+
+
+def paired_ratio(
+    ours: Callable[[int], object], floor: Callable[[int], object], ops: int, rounds: int
+) -> float:
+    """Median over ``rounds`` of ns per op of ``ours`` / ``floor``, timed back to back.
+
+    The two run in alternating order, one right after the other, in every
+    round: a burst of load from another process usually lasts longer than a
+    pair, so it spoils that round's ratio (which the median drops) instead
+    of one side's time only.
+    """
+    ratios = []
+    for round_ in range(rounds):
+        if round_ % 2:
+            a = ns_per_op(ours, ops, repeat=1)
+            b = ns_per_op(floor, ops, repeat=1)
+        else:
+            b = ns_per_op(floor, ops, repeat=1)
+            a = ns_per_op(ours, ops, repeat=1)
+        ratios.append(a / b)
+    return statistics.median(ratios)

@@ -22,6 +22,7 @@ from balancekit.sim.scenario import (
     FailureSpec,
     HealthSpec,
     KeySpec,
+    RetryBudgetSpec,
     ScenarioError,
     ServerSpec,
     ServiceSpec,
@@ -48,6 +49,13 @@ def test_defaults_and_normalised_numbers() -> None:
     assert s.service == ServiceSpec() and s.keys == KeySpec() and s.cache is None
     assert s.health == HealthSpec() and s.failures == () and s.drains == ()
     assert (s.slow_start, s.panic_threshold, s.seed, s.name) == (0.0, 0.5, 0, "scenario")
+    assert (s.attempts, s.retry_budget, s.max_in_flight) == (1, RetryBudgetSpec(), None)
+    r = scenario_from_dict(
+        with_(attempts=3, max_in_flight=4, retry_budget={"ratio": 1, "enabled": False})
+    )
+    assert (r.attempts, r.max_in_flight) == (3, 4)
+    assert r.retry_budget == RetryBudgetSpec(enabled=False, ratio=1.0)
+    assert isinstance(r.retry_budget.ratio, float)
     spec = ServerSpec("x", capacity=3, speed=2, weight=5)
     assert (spec.speed, spec.weight) == (2.0, 5.0) and isinstance(spec.weight, float)
 
@@ -90,6 +98,14 @@ def test_health_options_are_accepted_by_the_real_tracker() -> None:
         (lambda: HealthSpec(unhealthy_threshold=0), "unhealthy_threshold", "0"),
         (lambda: HealthSpec(base_ejection=30, max_ejection=10.0), "max_ejection", "10.0"),
         (lambda: HealthSpec(max_ejected_percent=101.0), "max_ejected_percent", "101.0"),
+        (lambda: RetryBudgetSpec(enabled="yes"), "enabled", "'yes'"),  # type: ignore[arg-type]
+        (lambda: RetryBudgetSpec(ratio=-0.1), "ratio", "-0.1"),
+        (lambda: RetryBudgetSpec(ratio=1001), "ratio", "1001"),
+        (lambda: RetryBudgetSpec(ratio=math.nan), "ratio", "nan"),
+        (lambda: RetryBudgetSpec(min_retries_per_second=-1), "min_retries_per_second", "-1"),
+        (lambda: RetryBudgetSpec(ttl=0.5), "ttl", "0.5"),
+        (lambda: RetryBudgetSpec(ttl=61), "ttl", "61"),
+        (lambda: RetryBudgetSpec(ttl=True), "ttl", "True"),
     ],
 )
 def test_bad_field_names_the_field_and_the_value(build: Any, field: str, value: str) -> None:
@@ -129,6 +145,16 @@ def test_bad_field_names_the_field_and_the_value(build: Any, field: str, value: 
         ),
         ({"drains": [{"server": "zz", "at": 1}]}, "drains[0].server"),
         ({"drains": [{"server": "a", "at": 1}, {"server": "a", "at": 5}]}, "drains[1].server"),
+        ({"attempts": 0}, "attempts"),
+        ({"attempts": 11}, "attempts"),
+        ({"attempts": 2.0}, "attempts"),
+        ({"attempts": "3"}, "attempts"),
+        ({"max_in_flight": 0}, "max_in_flight"),
+        ({"max_in_flight": 1.5}, "max_in_flight"),
+        ({"max_in_flight": 10**7 + 1}, "max_in_flight"),
+        ({"retry_budget": {"ttl": 100}}, "retry_budget.ttl"),
+        ({"retry_budget": {"ratio": "0.2"}}, "retry_budget.ratio"),
+        ({"retry_budget": False}, "retry_budget"),
     ],
 )
 def test_scenario_level_errors_name_the_field(changes: dict[str, Any], field: str) -> None:
@@ -156,6 +182,7 @@ def test_duration_alone_is_enough_and_two_failures_in_sequence_are_fine() -> Non
         (with_(servers=[{"name": "a", "cpu": 2}]), "servers[0].cpu"),
         (with_(service={"distribution": "fixed", "median": 1}), "service.median"),
         (with_(health={"intervals": 1}), "health.intervals"),
+        (with_(retry_budget={"percent": 20}), "retry_budget.percent"),
     ],
 )
 def test_unknown_fields_are_named_with_the_known_ones(data: dict[str, Any], field: str) -> None:

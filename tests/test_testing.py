@@ -107,12 +107,15 @@ class ModuloAll(ModuloHash):
     skip_zero = False
 
 
-class FirstServer(RoundRobin):
-    """Broken: always the first server."""
+class FirstServer(Balancer):
+    """Broken: always the first server (a strategy of its own: RoundRobin's lock-free
+    get_server does not go through _choose)."""
+
+    def _rebuild(self) -> None:
+        pass
 
     def _choose(self, key: Any) -> Member:
-        self._next = 0
-        return super()._choose(key)
+        return next(m for m in self._members.values() if m.weight > 0)
 
 
 class DoubleCount(RoundRobin):

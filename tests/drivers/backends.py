@@ -173,11 +173,11 @@ def free_port() -> int:
 class RedisServer:
     """A real redis-server on a free loopback port, without persistence."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int | None = None) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise FileNotFoundError(REDIS_INSTALL_HINT)
-        self.port = free_port()
+        self.port = free_port() if port is None else port
         self._process = subprocess.Popen(
             [
                 binary,

@@ -13,10 +13,6 @@ from .backends import wait_until
 # Names under .invalid never resolve (RFC 6761).
 NOWHERE = "balancekit-test.invalid"
 
-needs_update = pytest.mark.skipif(
-    not hasattr(bk.Pool, "update"), reason="Pool.update is not on this branch yet"
-)
-
 
 def localhost_ids(port: int, scheme: str | None = None) -> list[str]:
     """What getaddrinfo says localhost is, computed independently of resolve()."""
@@ -63,7 +59,6 @@ def test_bad_arguments(
         resolve(*args, **kwargs)  # type: ignore[arg-type]
 
 
-@needs_update
 def test_discovery_arguments_are_checked() -> None:
     with pytest.raises(TypeError, match="pool must have an update"):
         DNSDiscovery(object(), "localhost", 80)  # type: ignore[arg-type]
@@ -76,7 +71,6 @@ def test_discovery_arguments_are_checked() -> None:
         DNSDiscovery(pool, "localhost", 80, interval=0)
 
 
-@needs_update
 def test_the_pool_follows_localhost() -> None:
     pool = bk.Pool(bk.RoundRobin(["http://192.0.2.1:80"]))
     discovery = DNSDiscovery(pool, "localhost", 8080, scheme="http")
@@ -91,7 +85,6 @@ def test_the_pool_follows_localhost() -> None:
     assert (discovery.refreshes, discovery.failures) == (2, 0)
 
 
-@needs_update
 def test_a_failing_resolution_keeps_the_membership() -> None:
     pool = bk.Pool(bk.RoundRobin(["10.0.0.1:80", "10.0.0.2:80"]))
     discovery = DNSDiscovery(pool, NOWHERE, 80)
@@ -102,7 +95,6 @@ def test_a_failing_resolution_keeps_the_membership() -> None:
     assert discovery.failures == 1 and discovery.last is result
 
 
-@needs_update
 def test_the_background_loop_survives_failures_and_stops_promptly() -> None:
     pool = bk.Pool(bk.RoundRobin(["10.0.0.1:80"]))
     discovery = DNSDiscovery(pool, NOWHERE, 80, interval=0.02)

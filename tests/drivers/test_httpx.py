@@ -12,11 +12,6 @@ from balancekit.drivers.httpx import BalancedTransport
 
 from .backends import Backend, free_port
 
-needs_exclude = pytest.mark.skipif(
-    "exclude" not in bk.Pool.acquire.__code__.co_varnames,
-    reason="Pool.acquire(exclude=) is not on this branch yet",
-)
-
 
 class Never:
     """A retry budget that allows no retry (the RetryBudget protocol)."""
@@ -189,7 +184,6 @@ def test_a_4xx_is_a_success_and_classify_overrides(
     assert pool.stats()[a.url].errors == 1
 
 
-@needs_exclude
 def test_retries_go_to_servers_not_yet_tried(
     three: list[Backend], make_client: Callable[..., httpx.Client]
 ) -> None:
@@ -263,7 +257,7 @@ def test_an_interrupt_releases_the_lease_abandoned(
     with pytest.raises(KeyboardInterrupt):
         make_client(pool, classify=interrupted).get("/x")
     stats = pool.stats()[a.url]
-    assert (stats.in_flight, stats.requests, stats.errors) == (0, 1, 0)
+    assert (stats.in_flight, stats.requests, stats.errors, stats.abandoned) == (0, 1, 0, 1)
     assert stats.health is bk.HealthState.HEALTHY  # one failure would have ejected it
 
 
@@ -274,7 +268,8 @@ def test_a_server_id_that_is_not_a_url_is_a_clear_error(
     with pytest.raises(ValueError, match=r"server ids must be base URLs .* got '10\.0\.0\.1:80'"):
         make_client(pool).get("/x")
     assert in_flight(pool) == {"10.0.0.1:80": 0}
-    assert pool.stats()["10.0.0.1:80"].errors == 0  # not the server's failure
+    stats = pool.stats()["10.0.0.1:80"]
+    assert (stats.errors, stats.abandoned) == (0, 1)  # not the server's failure
 
 
 @pytest.mark.parametrize(
@@ -366,3 +361,21 @@ def test_a_backend_killed_under_load_gets_no_new_request_a_second_later(
     assert stats[doomed.url].requests == at_grace and stats[doomed.url].errors >= 1
     assert stats[doomed.url].health is bk.HealthState.EJECTED
     assert stats[live.url].requests > 100 and all(s.in_flight == 0 for s in stats.values())
+
+
+def test_a_sticky_request_whose_server_fails_is_retried_elsewhere_and_moves(
+    three: list[Backend], make_client: Callable[..., httpx.Client]
+) -> None:
+    sticky = bk.StickySession("a long secret for the test")
+    pool = bk.Pool(bk.RoundRobin([x.url for x in three]), sticky=sticky)
+    client = make_client(pool)
+    pinned = client.get("/x").text.split()[0]
+    backend = next(b for b in three if b.name == pinned)
+    backend.status = 503  # the pinned server fails: the retry may not go back to it
+    moved = client.get("/x")
+    assert moved.status_code == 200 and moved.text.split()[0] != pinned
+    assert backend.hits["GET /x"] == 2  # the first request and the failed try
+    new_cookie = sticky.server_from_cookie(client.cookies["bk_route"])
+    assert new_cookie is not None and new_cookie != backend.url
+    backend.status = 200
+    assert client.get("/x").text.split()[0] == moved.text.split()[0]  # stays on the new one

@@ -119,7 +119,7 @@ def test_a_cancelled_request_releases_its_lease(backends: Callable[..., Backend]
 
     assert run(main) == 1
     stats = pool.stats()[a.url]
-    assert (stats.in_flight, stats.requests, stats.errors) == (0, 1, 0)  # abandoned
+    assert (stats.in_flight, stats.requests, stats.errors, stats.abandoned) == (0, 1, 0, 1)
 
 
 def test_per_try_timeouts_are_failures_and_retried(backends: Callable[..., Backend]) -> None:

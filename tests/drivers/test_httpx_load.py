@@ -27,12 +27,6 @@ from balancekit.drivers.httpx import AsyncBalancedTransport, BalancedTransport
 
 from .backends import Backend
 
-# Without exclusion a retry may go back to the dead server it just failed on.
-pytestmark = pytest.mark.skipif(
-    "exclude" not in bk.Pool.acquire.__code__.co_varnames,
-    reason="Pool.acquire(exclude=) is not on this branch yet",
-)
-
 WORKERS = 8
 MOST = 1_000  # requests per worker, at most: every loop is bounded
 SIZES = [

@@ -115,8 +115,27 @@ def test_an_unreachable_redis_never_raises() -> None:
     assert (store.errors, store.failed_lookups, store.dropped_binds) == (1, 1, 1)
     assert not store.available(now=5.0)  # backing off: Redis is not called
     assert store.get("k", now=5.0) is None and store.errors == 1
-    assert store.available(now=10.0)  # after retry_after it tries again
-    assert "backing off" not in repr(store)
+    assert "backing off" in repr(store)
+    assert store.available(now=10.0)  # after retry_after one call may try again...
+    assert not store.available(now=10.0)  # ...and the others keep backing off
+    assert store.get("k", now=20.0) is None and store.errors == 2  # it tried: still down
+
+
+def test_stickiness_resumes_when_redis_comes_back(redis_server: RedisServer) -> None:
+    store = RedisRouteStore.from_url(url(redis_server), ttl=60.0, timeout=0.2, retry_after=0.3)
+    store.set("alice", "a", now=0.0)
+    redis_server.kill()
+    assert store.get("alice", now=1.0) is None and store.errors == 1
+    revived = RedisServer(port=redis_server.port)  # a new, empty server on the same port
+    try:
+        assert store.get("alice", now=1.1) is None and store.errors == 1  # still backing off
+        store.set("alice", "b", now=1.2)  # dropped: still backing off
+        assert store.dropped_binds == 1
+        store.set("alice", "b", now=1.4)  # the probe: Redis answers, the bind is stored
+        assert store.get("alice", now=1.5) == "b" and store.errors == 1
+        assert "backing off" not in repr(store)
+    finally:
+        revived.kill()
 
 
 @pytest.mark.parametrize(

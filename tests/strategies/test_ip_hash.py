@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from balancekit import NoServerAvailable
-from balancekit.hashing import hash_bytes, ip_key
+from balancekit.hashing import hash_bytes, ip_key, pton
 from balancekit.strategies.ip_hash import IPHash
 from balancekit.strategies.ring import ConsistentHash
 
@@ -23,8 +23,103 @@ octets = st.sampled_from(
 )
 
 
+def reference_key(address: object) -> bytes | None:
+    """What ip_key must give, by ipaddress alone; None where ipaddress refuses."""
+    try:
+        parsed = ipaddress.ip_address(address)  # type: ignore[arg-type]
+    except ValueError:
+        return None
+    if isinstance(parsed, ipaddress.IPv6Address) and parsed.ipv4_mapped is not None:
+        parsed = parsed.ipv4_mapped
+    return parsed.packed
+
+
 def expected_hash(address: object, seed: int = 0) -> int:
-    return hash_bytes(ip_key(address), seed)
+    key = reference_key(address)
+    if key is None:
+        raise ValueError(f"not an IP address: {address!r}")
+    return hash_bytes(key, seed)
+
+
+address_text = st.one_of(
+    st.text(alphabet="0123456789abcdefABCDEF:.%", max_size=45),
+    st.lists(
+        st.sampled_from(
+            [
+                "::",
+                ":",
+                ".",
+                "ffff",
+                "0",
+                "00",
+                "01",
+                "1",
+                "255",
+                "256",
+                "1.2.3.4",
+                "::ffff:",
+                "0000",
+                "00000",
+                "12345",
+                "%eth0",
+                "%1",
+                " ",
+                "\x00",
+                "\u0663",
+                "1:2:3:4:5:6:7:8",
+            ]
+        ),
+        max_size=8,
+    ).map("".join),
+    st.ip_addresses().map(str),
+    st.ip_addresses(v=4).map(lambda a: f"::ffff:{a}"),
+)
+
+
+@pytest.mark.slow  # 2,000 examples; test_near_miss_strings_agree_with_ip_key runs by default
+@settings(max_examples=2000)
+@given(address_text)
+def test_the_fast_path_accepts_and_rejects_exactly_what_ipaddress_does(text: str) -> None:
+    want = reference_key(text)
+    fast = pton(text)
+    assert fast is None or fast == want  # inet_pton never accepts more than ipaddress
+    lb = IPHash(SERVERS, seed=3)
+    ring = ConsistentHash(SERVERS, seed=3)
+    if want is None:
+        with pytest.raises(ValueError, match="not an IP address"):
+            ip_key(text)
+        with pytest.raises(ValueError, match="not an IP address"):
+            lb.get_server(text)
+    else:
+        assert ip_key(text) == want
+        assert lb._hash(text) == hash_bytes(want, 3)
+        assert lb.get_server(text) == ring.get_server(want)
+
+
+@pytest.mark.parametrize(
+    ("text", "packed"),
+    [
+        ("10.0.0.1", "0a000001"),
+        ("::ffff:10.0.0.1", "0a000001"),  # IPv4-mapped: the IPv4 client
+        ("::ffff:0a00:0001", "0a000001"),
+        ("::10.0.0.1", "0000000000000000000000000a000001"),  # IPv4-compatible: not mapped
+        ("fe80::1%eth0", "fe800000000000000000000000000001"),  # a scope id: ipaddress only
+        ("2001:DB8::1", "20010db8000000000000000000000001"),
+        ("010.0.0.1", None),  # leading zeros: refused by both
+        ("::ffff:10.0.0.01", None),
+        ("10.0.0.1 ", None),
+        ("10.0.0.1\x00", None),
+        ("1.2.3", None),
+    ],
+)
+def test_known_addresses(text: str, packed: str | None) -> None:
+    assert reference_key(text) == (None if packed is None else bytes.fromhex(packed))
+    if packed is None:
+        assert pton(text) is None
+        with pytest.raises(ValueError, match="not an IP address"):
+            ip_key(text)
+    else:
+        assert ip_key(text).hex() == packed
 
 
 @settings(max_examples=150)

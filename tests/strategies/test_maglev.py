@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import heapq
+import random
 import threading
 from collections import Counter
 
@@ -9,6 +11,7 @@ from hypothesis import strategies as st
 
 from balancekit.errors import NoServerAvailable
 from balancekit.hashing import hash_key, hash_server
+from balancekit.strategies import maglev as maglev_module
 from balancekit.strategies.maglev import MIN_SLOTS_PER_SERVER, Maglev, is_prime, populate
 
 SMALL_PRIMES = [2, 3, 7, 13, 101, 211, 1009]
@@ -385,3 +388,58 @@ def test_lock_free_readers_see_whole_tables_during_rebuilds() -> None:
     assert errors == []
     assert seen <= {"a", "b", "c", "d"}
     lb._check()
+
+
+def textbook_fill(preferences: list[tuple[int, int]], size: int) -> list[int]:
+    """The paper's population loop, plainly (equal weights)."""
+    owner = [-1] * size
+    nexts = [offset for offset, _ in preferences]
+    filled = 0
+    while True:
+        for i, (_, skip) in enumerate(preferences):
+            slot = nexts[i]
+            while owner[slot] >= 0:
+                slot = (slot + skip) % size
+            owner[slot] = i
+            nexts[i] = (slot + skip) % size
+            filled += 1
+            if filled == size:
+                return owner
+
+
+@pytest.mark.parametrize(("count", "size"), [(1, 7), (3, 7), (7, 7), (10, 101), (50, 1009)])
+def test_populate_equals_the_textbook_fill(count: int, size: int) -> None:
+    rng = random.Random(count * size)
+    for _ in range(20):
+        preferences = [(rng.randrange(size), rng.randrange(1, size)) for _ in range(count)]
+        assert populate(preferences, size) == textbook_fill(preferences, size)
+
+
+def heap_turns(weights: list[float], size: int) -> list[int]:
+    """The weighted fill's turns merged one at a time through a heap, as documented."""
+    heaviest = max(weights)
+    heap = [(0.0, i) for i in range(len(weights))]
+    taken = [0] * len(weights)
+    turns = []
+    for _ in range(size):
+        _, i = heap[0]
+        turns.append(i)
+        taken[i] += 1
+        heapq.heapreplace(heap, ((taken[i] + 0.5) * (heaviest / weights[i]), i))
+    return turns
+
+
+@pytest.mark.slow  # 200 builds of up to 65,537 entries
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.floats(min_value=1e-3, max_value=1e3), min_size=1, max_size=30),
+    st.sampled_from([7, 101, 1009, 65537]),
+)
+def test_weighted_turns_equal_the_heap_merge(weights: list[float], size: int) -> None:
+    assert maglev_module._weighted_turns(weights, size) == heap_turns(weights, size)
+
+
+def test_weighted_turns_with_extreme_ratios() -> None:
+    for weights in ([1e9, 1.0], [1.0, 1e-9, 1e-9], [3.0, 3.0, 1.0], [0.1] * 7 + [0.7]):
+        for size in (7, 101, 65537):
+            assert maglev_module._weighted_turns(weights, size) == heap_turns(weights, size)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import threading
+from array import array
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
@@ -463,3 +464,44 @@ def test_lock_free_lookups_during_changes() -> None:
     assert errors == []
     assert seen <= set(stable) | set(churn)
     ring._check()
+
+
+@pytest.mark.parametrize("compat", [None, "ketama"])
+def test_compact_buckets_give_the_same_placement(
+    monkeypatch: pytest.MonkeyPatch, compat: str | None
+) -> None:
+    # Large rings (2**18 points and more) keep positions in arrays; make a
+    # small ring compact and check it against the tuple layout, through
+    # adds, removes and weight changes.
+    servers = [f"10.0.0.{i}:11211" for i in range(12)]
+    options = {} if compat is None else {"compat": compat}
+    keys = [f"key-{i}" for i in range(1500)]
+
+    def placements(ring: ConsistentHash) -> list[str]:
+        return [ring.get_server(key) for key in keys]
+
+    def tuple_ring(weights: dict[str, float]) -> list[str]:
+        monkeypatch.setattr(ring_module, "_COMPACT", 1 << 40)
+        reference = ConsistentHash(weights, **options)
+        monkeypatch.setattr(ring_module, "_COMPACT", 64)
+        return placements(reference)
+
+    weights = dict.fromkeys(servers[:8], 1.0)
+    expected = tuple_ring(weights)
+    ring = ConsistentHash(weights, **options)
+    assert all(isinstance(p, array) for p, _ in ring._index[0])
+    assert placements(ring) == expected
+    for step, server in enumerate(servers[8:]):
+        ring.add_server(server)
+        weights[server] = 1.0
+        ring._check()
+        assert placements(ring) == tuple_ring(weights)
+        gone = servers[step]
+        ring.remove_server(gone)
+        del weights[gone]
+        ring._check()
+        assert placements(ring) == tuple_ring(weights)
+    ring.set_weight(servers[9], 3)
+    weights[servers[9]] = 3
+    ring._check()
+    assert placements(ring) == tuple_ring(weights)

@@ -2,8 +2,11 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Callable
 
-from balancekit import RoundRobin
+from balancekit import RoundRobin, WeightedRoundRobin
+
+from .contract import run_in_threads
 
 
 def test_exact_rotation_in_insertion_order() -> None:
@@ -47,3 +50,38 @@ def test_eight_threads_get_exactly_equal_counts() -> None:
     for thread in threads:
         thread.join()
     assert counts == {server: 8 * 5000 // 5 for server in servers}
+
+
+def count_in_threads(pick: Callable[[], str], per_thread: int) -> Counter[str]:
+    """Counts of ``pick()`` called ``per_thread`` times in each of 8 threads at once."""
+    counts: Counter[str] = Counter()
+    lock = threading.Lock()
+
+    def work(index: int) -> None:
+        mine = Counter(pick() for _ in range(per_thread))
+        with lock:
+            counts.update(mine)
+
+    run_in_threads(work, 8)
+    return counts
+
+
+def test_lock_free_get_server_is_exact_under_eight_threads() -> None:
+    servers = [f"s{i}" for i in range(7)]
+    lb = RoundRobin(servers)
+    lb.get_server()  # start mid-rotation: full cycles are still exact
+    counts = count_in_threads(lb.get_server, 7 * 1000)
+    assert counts == {server: 8 * 1000 for server in servers}
+    # and the rotation is still where 56,001 picks leave it
+    assert lb.get_server() == servers[(1 + 8 * 7 * 1000) % 7]
+
+
+def test_weighted_replay_is_exact_under_eight_threads() -> None:
+    weights = {"a": 5, "b": 3, "c": 1, "d": 1}
+    lb = WeightedRoundRobin(weights)
+    for _ in range(3 * 10):  # until the period is recorded and replayed
+        lb.get_server()
+    assert lb.period == 10
+    counts = count_in_threads(lb.get_server, 10 * 700)
+    assert counts == {server: w * 8 * 700 for server, w in weights.items()}
+    lb._check()

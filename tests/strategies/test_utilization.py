@@ -21,13 +21,14 @@ def scheduler_picks(weights: list[float], count: int) -> list[int]:
     scaled = stride_weights(weights)
     assert scaled is not None
     picks: list[int] = []
-    sequence = 0
-    while len(picks) < count:
+    # Bounded: every backend is picked at least once per MAX_WEIGHT generations.
+    for sequence in range(count * len(scaled) * MAX_WEIGHT):
         index = stride_pick(scaled, sequence)
-        sequence += 1
         if index is not None:
             picks.append(index)
-    return picks
+            if len(picks) == count:
+                return picks
+    raise AssertionError(f"only {len(picks)} picks of {count}")
 
 
 def tally(picks: list[int], n: int) -> list[int]:

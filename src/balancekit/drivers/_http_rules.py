@@ -7,7 +7,6 @@ transports in :mod:`balancekit.drivers.httpx` call these and do the I/O.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Collection, Iterable
 from typing import Any, Protocol
 
@@ -52,10 +51,6 @@ class Budget(Protocol):
 def default_classify(response: httpx.Response) -> bool:
     """A 5xx answer is a failure of the server; anything else (4xx included) a success."""
     return response.status_code < 500
-
-
-def _acquire_excluding(pool: Pool) -> bool:
-    return "exclude" in inspect.signature(pool.acquire).parameters
 
 
 class Rules:
@@ -105,7 +100,6 @@ class Rules:
                 raise TypeError(f"{name} must be None or a callable, got {value!r}")
         self.key = key
         self.classify = default_classify if classify is None else classify
-        self.exclude = _acquire_excluding(pool)
         sticky = pool.sticky
         self.cookie_name = None if sticky is None else sticky.cookie_name
         self.cookie_max_age = None if sticky is None else sticky.ttl
@@ -127,11 +121,7 @@ class Rules:
 
     def acquire(self, key: Any, cookie: str | None, tried: Collection[str]) -> Lease:
         """A lease on a server, preferring those not in ``tried``."""
-        if self.exclude and tried:
-            acquire: Any = self.pool.acquire
-            lease: Lease = acquire(key, cookie=cookie, exclude=tuple(tried))
-            return lease
-        return self.pool.acquire(key, cookie=cookie)
+        return self.pool.acquire(key, cookie=cookie, exclude=tried)
 
     def next_lease(self, key: Any, cookie: str | None, tried: Collection[str]) -> Lease | None:
         """A lease for a retry, or ``None`` when no server is left (keep the last outcome)."""

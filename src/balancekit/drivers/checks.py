@@ -103,8 +103,7 @@ class _Runner:
     def _pause(self) -> float:
         """Seconds to sleep before the next round."""
         pool = self._pool
-        pool.panic  # noqa: B018 - applies what time has brought (timeouts, ejection ends)
-        deadline = pool.next_deadline()
+        deadline = pool.next_deadline()  # it applies what time has brought first
         if deadline is None:
             return _MAX_SLEEP
         return min(max(deadline - pool.clock(), _MIN_SLEEP), _MAX_SLEEP)

@@ -31,9 +31,8 @@ server gets its own inner transport (its own pooled connections).
 
 from __future__ import annotations
 
-import contextlib
 import threading
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import httpx
@@ -41,76 +40,20 @@ import httpx
 from ..lease import Lease
 from ..pool import Pool
 from ._http_rules import IDEMPOTENT_METHODS, Budget, Rules
+from ._lease_stream import (
+    AsyncLeaseStream,
+    LeaseStream,
+    Release,
+    adiscard,
+    async_stream,
+    discard,
+    sync_stream,
+)
 
 __all__ = ["AsyncBalancedTransport", "BalancedTransport"]
 
 SyncTransportOption = httpx.BaseTransport | Callable[[str], httpx.BaseTransport] | None
 AsyncTransportOption = httpx.AsyncBaseTransport | Callable[[str], httpx.AsyncBaseTransport] | None
-
-
-class _Release:
-    """Ends a lease once: the verdict of the response, failed by a broken body."""
-
-    __slots__ = ("_done", "lease", "ok")
-
-    def __init__(self, lease: Lease, ok: bool) -> None:
-        self.lease = lease
-        self.ok = ok
-        self._done = False
-
-    def __call__(self, error: BaseException | None = None) -> None:
-        if self._done:
-            return
-        self._done = True
-        if error is None:
-            self.lease.release(ok=self.ok)
-        elif isinstance(error, Exception):
-            self.lease.release(ok=False)
-        else:
-            self.lease.release(ok=None)  # the caller gave up: no verdict on the server
-
-
-class _LeaseStream(httpx.SyncByteStream):
-    """A response body that releases its lease when closed (or when reading it fails)."""
-
-    def __init__(self, stream: httpx.SyncByteStream, release: _Release) -> None:
-        self._stream = stream
-        self._release = release
-
-    def __iter__(self) -> Iterator[bytes]:
-        try:
-            yield from self._stream
-        except BaseException as error:
-            self._release(error)
-            raise
-
-    def close(self) -> None:
-        try:
-            self._stream.close()
-        finally:
-            self._release()
-
-
-class _AsyncLeaseStream(httpx.AsyncByteStream):
-    """The async twin of :class:`_LeaseStream`."""
-
-    def __init__(self, stream: httpx.AsyncByteStream, release: _Release) -> None:
-        self._stream = stream
-        self._release = release
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        try:
-            async for chunk in self._stream:
-                yield chunk
-        except BaseException as error:
-            self._release(error)
-            raise
-
-    async def aclose(self) -> None:
-        try:
-            await self._stream.aclose()
-        finally:
-            self._release()
 
 
 class _Transports:
@@ -143,6 +86,10 @@ class _Transports:
                     assert self._factory is not None
                     transport = self._by_server[server] = self._factory(server)
         return transport
+
+    def __repr__(self) -> str:
+        shared = "" if self._shared is None else f"shared={self._shared!r}, "
+        return f"_Transports({shared}servers={sorted(self._by_server)!r})"
 
     def all(self) -> list[Any]:
         with self._lock:
@@ -220,7 +167,7 @@ class BalancedTransport(httpx.BaseTransport):
                 inner = self._transports.get(lease.server)
                 response: httpx.Response = inner.handle_request(target)
             except BaseException as error:
-                _Release(lease, False)(error)
+                Release(lease, False)(error)
                 if rules.retry_error(retryable, len(tried), error):
                     lease = rules.next_lease(key, cookie, tried)
                     if lease is not None:
@@ -233,13 +180,13 @@ class BalancedTransport(httpx.BaseTransport):
                     retry = rules.next_lease(key, cookie, tried)
             except BaseException as error:
                 response.close()
-                _Release(lease, False)(error)
+                Release(lease, False)(error)
                 raise
             if retry is None:
-                response.stream = _LeaseStream(_sync_stream(response), _Release(lease, ok))
+                response.stream = LeaseStream(sync_stream(response), Release(lease, ok))
                 return response
             try:
-                _discard(response)
+                discard(response)
             except BaseException:
                 retry.release(ok=None)
                 raise
@@ -311,7 +258,7 @@ class AsyncBalancedTransport(httpx.AsyncBaseTransport):
                 inner = self._transports.get(lease.server)
                 response: httpx.Response = await inner.handle_async_request(target)
             except BaseException as error:
-                _Release(lease, False)(error)
+                Release(lease, False)(error)
                 if rules.retry_error(retryable, len(tried), error):
                     lease = rules.next_lease(key, cookie, tried)
                     if lease is not None:
@@ -324,13 +271,13 @@ class AsyncBalancedTransport(httpx.AsyncBaseTransport):
                     retry = rules.next_lease(key, cookie, tried)
             except BaseException as error:
                 await response.aclose()
-                _Release(lease, False)(error)
+                Release(lease, False)(error)
                 raise
             if retry is None:
-                response.stream = _AsyncLeaseStream(_async_stream(response), _Release(lease, ok))
+                response.stream = AsyncLeaseStream(async_stream(response), Release(lease, ok))
                 return response
             try:
-                await _adiscard(response)
+                await adiscard(response)
             except BaseException:
                 retry.release(ok=None)
                 raise
@@ -354,34 +301,3 @@ def _target(rules: Rules, request: httpx.Request, lease: Lease) -> httpx.Request
     except BaseException:
         lease.release(ok=None)
         raise
-
-
-def _sync_stream(response: httpx.Response) -> httpx.SyncByteStream:
-    stream = response.stream
-    if not isinstance(stream, httpx.SyncByteStream):
-        raise TypeError(f"the inner transport returned a non-sync stream {stream!r}")
-    return stream
-
-
-def _async_stream(response: httpx.Response) -> httpx.AsyncByteStream:
-    stream = response.stream
-    if not isinstance(stream, httpx.AsyncByteStream):
-        raise TypeError(f"the inner transport returned a non-async stream {stream!r}")
-    return stream
-
-
-def _discard(response: httpx.Response) -> None:
-    """Read and close a response that is retried, so its connection can be reused."""
-    try:
-        with contextlib.suppress(httpx.HTTPError):  # a broken body: nothing to reuse
-            response.read()
-    finally:
-        response.close()
-
-
-async def _adiscard(response: httpx.Response) -> None:
-    try:
-        with contextlib.suppress(httpx.HTTPError):
-            await response.aread()
-    finally:
-        await response.aclose()

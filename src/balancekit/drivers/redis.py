@@ -14,8 +14,8 @@ proxy using the same server and ``prefix`` routes a session identically.
   exception to the request. A lookup answers ``None`` (the strategy picks a
   server), a bind or delete is dropped, and each is counted. After a failure
   the store stops calling Redis for ``retry_after`` seconds (of the session's
-  clock), so during an outage a request pays at most one socket timeout per
-  ``retry_after``, not one per request.
+  clock), then lets one call through to try again: once a failure is seen,
+  at most one request per ``retry_after`` waits for a socket timeout.
 
 Use a client with short socket timeouts and no retries (:meth:`from_url`
 makes one); redis-py's defaults (5 s timeouts, 10 retries with backoff)
@@ -134,6 +134,7 @@ class RedisRouteStore:
         except (redis.RedisError, OSError) as error:
             self._failed(error, "failed_lookups")
             return None
+        self._succeeded()
         if value is None:
             return None
         return value.decode() if isinstance(value, bytes) else str(value)
@@ -147,6 +148,8 @@ class RedisRouteStore:
             self._client.set(self._prefix + key, server, px=self._px)
         except (redis.RedisError, OSError) as error:
             self._failed(error, "dropped_binds")
+            return
+        self._succeeded()
 
     def delete(self, key: str) -> None:
         """Drop ``key``'s binding; dropped (counted) if Redis fails or is backed off."""
@@ -157,27 +160,43 @@ class RedisRouteStore:
             self._client.delete(self._prefix + key)
         except (redis.RedisError, OSError) as error:
             self._failed(error, "dropped_deletes")
+            return
+        self._succeeded()
 
     def __len__(self) -> int:
         """Keys under ``prefix`` (0 while Redis fails). O(keys): a ``SCAN``."""
         if not self.available(self._latest):
             return 0
         try:
-            return sum(1 for _ in self._client.scan_iter(match=self._match(), count=1000))
+            count = sum(1 for _ in self._client.scan_iter(match=self._match(), count=1000))
         except (redis.RedisError, OSError) as error:
             self._failed(error, None)
             return 0
+        self._succeeded()
+        return count
 
     # -- outage -------------------------------------------------------------------
 
     def available(self, now: float) -> bool:
-        """Whether Redis will be called at ``now`` (false while backing off after a failure)."""
+        """Whether Redis may be called at ``now``: false while backing off after a failure.
+
+        When the backoff is over, one call is let through to try Redis again
+        and the others keep backing off until it succeeds (then all go) or
+        fails (another ``retry_after``).
+        """
         with self._lock:
             self._latest = max(self._latest, now)
+            if self._down_until == -math.inf:
+                return True
             if self._latest >= self._down_until:
-                self._down_until = -math.inf  # the next call tries Redis again
+                self._down_until = self._latest + self._retry_after  # this call is the probe
                 return True
             return False
+
+    def _succeeded(self) -> None:
+        if self._down_until != -math.inf:  # a probe got through: Redis is back
+            with self._lock:
+                self._down_until = -math.inf
 
     def _count(self, counter: str) -> None:
         with self._lock:

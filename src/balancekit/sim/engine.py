@@ -3,12 +3,15 @@
 What is simulated is the library itself: every request is a real
 ``pool.acquire(key)`` on a real strategy, released with its outcome when the
 simulated server finishes it; health probes, passive ejection, panic mode,
-slow start and drains are the real :class:`~balancekit.pool.Pool` machinery.
-Only the servers are modelled: each has ``capacity`` slots and a FIFO queue,
-so a request's latency is its queueing time plus its service time
-(``service / speed``, times the cache ``miss_factor`` on a miss). A down
-server fails what it holds at once, fails new requests after ``error_time``
-and fails its probes.
+slow start, drains and ``max_in_flight`` are the real :class:`~balancekit.pool.Pool`
+machinery. Only the servers and the clients are modelled: each server has
+``capacity`` slots and a FIFO queue, so a request's latency is its queueing
+time plus its service time (``service / speed``, times the cache
+``miss_factor`` on a miss). A down server fails what it holds at once, fails
+new requests after ``error_time`` and fails its probes. A client tries a
+failed request again at once, up to the scenario's ``attempts``, on a server
+it has not tried (``exclude=``), while its :class:`~balancekit.retry.RetryBudget`
+allows: one deposit per request, one withdrawal per retry.
 
 Events are kept in a heap of ``(time, seq, kind, payload)``; ``seq`` breaks
 ties in the order the events were scheduled, so a run is a pure function of
@@ -21,19 +24,21 @@ every strategy sees exactly the same requests. The request stream is drawn in
 
 from __future__ import annotations
 
+import gc
 import heapq
 import math
 import random
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 from .. import quality
 from ..clock import Clock, ManualClock, monotonic
-from ..errors import NoServerAvailable
+from ..errors import AllServersBusy, NoServerAvailable
 from ..health import HealthTracker
 from ..lease import Lease
 from ..pool import Pool
+from ..retry import RetryBudget
 from ..strategies.base import Balancer
 from ..strategies.registry import Strategy, instantiate, resolve, strategy_names
 from . import draws
@@ -52,7 +57,7 @@ Ticker = Callable[[str, int], None]
 KEY_SAMPLE = 2000
 """How many distinct keys the keys-moved figure is measured on."""
 
-_ARRIVE, _DONE, _FAIL, _RECOVER, _DRAIN, _TICK, _BEFORE, _AFTER = range(8)
+_ARRIVE, _DONE, _FAIL, _RECOVER, _DRAIN, _TICK, _BEFORE, _AFTER, _RETRY = range(9)
 _OVERDUE_STEP = 0.001  # a deadline already passed is retried this much later, never in a loop
 
 
@@ -97,12 +102,29 @@ class _Server:
         return f"<server {self.name} up={self.up} busy={self.busy} queued={len(self.queue)}>"
 
 
-class _Request:
-    __slots__ = ("arrival", "done", "lease", "seq", "server", "service")
+class _Call(NamedTuple):
+    """A client's request across its tries: when it arrived, its key (number and name),
+    its service time at speed 1 before any cache miss, and the servers it tried."""
 
-    def __init__(self, seq: int, arrival: float, service: float, lease: Lease, server: _Server):
+    arrival: float
+    key: int | None
+    name: str
+    base: float
+    tried: tuple[str, ...]
+
+
+class _Request:
+    """One try of a request on one server; ``call`` is what a retry needs (``None``
+    when the scenario never retries), ``arrival`` the first try's time."""
+
+    __slots__ = ("arrival", "call", "done", "lease", "seq", "server", "service")
+
+    def __init__(
+        self, seq: int, arrival: float, service: float, lease: Lease, server: _Server
+    ) -> None:
         self.seq = seq
         self.arrival = arrival
+        self.call: _Call | None = None
         self.service = service
         self.lease = lease
         self.server = server
@@ -138,8 +160,13 @@ class _Run:
             health=health,
             slow_start=scenario.slow_start,
             panic_threshold=scenario.panic_threshold,
+            max_in_flight=scenario.max_in_flight,
             clock=self.clock,
         )
+        self.attempts = scenario.attempts
+        self.budget = None
+        if self.attempts > 1 and scenario.retry_budget.enabled:
+            self.budget = RetryBudget(**scenario.retry_budget.options(), clock=self.clock)
         self.name = name
         self.hashing = balancer.requires_key
         self.reports = LoadReports.of(balancer)  # servers report their load to it
@@ -151,6 +178,7 @@ class _Run:
         self.arrivals_done = False
         self.latencies: list[float] = []
         self.errors = self.rejected = self.hits = self.lookups = self.arrived = 0
+        self.sent = self.retries = self.refused = self.overflows = 0
         self.last = 0.0
         self.cached: dict[int, tuple[_Server, int]] = {}
         self.rendered: dict[int, str] = {}
@@ -170,6 +198,20 @@ class _Run:
     # -- the loop ---------------------------------------------------------------
 
     def run(self) -> SimulationResult:
+        # The run makes no reference cycles: everything it allocates is freed by
+        # reference counting. Left on, the cyclic collector would walk every
+        # live request, lease and event again and again as queues grow, so the
+        # CPU per request would grow with the length of the run; it is paused
+        # for the run (as it was found: re-enabled only if it was on).
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return self._loop()
+        finally:
+            if enabled:
+                gc.enable()
+
+    def _loop(self) -> SimulationResult:
         self._schedule_scenario_events()
         requests = draws.requests(self.scenario)
         self._next_arrival(requests)
@@ -182,6 +224,11 @@ class _Run:
                 self._arrive(at, payload)
                 self._next_arrival(requests)
                 continue  # an acquire moves no deadline earlier
+            if kind == _RETRY:
+                clock.set(at)
+                self.open -= 1
+                self._send(at, *payload)
+                continue
             if kind == _DONE:
                 request, ok = payload
                 if request.done:
@@ -248,19 +295,41 @@ class _Run:
             name = render_key(seq)  # a new client every time: nothing to reuse
         else:
             name = self.rendered.get(key) or self.rendered.setdefault(key, render_key(key))
+        if self.budget is not None:
+            self.budget.deposit()
+        self._send(now, now, key, name, service, ())
+
+    def _send(
+        self,
+        now: float,
+        arrival: float,
+        key: int | None,
+        name: str,
+        service: float,
+        tried: tuple[str, ...],
+    ) -> None:
+        """One try of a request: acquire a server outside those ``tried``, serve or fail."""
         try:
-            lease = self.pool.acquire(name)
-        except NoServerAvailable:
+            lease = self.pool.acquire(name, exclude=tried) if tried else self.pool.acquire(name)
+        except NoServerAvailable as error:
+            # Not retried: an overflow means every eligible server is full, and a retry
+            # now would find them full too (Envoy does not retry its overflows either).
+            self.overflows += isinstance(error, AllServersBusy)
             self.rejected += 1
             self.errors += 1
             return
+        seq = self.sent
+        self.sent += 1
         server = self.servers[lease.server]
         server.requests += 1
         self.open += 1
         if not server.up:
-            request = _Request(seq, now, 0.0, lease, server)
+            request = _Request(seq, arrival, 0.0, lease, server)
+            if self.attempts > 1:
+                request.call = _Call(arrival, key, name, service, tried)
             self.push(now + self.error_time[server.name], _DONE, (request, False))
             return
+        base = service
         cache = self.scenario.cache
         if cache is not None and key is not None:
             self.lookups += 1
@@ -270,7 +339,9 @@ class _Run:
             else:
                 service *= cache.miss_factor
                 self.cached[key] = mark
-        request = _Request(seq, now, service / server.speed, lease, server)
+        request = _Request(seq, arrival, service / server.speed, lease, server)
+        if self.attempts > 1:  # only a request that may retry needs to remember how
+            request.call = _Call(arrival, key, name, base, tried)
         server.held[seq] = request
         if server.busy < server.capacity:
             server.busy += 1
@@ -297,8 +368,20 @@ class _Run:
             self.latencies.append(latency)
             server.latency += latency
         else:
-            self.errors += 1
             server.errors += 1
+            self._failed(request.call, server.name, now)
+
+    def _failed(self, call: _Call | None, server: str, now: float) -> None:
+        """A try of ``call`` failed on ``server``: retry elsewhere, or fail the request."""
+        if call is not None and len(call.tried) + 1 < self.attempts:
+            if self.budget is None or self.budget.try_withdraw():
+                self.retries += 1
+                self.open += 1  # pending: probes and timers go on until it is sent
+                # An event, not a call: a failure can come from a loop over a server's requests.
+                self.push(now, _RETRY, call._replace(tried=(*call.tried, server)))
+                return
+            self.refused += 1
+        self.errors += 1
 
     def _fail_all(self, server: _Server, now: float) -> None:
         for request in list(server.held.values()):
@@ -397,6 +480,9 @@ class _Run:
             keys_moved=self.moved,
             servers=servers,
             transitions=tuple(self.transitions),
+            retries=self.retries,
+            retries_refused=self.refused,
+            overflows=self.overflows,
         )
 
 

@@ -35,6 +35,7 @@ from .scenario import (
     FailureSpec,
     HealthSpec,
     KeySpec,
+    RetryBudgetSpec,
     Scenario,
     ScenarioError,
     ServerSpec,
@@ -59,6 +60,7 @@ _TABLES: dict[str, type[Any]] = {
     "keys": KeySpec,
     "cache": CacheSpec,
     "health": HealthSpec,
+    "retry_budget": RetryBudgetSpec,
 }
 _ARRAYS: dict[str, type[Any]] = {
     "servers": ServerSpec,
@@ -74,6 +76,8 @@ _SCALARS = (
     "panic_threshold",
     "seed",
     "name",
+    "attempts",
+    "max_in_flight",
 )
 
 

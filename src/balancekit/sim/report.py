@@ -58,12 +58,31 @@ _COLUMNS = (
     _Column("cache_hit_ratio", "cache hit", "cache hit", 100.0, 1, " %"),
     _Column("keys_moved", "keys moved", "keys moved", 100.0, 1, " %"),
 )
+_RETRIES = _Column("retries", "retries", "retries", 1.0, 1)
+_REFUSED = _Column("retries_refused", "refused", "retries refused", 1.0, 1)
+_OVERFLOWS = _Column("overflows", "overflows", "overflows", 1.0, 1)
+_COUNTS = {"errors", "retries", "retries_refused", "overflows"}
+"""Columns of whole numbers: shown without decimals for one seed."""
+
+
+def _columns(scenario: Scenario) -> tuple[_Column, ...]:
+    """The columns for ``scenario``: retries (and the budget's refusals) only when its
+    clients retry, overflows only under a ``max_in_flight`` cap; elsewhere they are 0."""
+    extra = []
+    if scenario.attempts > 1:
+        extra.append(_RETRIES)
+        if scenario.retry_budget.enabled:
+            extra.append(_REFUSED)
+    if scenario.max_in_flight is not None:
+        extra.append(_OVERFLOWS)
+    after_errors = [c.metric for c in _COLUMNS].index("errors") + 1
+    return (*_COLUMNS[:after_errors], *extra, *_COLUMNS[after_errors:])
 
 
 def _cell(column: _Column, figure: Figure, seeds: int, plus_minus: str) -> str:
     if figure.interval is None:
         return "-"
-    digits = 0 if column.metric == "errors" and seeds == 1 else column.digits
+    digits = 0 if column.metric in _COUNTS and seeds == 1 else column.digits
     mean = figure.interval.mean * column.scale
     text = f"{mean:.{digits}f}"
     if seeds > 1:
@@ -92,16 +111,18 @@ def render_table(comparison: Comparison, *, markdown: bool = False, ascii: bool 
     """One row per strategy: throughput, latency percentiles, errors, spread, cache hits and
     keys moved, each a mean ``± half-width`` over the seeds; the best of each column is
     marked ``*`` (bold in Markdown) and those whose interval overlaps the best's ``~``
-    (italic). ``ascii`` writes ``+-`` for ``±``.
+    (italic). ``ascii`` writes ``+-`` for ``±``. Retries, retries refused and overflows
+    get columns only in a scenario where they can happen.
     """
     seeds = len(comparison.seeds)
+    columns = _columns(comparison.scenario)
     plus_minus = "+-" if ascii else "±"
     if markdown:
         plus_minus = f" {plus_minus} "
     rows = []
     for summary in comparison.strategies:
         row = [summary.strategy]
-        for column in _COLUMNS:
+        for column in columns:
             figure = summary.figures[column.metric]
             text = _cell(column, figure, seeds, plus_minus)
             if markdown:
@@ -113,11 +134,11 @@ def render_table(comparison: Comparison, *, markdown: bool = False, ascii: bool 
     title = _title(comparison, plus_minus)
     if markdown:
         lines = [title + ".", ""]
-        lines.append("| strategy | " + " | ".join(c.long for c in _COLUMNS) + " |")
-        lines.append("| --- |" + " ---: |" * len(_COLUMNS))
+        lines.append("| strategy | " + " | ".join(c.long for c in columns) + " |")
+        lines.append("| --- |" + " ---: |" * len(columns))
         lines += ["| " + " | ".join(row) + " |" for row in rows]
         return "\n".join(lines)
-    header = ["strategy", *(c.short + "  " for c in _COLUMNS)]
+    header = ["strategy", *(c.short + "  " for c in columns)]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
 
     def line(cells: list[str]) -> str:
@@ -136,6 +157,13 @@ _LEGEND = (
     ("cache hit", "requests whose key was last served, and so cached, by the same server"),
     ("keys moved", "share of keys sent elsewhere across the first failure or drain (hashing only)"),
 )
+_EXPLAINED = {
+    "retries": "tries after a request's first, each on a server it had not tried; errors"
+    " count the requests whose every try failed",
+    "refused": "retries the retry budget refused: those requests failed at once",
+    "overflows": "requests refused because every eligible server had max_in_flight open"
+    " (counted in errors)",
+}
 _IGNORE_WEIGHTS = {
     "round-robin": "round robin",
     "jump-hash": "jump hash",
@@ -150,6 +178,9 @@ def render_legend(comparison: Comparison, *, markdown: bool = False) -> str:
     and a strategy that ignores weights was run, why its tail can be enormous.
     """
     lines = list(_LEGEND)
+    shown_columns = {c.short for c in _columns(comparison.scenario)}
+    at = next(i for i, (name, _) in enumerate(lines) if name == "errors") + 1
+    lines[at:at] = [(name, text) for name, text in _EXPLAINED.items() if name in shown_columns]
     if len(comparison.seeds) > 1:
         best, tied = ("**bold**", "*italic*") if markdown else ("*", "~")
         lines.append(
@@ -249,6 +280,13 @@ def render_details(scenario: Scenario, result: SimulationResult, *, blocks: bool
     if result.keys_moved is not None:
         extras.append(f"keys moved {100 * result.keys_moved:.1f} %")
     lines.append("  " + "  ".join(extras))
+    retried = [f"retries {result.retries}"] if scenario.attempts > 1 else []
+    if scenario.attempts > 1 and scenario.retry_budget.enabled:
+        retried.append(f"refused by the retry budget {result.retries_refused}")
+    if scenario.max_in_flight is not None:
+        retried.append(f"overflows {result.overflows}")
+    if retried:
+        lines.append("  " + ", ".join(retried))
     header = ["server", "capacity", "speed", "weight", "requests", "errors", "mean ms"]
     table = [header]
     for spec, server in zip(scenario.servers, result.servers, strict=True):
@@ -291,7 +329,7 @@ def render_seeds(comparison: Comparison, *, ascii: bool = False) -> str:
             f"{summary.strategy} over seeds {seeds[0]}-{seeds[-1]}: mean {plus_minus}"
             f" {100 * comparison.confidence:g} % confidence interval (Student's t), per seed"
         )
-        for column in _COLUMNS:
+        for column in _columns(comparison.scenario):
             figure = summary.figures[column.metric]
             if figure.interval is None:
                 continue

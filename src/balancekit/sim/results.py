@@ -45,6 +45,11 @@ class SimulationResult:
     ``cache_hit_ratio`` is ``None`` without a cache or keys; ``keys_moved``
     is the fraction of a key sample whose server changed across the first
     failure or drain, for hash strategies (``None`` for the others).
+    With ``attempts`` > 1, ``errors`` are requests that failed every attempt
+    they made; ``retries`` counts the attempts after the first,
+    ``retries_refused`` the retries the budget refused; ``overflows`` counts
+    the requests refused because every eligible server had ``max_in_flight``
+    requests open (they are also ``rejected``).
     """
 
     strategy: str
@@ -66,6 +71,9 @@ class SimulationResult:
     keys_moved: float | None
     servers: tuple[ServerResult, ...]
     transitions: tuple[Transition, ...]
+    retries: int = 0
+    retries_refused: int = 0
+    overflows: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """The result as JSON-ready plain data. O(servers + transitions)."""

@@ -5,8 +5,9 @@ that take it: the servers (concurrency ``capacity``, ``speed`` and
 ``weight``), how requests arrive (Poisson at ``rate`` or replayed from a
 trace), how long they take (:class:`ServiceSpec`), which keys they carry
 (:class:`KeySpec`), whether a server keeps a cache of the keys it served
-(:class:`CacheSpec`), server failures and drains, and the health-check and
-slow-start settings of the :class:`~balancekit.pool.Pool` under test.
+(:class:`CacheSpec`), server failures and drains, the health-check, slow-start
+and ``max_in_flight`` settings of the :class:`~balancekit.pool.Pool` under
+test, and how clients retry (``attempts`` and a :class:`RetryBudgetSpec`).
 
 Every field is checked when the object is built; a bad value raises
 :class:`ScenarioError` naming the field (with its path in the file, such as
@@ -32,6 +33,7 @@ __all__ = [
     "FailureSpec",
     "HealthSpec",
     "KeySpec",
+    "RetryBudgetSpec",
     "Scenario",
     "ScenarioError",
     "ServerSpec",
@@ -64,6 +66,10 @@ probes run for as long as requests arrive or are open, whatever their number."""
 MAX_SERVERS = 1000
 """The most servers a scenario may have: a ring holds 160 points per unit of weight and
 server, and every server is probed; past this a run takes hours, not minutes."""
+
+MAX_ATTEMPTS = 10
+"""The most tries per request (``attempts``). gRPC caps its retry policy's ``maxAttempts``
+at 5; past 10, a scenario whose servers all fail costs ten times its requests in a run."""
 
 MAX_SEED = 2**64 - 1
 """The largest seed (seeds are integers in [0, 2**64 - 1])."""
@@ -157,6 +163,11 @@ def _choice(name: str, value: object, choices: tuple[str, ...]) -> str:
 
 def _store(obj: object, name: str, value: object) -> None:
     object.__setattr__(obj, name, value)  # normalising a frozen dataclass in __post_init__
+
+
+def _options(spec: Any) -> dict[str, Any]:
+    """A spec's fields but ``enabled``: the keyword arguments of the component it describes."""
+    return {f.name: getattr(spec, f.name) for f in fields(spec) if f.name != "enabled"}
 
 
 @dataclass(frozen=True)
@@ -344,7 +355,44 @@ class HealthSpec:
 
     def options(self) -> dict[str, Any]:
         """The keyword arguments for ``HealthTracker``. O(1)."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "enabled"}
+        return _options(self)
+
+
+@dataclass(frozen=True)
+class RetryBudgetSpec:
+    """The clients' :class:`~balancekit.retry.RetryBudget` (``enabled=False``: retry
+    whenever ``attempts`` allow). Used only when the scenario's ``attempts`` exceed 1.
+
+    >>> RetryBudgetSpec(ratio=0.1).options()
+    {'ratio': 0.1, 'min_retries_per_second': 10.0, 'ttl': 10.0}
+    >>> RetryBudgetSpec(ttl=90)
+    Traceback (most recent call last):
+    ...
+    balancekit.sim.scenario.ScenarioError: ttl must be at most 60 (Finagle's bound), got 90
+
+    Raises:
+        ScenarioError: a value ``RetryBudget`` would refuse (``ratio`` in [0, 1000],
+            ``min_retries_per_second`` >= 0, ``ttl`` in [1, 60] seconds), or
+            ``enabled`` not a bool.
+    """
+
+    enabled: bool = True
+    ratio: float = 0.2
+    min_retries_per_second: float = 10.0
+    ttl: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.enabled, bool):
+            raise _bad("enabled", "true or false", self.enabled)
+        bound = "Finagle's bound"
+        _store(self, "ratio", _number("ratio", self.ratio, high=1000.0, limit=bound))
+        minimum = _number("min_retries_per_second", self.min_retries_per_second)
+        _store(self, "min_retries_per_second", minimum)
+        _store(self, "ttl", _number("ttl", self.ttl, low=1.0, high=60.0, limit=bound))
+
+    def options(self) -> dict[str, Any]:
+        """The keyword arguments for ``RetryBudget``. O(1)."""
+        return _options(self)
 
 
 class TraceRow(NamedTuple):
@@ -364,6 +412,10 @@ class Scenario:
     ``trace`` rows; arrivals stop after ``requests`` of them or at ``duration``
     seconds, whichever comes first (a Poisson scenario needs one of them).
 
+    A failed request is tried again, up to ``attempts`` tries in all, each on a
+    server it has not tried yet, while the ``retry_budget`` allows;
+    ``max_in_flight`` caps the requests open on one server (``None``: no cap).
+
     >>> s = Scenario((ServerSpec("a"), ServerSpec("b")), rate=10.0, requests=100)
     >>> s.requests, s.keys.distribution, s.health.interval
     (100, 'none', 5.0)
@@ -374,7 +426,7 @@ class Scenario:
 
     Raises:
         ScenarioError: (a ``ValueError``) a field has a bad value or exceeds a
-            limit (``MAX_NUMBER``, ``MAX_REQUESTS``, ``MAX_PROBES``), or a
+            limit (``MAX_NUMBER``, ``MAX_REQUESTS``, ``MAX_PROBES``, ``MAX_ATTEMPTS``), or a
             failure or drain names a server that is not in ``servers``.
     """
 
@@ -393,6 +445,9 @@ class Scenario:
     panic_threshold: float = 0.5
     seed: int = 0
     name: str = "scenario"
+    attempts: int = 1
+    retry_budget: RetryBudgetSpec = field(default_factory=RetryBudgetSpec)
+    max_in_flight: int | None = None
 
     def __post_init__(self) -> None:
         _store(self, "servers", tuple(self.servers))
@@ -437,6 +492,7 @@ class Scenario:
             ("keys", KeySpec),
             ("health", HealthSpec),
             ("cache", CacheSpec),
+            ("retry_budget", RetryBudgetSpec),
         ):
             value = getattr(self, name)
             if not isinstance(value, kind) and not (name == "cache" and value is None):
@@ -450,6 +506,9 @@ class Scenario:
         _store(self, "panic_threshold", threshold)
         _integer("seed", self.seed, low=0, high=MAX_SEED, limit="the largest seed")
         _text("name", self.name)
+        _integer("attempts", self.attempts, high=MAX_ATTEMPTS, limit="the limit on tries")
+        if self.max_in_flight is not None:
+            _integer("max_in_flight", self.max_in_flight, high=MAX_REQUESTS, limit=per_run)
 
     def _horizon(self) -> float:
         """Roughly how long the pool runs, in simulated seconds: until requests stop

@@ -72,6 +72,9 @@ METRICS = (
     Metric("peak_to_mean", False),
     Metric("cache_hit_ratio", True),
     Metric("keys_moved", False),
+    Metric("retries", False),
+    Metric("retries_refused", False),
+    Metric("overflows", False),
 )
 """The figures summarised per strategy, in table order."""
 

@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ..errors import NoServerAvailable
 
 if TYPE_CHECKING:
+    from array import array
+
     from .base import Member
 
 __all__ = ["LAST", "Lookup", "Ring", "check_compat", "request_hash", "ring_lookup"]
@@ -36,7 +38,7 @@ class Ring(Protocol):
     """What a compat lookup reads of its ring: the bucket index, the error, and the
     ring's own walk for ``exclude``."""
 
-    _index: tuple[list[tuple[tuple[int, ...], tuple[str, ...]]], int]
+    _index: tuple[list[tuple[tuple[int, ...] | array[int], tuple[str, ...]]], int]
     _lock: threading.Lock
 
     def _unavailable(self) -> NoServerAvailable: ...

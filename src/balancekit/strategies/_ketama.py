@@ -170,9 +170,9 @@ class KetamaPoints:
             if exclude:  # the ring's own walk, under its lock, as ConsistentHash.get_server
                 with ring._lock:
                     return ring._pick(key, exclude).server
-            if type(key) is str:
+            try:  # a str, the common case, without a type test: only str has encode()
                 x: int = word(md5(key.encode()).digest())[0] << 32
-            else:
+            except AttributeError:  # bytes, an int request hash, or a bad key
                 h = request_hash(key, ketama_hash)
                 x = h << 32 if h >> 32 == 0 else LAST
             table, shift = ring._index

@@ -270,7 +270,9 @@ class Balancer(abc.ABC):
         The Pool passes the ``now`` it read; alone, the strategy reads its clock.
         """
         if now is None:
-            now = check_time(self._clock())
+            now = self._clock()
+            if type(now) is not float or now - now != 0.0:  # the usual reading in one test
+                now = check_time(now)
         with self._lock:
             if server is None:
                 member = self._pick(key, exclude) if exclude else self._choose(key)
@@ -287,7 +289,9 @@ class Balancer(abc.ABC):
         if now is not None:  # the Pool read (and checked) its clock
             return self._close(lease, ok, now)
         try:
-            now = check_time(self._clock())
+            now = self._clock()
+            if type(now) is not float or now - now != 0.0:  # the usual reading in one test
+                now = check_time(now)
         except (TypeError, ValueError):
             # A broken clock must not leak the lease: settle the count, then say
             # so (a lease already released stays a quiet no-op).

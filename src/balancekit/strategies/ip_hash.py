@@ -7,24 +7,25 @@ the clients it had, adding one moves only the clients it takes.
 
 Addresses are normalised by :func:`balancekit.hashing.ip_key`: ``str`` or
 :mod:`ipaddress` objects, and an IPv4-mapped IPv6 address (``::ffff:a.b.c.d``)
-is the same client as ``a.b.c.d``. Plain dotted-quad strings, the common
-case, take a faster path that gives the same bytes.
+is the same client as ``a.b.c.d``. Strings go through ``socket.inet_pton``
+first, which refuses what :mod:`ipaddress` refuses (leading zeros, stray
+characters) and gives the same bytes; only what it refuses is parsed again.
 """
 
 from __future__ import annotations
 
-import re
+import socket
+from bisect import bisect_right
 from collections.abc import Iterable
 from typing import Any
 
-from ..hashing import hash_bytes, ip_key
+from ..hashing import hash_bytes, ip_key, pton
 from .ring import ConsistentHash
 
 __all__ = ["IPHash"]
 
-_OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
-# Exactly what ipaddress accepts as IPv4 text: four decimal octets, no leading zeros.
-_DOTTED_QUAD = re.compile(rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}").fullmatch
+_inet_pton = socket.inet_pton
+_AF_INET = socket.AF_INET
 
 
 class IPHash(ConsistentHash):
@@ -43,8 +44,8 @@ class IPHash(ConsistentHash):
 
     Options, complexity and thread safety are those of
     :class:`ConsistentHash` (``vnodes``, ``seed``, ``get_n_servers``), plus
-    parsing the address: a dotted-quad string is matched by one regular
-    expression, anything else goes through :mod:`ipaddress` (slower).
+    parsing the address: ``socket.inet_pton`` for text, :mod:`ipaddress`
+    only for what it refuses (scope ids; anything that is not an address).
 
     Raises:
         TypeError: no key, or a key that is neither a ``str`` nor an
@@ -68,11 +69,23 @@ class IPHash(ConsistentHash):
         if exclude:
             with self._lock:
                 return self._pick(key, exclude).server
-        return self._owner(self._hash(key))
+        try:  # the common case, an IPv4 text, in one C call
+            h = hash_bytes(_inet_pton(_AF_INET, key), self._seed)
+        except (OSError, ValueError, TypeError):  # anything else: the full parse
+            h = self._hash(key)
+        # ConsistentHash._owner, inline: a call is a fifth of this lookup.
+        table, shift = self._index
+        positions, owners = table[h >> shift]
+        try:
+            return owners[bisect_right(positions, h)]
+        except IndexError:
+            raise self._unavailable() from None
 
     def _hash(self, key: Any) -> int:
-        if type(key) is str and _DOTTED_QUAD(key) is not None:
-            return hash_bytes(bytes(map(int, key.split("."))), self._seed)
+        if type(key) is str:
+            packed = pton(key)
+            if packed is not None:
+                return hash_bytes(packed, self._seed)
         if key is None:
             raise TypeError("IPHash needs a key: the client's IP address")
         try:

@@ -13,7 +13,7 @@ pairs so the paper's worked example can be checked directly.
 
 from __future__ import annotations
 
-import heapq
+import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence, Set
 from typing import Any
@@ -104,7 +104,9 @@ def populate(
     5
 
     Complexity: O(M log M) expected probes (plus O(M log n) heap steps when
-    weights differ), for ``n`` backends and table size ``M``.
+    weights differ), for ``n`` backends and table size ``M``: about 9 probes
+    per slot at M = 65,537 and n = 1,000, 12 at M = 1,000,003 and n = 10,000.
+    docs/strategies/maglev.md gives the measured rebuild times.
 
     Raises:
         ValueError: ``table_size`` not prime, more backends than slots, an
@@ -134,7 +136,10 @@ def populate(
             weights = None
     if not count:
         return []
-    owner = [-1] * size
+    owner = [0] * size
+    # The probes read a byte per slot, not the owner list: at a million slots
+    # the list's int objects are scattered and every probe would miss the cache.
+    taken = bytearray(size)
     nexts = [offset for offset, _ in preferences]
     skips = [skip for _, skip in preferences]
     turns = _round_robin(count, size) if weights is None else _weighted_turns(weights, size)
@@ -142,10 +147,11 @@ def populate(
         # Walk this backend's permutation past the slots others already hold.
         slot = nexts[i]
         skip = skips[i]
-        while owner[slot] >= 0:
+        while taken[slot]:
             slot += skip
             if slot >= size:
                 slot -= size
+        taken[slot] = 1
         owner[slot] = i
         slot += skip
         nexts[i] = slot - size if slot >= size else slot
@@ -159,20 +165,26 @@ def _round_robin(count: int, size: int) -> list[int]:
 
 
 def _weighted_turns(weights: Sequence[float], size: int) -> list[int]:
-    """The backend of each of the ``size`` turns of a weighted fill (see :func:`populate`)."""
+    """The backend of each of the ``size`` turns of a weighted fill (see :func:`populate`).
+
+    Backend ``i``'s turns come at times 0 and ``(k + 0.5) * step[i]`` for
+    ``k >= 1``; the fill takes the first ``size`` of all of them in (time,
+    index) order. Rather than merge them one turn at a time through a heap,
+    every turn up to a time that surely comes after the last one taken is
+    listed and sorted, in C. O(M log M).
+    """
     heaviest = max(weights)
     steps = [heaviest / weight for weight in weights]
-    taken = [0] * len(weights)
-    # Each backend's next turn time is recomputed from its turn count, not
-    # accumulated, so rounding cannot drift over tens of thousands of turns.
-    heap = [(0.0, i) for i in range(len(weights))]
-    turns = []
-    for _ in range(size):
-        _, i = heap[0]
-        turns.append(i)
-        taken[i] += 1
-        heapq.heapreplace(heap, ((taken[i] + 0.5) * steps[i], i))
-    return turns
+    # By time T every backend has had at least T / step - 0.5 turns, so by
+    # T = (size + n) * heaviest / sum(weights) more than size turns are due.
+    horizon = (size + len(weights)) * heaviest / math.fsum(weights)
+    due: list[tuple[float, int]] = [(0.0, i) for i in range(len(weights))]
+    for i, step in enumerate(steps):
+        # Each time from its turn number, not accumulated: no drift over many turns.
+        last = min(size, math.ceil(horizon / step) + 1)
+        due += zip([(k + 0.5) * step for k in range(1, last + 1)], itertools.repeat(i))
+    due.sort()
+    return [i for _, i in due[:size]]
 
 
 class Maglev(Balancer):
@@ -292,7 +304,7 @@ class Maglev(Balancer):
         ]
         owners = populate(preferences, size, [weight for _, weight in live])
         # One assignment publishes the new table to lock-free readers.
-        self._table = [names[i] for i in owners]
+        self._table = list(map(names.__getitem__, owners))
         self._live = frozenset(names)
 
     def _check_room(self, live: int) -> None:

@@ -153,22 +153,19 @@ class LeastResponseTime(Balancer):
         self._live[member] = entry
         heap = self._heap
         if heap[0][2] is member:
-            _replace_top(heap, entry)
+            # heapq.heapreplace always sifts down to a leaf and back; the new
+            # key is often still the least (distinct loads, a new tick), which
+            # two comparisons settle.
+            end = len(heap)
+            if (end > 1 and heap[1] < entry) or (end > 2 and heap[2] < entry):
+                heapq.heapreplace(heap, entry)
+            else:
+                heap[0] = entry
         else:
             heapq.heappush(heap, entry)
             if len(heap) > 2 * len(self._live) + 32:
                 self._heap = list(self._live.values())
                 heapq.heapify(self._heap)
-
-    def _top(self) -> _Entry:
-        """The live entry of least key, stale ones popped on the way. O(log n) amortised."""
-        heap, live = self._heap, self._live
-        while heap:
-            entry = heap[0]
-            if live.get(entry[2]) is entry:
-                return entry
-            heapq.heappop(heap)
-        raise self._unavailable()
 
     def _update(self, est: Estimate, picked: bool) -> None:
         """Re-key ``est`` after a change; ``picked`` makes it the newest pick."""
@@ -215,7 +212,17 @@ class LeastResponseTime(Balancer):
             self._push(est)
 
     def _choose(self, key: Any) -> Member:
-        return self._top()[2]
+        """The member of the live entry of least key, stale ones popped on the way.
+
+        O(log n) amortised: each stale entry is popped once.
+        """
+        heap, live = self._heap, self._live
+        while heap:
+            entry = heap[0]
+            if live.get(entry[2]) is entry:
+                return entry[2]
+            heapq.heappop(heap)
+        raise self._unavailable()
 
     def _choose_other(self, key: Any, exclude: Set[str]) -> Member | None:
         # The least loaded server outside exclude: a best-first walk of the
@@ -251,11 +258,9 @@ class LeastResponseTime(Balancer):
                 return member.server
             # The load is unchanged (its key is current), only the tick moves:
             # _update(picked=True) for the top, whose new entry replaces it.
-            load, _, member = self._top()
+            member = self._choose(key)
             self._tick += 1
-            entry = (load, self._tick, member)
-            self._live[member] = entry
-            _replace_top(self._heap, entry)
+            self._set(member, self._live[member][0], self._tick)
             return member.server
 
     def _acquired(self, member: Member, now: float) -> None:
@@ -311,17 +316,3 @@ class LeastResponseTime(Balancer):
                 assert member not in live, member
         assert len(ticks) == len(live), "two servers share a tie-break tick"
         assert len(heap) <= 2 * len(live) + 33, (len(heap), len(live))
-
-
-def _replace_top(heap: list[_Entry], entry: _Entry) -> None:
-    """Put ``entry`` in place of the heap's top. O(log n), O(1) when it stays on top.
-
-    ``heapq.heapreplace`` always sifts down to a leaf and back; a picked
-    server's new key is often still the least (distinct loads, a new tick),
-    which two comparisons settle.
-    """
-    end = len(heap)
-    if (end > 1 and heap[1] < entry) or (end > 2 and heap[2] < entry):
-        heapq.heapreplace(heap, entry)
-    else:
-        heap[0] = entry

@@ -13,6 +13,12 @@ point after the bucket. A lookup is one shift, one list index and a bisect
 over a handful of positions, all in one small object; a bisect over one
 long sorted list jumps across memory and is slower at large ``P``.
 
+Large rings are compact: from ``2**18`` points on (1,639 servers of 160
+points), a bucket holds about 32 positions in an ``array('Q')`` of 8-byte
+words instead of a tuple of int objects (40 bytes a point), so 10,000
+servers take about 30 MB, not 100 MB; a lookup then bisects more positions,
+each read from the array as a new int, and costs about 1.5x.
+
 Changes are local: a point enters or leaves one bucket, and only when it
 was the bucket's first point do the successors of the buckets just before
 it change (a short run, since few buckets are empty). When ``P / B`` leaves
@@ -28,10 +34,11 @@ keeps placement independent of insertion order.
 from __future__ import annotations
 
 import itertools
+from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Mapping, Set
 from functools import partial
-from typing import Any
+from typing import Any, TypeAlias, cast
 
 from ..clock import Clock
 from ..errors import UnknownServer
@@ -47,15 +54,40 @@ __all__ = ["MAX_POINTS", "ConsistentHash"]
 MAX_POINTS = 1 << 20
 """The most points one server may own (``vnodes * weight``), to keep a ring in memory."""
 
-_LOAD = 8  # points per bucket after a re-bucketing: B is the power of two <= P / 8
-_GROW, _SHRINK = 4 * _LOAD, _LOAD // 4  # re-bucket when P / B leaves [_SHRINK, _GROW]
-Bucket = tuple[tuple[int, ...], tuple[str, ...]]
+_LOAD, _COMPACT_LOAD = 8, 32  # points per bucket after a re-bucketing: B <= P / load
+_COMPACT = 1 << 18  # from this many points on, buckets are compact (arrays, 32 points)
+Positions: TypeAlias = "tuple[int, ...] | array[int]"  # array[int]: a string before 3.12
+"""A bucket's sorted positions: a tuple, or an ``array('Q')`` in a compact ring."""
+Bucket = tuple[Positions, tuple[str, ...]]
 """(sorted positions, their owners + the successor owner)."""
 
 
+def _load_for(points: int) -> int:
+    """The points per bucket a re-bucketing aims at for a ring of ``points`` points."""
+    return _COMPACT_LOAD if points >= _COMPACT else _LOAD
+
+
 def _bits_for(points: int) -> int:
-    """log2 of the bucket count for ``points`` points: 2**bits <= points / _LOAD."""
-    return max(0, (points // _LOAD).bit_length() - 1)
+    """log2 of the bucket count for ``points`` points: 2**bits <= points / load."""
+    return max(0, (points // _load_for(points)).bit_length() - 1)
+
+
+def _with(positions: Positions, k: int, position: int) -> Positions:
+    """A new ``positions`` with ``position`` inserted at ``k`` (never changed in place)."""
+    if type(positions) is tuple:
+        return (*positions[:k], position, *positions[k:])
+    grown = array("Q", positions)
+    grown.insert(k, position)
+    return grown
+
+
+def _without(positions: Positions, k: int) -> Positions:
+    """A new ``positions`` without its ``k``-th (never changed in place)."""
+    if type(positions) is tuple:
+        return (*positions[:k], *positions[k + 1 :])
+    shrunk = array("Q", positions)
+    del shrunk[k]
+    return shrunk
 
 
 def _bucketize(positions: list[int], owners: list[str], bits: int) -> list[Bucket]:
@@ -64,11 +96,12 @@ def _bucketize(positions: list[int], owners: list[str], bits: int) -> list[Bucke
     bounds = list(map(partial(bisect_left, positions), starts))
     bounds.append(len(positions))
     los, his = bounds[:-1], bounds[1:]
-    points = tuple(positions)
+    points: Positions = array("Q", positions) if len(positions) >= _COMPACT else tuple(positions)
     # A bucket's successor is the owner of the next point: with the first owner
     # appended for the wrap, every bucket is two slices. All loops run in C.
     ring = (*owners, owners[0])
-    chunks = map(points.__getitem__, map(slice, los, his))
+    # A slice of a tuple is a tuple, of an array an array (typeshed knows neither).
+    chunks = cast("Iterator[Positions]", map(points.__getitem__, map(slice, los, his)))
     owner_runs = map(ring.__getitem__, map(slice, los, map((1).__add__, his)))
     return list(zip(chunks, owner_runs, strict=True))
 
@@ -149,6 +182,7 @@ class ConsistentHash(Balancer):
         self._points = 0
         self._table: list[Bucket] = [((), ())]
         self._shift = 64
+        self._load = _LOAD
         self._index: tuple[list[Bucket], int] = (self._table, self._shift)
         super().__init__(servers, clock=clock)
         if self._compat is not None:
@@ -401,6 +435,7 @@ class ConsistentHash(Balancer):
         else:
             self._table = [((), ())]
             self._shift = 64
+        self._load = _load_for(len(positions))
         self._index = (self._table, self._shift)
 
     def _added(self, member: Member) -> None:
@@ -451,7 +486,8 @@ class ConsistentHash(Balancer):
             self._counts.pop(server, None)
         points = self._points
         buckets = len(self._table)
-        if points > _GROW * buckets or (buckets > 1 and points < _SHRINK * buckets):
+        load = self._load
+        if points > 4 * load * buckets or (buckets > 1 and points < load // 4 * buckets):
             flat = list(itertools.chain.from_iterable(p for p, _ in self._table))
             owners = list(itertools.chain.from_iterable(o[: len(p)] for p, o in self._table))
             self._publish(flat, owners)
@@ -467,7 +503,7 @@ class ConsistentHash(Balancer):
         k = bisect_left(positions, position)
         while k < len(positions) and positions[k] == position and owners[k] < server:
             k += 1
-        table[j] = ((*positions[:k], position, *positions[k:]), (*owners[:k], server, *owners[k:]))
+        table[j] = (_with(positions, k, position), (*owners[:k], server, *owners[k:]))
         self._points += 1
         if k == 0:
             self._relink(j, server)
@@ -484,7 +520,7 @@ class ConsistentHash(Balancer):
         while owners[k] != server:  # collided points share a position
             k += 1
         rest = (*owners[:k], *owners[k + 1 :])
-        table[j] = ((*positions[:k], *positions[k + 1 :]), rest)
+        table[j] = (_without(positions, k), rest)
         self._points -= 1
         if k == 0:
             self._relink(j, rest[0])  # the new first point, or the successor if none left
@@ -532,7 +568,11 @@ class ConsistentHash(Balancer):
         if not want:
             assert table == [((), ())]
             return
-        assert count == 1 or _SHRINK * count <= self._points <= _GROW * count
+        # The layout (tuples, or compact arrays) is chosen at each re-bucketing.
+        load = self._load
+        assert count == 1 or load // 4 * count <= self._points <= 4 * load * count
+        compact = load == _COMPACT_LOAD
+        assert all(isinstance(p, array) == compact for p, _ in table)
         for j, (positions, owners) in enumerate(table):
             assert len(owners) == len(positions) + 1
             assert all(p >> shift == j for p in positions)

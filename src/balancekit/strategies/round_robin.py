@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
+import operator
+import sys
 from collections import Counter
-from collections.abc import Set
+from collections.abc import Iterable, Iterator, Set
 from typing import Any
 
 from .base import Balancer, Member
@@ -18,8 +21,13 @@ _MAX_PERIOD = 1 << 16
 _REBASE_STEPS = 1 << 20
 """Picks between re-basings of the class engine, so float magnitudes stay small."""
 
-_Entry = tuple[float, int, Member]
-"""A class heap entry: (minus the server's base value, rotation index, member)."""
+_ATOMIC_NEXT: bool = getattr(sys, "_is_gil_enabled", lambda: True)()
+"""Whether ``next()`` on an ``itertools`` iterator is atomic (it is under the GIL)."""
+
+_Entry = tuple[float, int]
+"""A class heap entry: (minus the server's base value, rotation index). Numbers
+only, so the collector stops tracking the entries: a rebuild of 100,000 servers
+does not make every later collection walk 100,000 more objects."""
 
 
 class RoundRobin(Balancer):
@@ -33,32 +41,53 @@ class RoundRobin(Balancer):
     ['a', 'b', 'c', 'a']
 
     Complexity: ``get_server`` and ``acquire`` O(1); membership changes O(n).
-    Under concurrent callers every server still gets exactly its share.
+
+    Thread safety: ``get_server`` takes no lock. The rotation is an
+    :func:`itertools.cycle`, whose ``next`` is one indivisible step under
+    CPython's global interpreter lock, so concurrent callers still share
+    every full cycle exactly (on a free-threaded build, ``get_server``
+    takes the lock instead). A change publishes a new cycle in one
+    assignment; a call running meanwhile answers from the old rotation or
+    the new one.
     """
 
     def _rebuild(self) -> None:
-        self._rotation = [m for m in self._members.values() if m.weight > 0]
-        self._next = getattr(self, "_next", 0) % max(len(self._rotation), 1)
+        rotation = [m for m in self._members.values() if m.weight > 0]
+        old: list[Member] = getattr(self, "_rotation", [])
+        # The rotation goes on from the old one's next position.
+        start = old.index(next(self._turns)) % len(rotation) if old and rotation else 0
+        self._rotation = rotation
+        self._turns: Iterator[Member] = itertools.cycle(rotation[start:] + rotation[:start])
+
+    def get_server(self, key: Any = None, exclude: Iterable[str] = ()) -> str:
+        """The next server of the rotation outside ``exclude``; lock-free without it. O(1).
+
+        Raises:
+            NoServerAvailable: no member has a weight > 0.
+            TypeError: a bad ``exclude`` (see :meth:`Balancer.get_server`).
+        """
+        if exclude or not _ATOMIC_NEXT:
+            return super().get_server(key, exclude)
+        try:
+            return next(self._turns).server
+        except StopIteration:  # an empty rotation
+            raise self._unavailable() from None
 
     def _choose(self, key: Any) -> Member:
-        rotation = self._rotation
-        if not rotation:
-            raise self._unavailable()
-        i = self._next
-        self._next = i + 1 if i + 1 < len(rotation) else 0
-        return rotation[i]
+        try:
+            return next(self._turns)
+        except StopIteration:
+            raise self._unavailable() from None
 
     def _choose_other(self, key: Any, exclude: Set[str]) -> Member | None:
         # The rotation goes on past the excluded servers, as nginx skips the
-        # peers a request already tried. O(n) at worst.
-        rotation = self._rotation
-        count = len(rotation)
-        start = self._next
-        for step in range(count):
-            i = (start + step) % count
-            if rotation[i].server not in exclude:
-                self._next = i + 1 if i + 1 < count else 0
-                return rotation[i]
+        # peers a request already tried; a full turn without a match leaves
+        # the rotation where it was. O(n) at worst.
+        turns = self._turns
+        for _ in range(len(self._rotation)):
+            member = next(turns)
+            if member.server not in exclude:
+                return member
         return None
 
 
@@ -110,8 +139,8 @@ class WeightedRoundRobin(Balancer):
         >>> lb.period
         3
         """
-        with self._lock:
-            return None if self._cycle is None else len(self._cycle)
+        replay = self._replay
+        return None if replay is None else len(replay[0])
 
     # -- state ------------------------------------------------------------------
 
@@ -123,20 +152,27 @@ class WeightedRoundRobin(Balancer):
         # already have changed the member's, and the old state needs the old.
         self._weights = [m.weight for m in rotation]
         self._total = sum(self._weights)
-        self._cycle: list[Member] | None = None
-        self._pos = 0
-        self._reset_engine([carried.get(m, 0.0) for m in rotation])
+        # The recorded period and the count of picks taken from it, once found.
+        self._replay: tuple[list[Member], Iterator[int]] | None = None
+        values = [carried.get(m, 0.0) for m in rotation]
+        self._reset_engine(values)
         self._period = _period(self._weights)
         self._record: list[Member] = []
-        self._snapshot = self._values()
+        self._snapshot = values  # what _values() reads back at step 0
 
     def _reset_engine(self, values: list[float]) -> None:
         # Among servers of one weight every current value grows alike, so
         # their order changes only when one is picked: a heap per weight,
         # keyed by the value at step 0, answers "largest in the class".
-        groups: dict[float, list[_Entry]] = {}
-        for i, (member, value) in enumerate(zip(self._rotation, values, strict=True)):
-            groups.setdefault(self._weights[i], []).append((-value, i, member))
+        # Indices sorted by weight, grouped, in C: no Python step per server
+        # but the entry's creation.
+        weights = self._weights
+        entries = list(zip(map(operator.neg, values), range(len(values)), strict=True))
+        order = sorted(range(len(weights)), key=weights.__getitem__)
+        groups = {
+            weight: [entries[i] for i in run]
+            for weight, run in itertools.groupby(order, key=weights.__getitem__)
+        }
         for heap in groups.values():
             heapq.heapify(heap)
         self._classes = list(groups.items())
@@ -145,15 +181,18 @@ class WeightedRoundRobin(Balancer):
     def _values(self) -> list[float]:
         """Current values in rotation order (the state the nginx scan would hold)."""
         values = [0.0] * len(self._rotation)
-        if self._cycle is not None:
-            pos, total = self._pos, self._total
-            picked = Counter(self._cycle[:pos])
+        if self._replay is not None:
+            # Reading the position takes a turn: fine, since every caller
+            # (a change, an exclusion) starts the engine afresh from these values.
+            cycle, turns = self._replay
+            pos, total = next(turns) % len(cycle), self._total
+            picked = Counter(cycle[:pos])
             for i, member in enumerate(self._rotation):
                 values[i] = self._snapshot[i] + pos * self._weights[i] - total * picked[member]
             return values
         steps = self._steps
         for weight, heap in self._classes:
-            for neg_base, i, _ in heap:
+            for neg_base, i in heap:
                 values[i] = steps * weight - neg_base
         return values
 
@@ -162,14 +201,28 @@ class WeightedRoundRobin(Balancer):
 
     # -- picking ----------------------------------------------------------------
 
+    def get_server(self, key: Any = None, exclude: Iterable[str] = ()) -> str:
+        """The next server of the smooth rotation outside ``exclude``.
+
+        Lock-free while the recorded period is replayed (O(1), as
+        :class:`RoundRobin`: concurrent callers share every period exactly);
+        otherwise one step of the engine under the lock.
+
+        Raises:
+            NoServerAvailable: no member has a weight > 0.
+            TypeError: a bad ``exclude`` (see :meth:`Balancer.get_server`).
+        """
+        replay = self._replay
+        if replay is None or exclude or not _ATOMIC_NEXT:
+            return super().get_server(key, exclude)
+        cycle, turns = replay
+        return cycle[next(turns) % len(cycle)].server
+
     def _choose(self, key: Any) -> Member:
-        cycle = self._cycle
-        if cycle is not None:
-            pos = self._pos
-            member = cycle[pos]
-            pos += 1
-            self._pos = pos if pos < len(cycle) else 0
-            return member
+        replay = self._replay
+        if replay is not None:
+            cycle, turns = replay
+            return cycle[next(turns) % len(cycle)]
         if not self._rotation:
             raise self._unavailable()
         steps = self._steps + 1
@@ -182,11 +235,12 @@ class WeightedRoundRobin(Balancer):
             value = steps * weight - top[0]
             if value > best_value or (value == best_value and top[1] < best_index):
                 best_value, best_index, best_heap = value, top[1], heap
-        neg_base, index, member = best_heap[0]
-        heapq.heapreplace(best_heap, (neg_base + self._total, index, member))
+        neg_base, index = best_heap[0]
+        member = self._rotation[index]
+        heapq.heapreplace(best_heap, (neg_base + self._total, index))
         if self._period:
             self._observe(member)
-        if steps >= _REBASE_STEPS and self._cycle is None:
+        if steps >= _REBASE_STEPS and self._replay is None:
             self._reset_engine(self._values())
         return member
 
@@ -209,8 +263,7 @@ class WeightedRoundRobin(Balancer):
             if values[i] > values[best]:
                 best = i
         values[best] -= total
-        self._cycle = None
-        self._pos = 0
+        self._replay = None
         self._record = []
         self._snapshot = values
         self._reset_engine(values)
@@ -225,8 +278,7 @@ class WeightedRoundRobin(Balancer):
             return
         values = self._values()
         if values == self._snapshot:
-            self._cycle = record
-            self._pos = 0
+            self._replay = (record, itertools.count())
         else:
             self._snapshot = values
             self._record = []
@@ -239,23 +291,24 @@ class WeightedRoundRobin(Balancer):
         assert self._total == sum(m.weight for m in rotation), self._total
         seen: list[int] = []
         for weight, heap in self._classes:
-            for k, (_, i, member) in enumerate(heap):
-                assert rotation[i] is member and member.weight == weight, (i, member, weight)
+            for k, (_, i) in enumerate(heap):
+                assert rotation[i].weight == weight, (i, rotation[i], weight)
                 assert k == 0 or not heap[k] < heap[(k - 1) >> 1], (weight, heap)
                 seen.append(i)
-        if self._cycle is None:
+        if self._replay is None:
             assert sorted(seen) == list(range(len(rotation))), seen
             assert len(self._record) < (self._period or 1), len(self._record)
         else:
-            assert len(self._cycle) == self._period and 0 <= self._pos < self._period
+            cycle = self._replay[0]
+            assert len(cycle) == self._period
             share = self._total / self._period
-            assert Counter(self._cycle) == {m: m.weight / share for m in rotation}
+            assert Counter(cycle) == {m: m.weight / share for m in rotation}
 
 
 def _period(weights: list[float]) -> int:
     """``sum(w) / gcd(w)`` for integer weights within the replay limit, else 0."""
-    if not weights or not all(w.is_integer() for w in weights):
+    if not weights or not all(map(float.is_integer, weights)):
         return 0
-    ints = [int(w) for w in weights]
+    ints = list(map(int, weights))
     period = sum(ints) // math.gcd(*ints)
     return period if period <= _MAX_PERIOD else 0
