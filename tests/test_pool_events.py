@@ -257,3 +257,26 @@ def test_a_call_on_a_component_directly_reaches_the_pools_weights() -> None:
         ("a", "ACTIVE"),
     ]
     pool._check()
+
+
+def test_a_pool_and_its_components_make_no_reference_cycle() -> None:
+    import gc
+
+    gc.collect()
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        pool = Pool(
+            LeastConnections(["a", "b"]),
+            health=HealthTracker(consecutive_failures=1),
+            drainer=Drainer(),
+            on_change=lambda change: None,
+            clock=ManualClock(),
+        )
+        pool.acquire().release(ok=False)
+        pool.drain("b")
+        del pool
+        assert gc.collect() == 0  # freed by reference counting alone
+    finally:
+        if enabled:
+            gc.enable()

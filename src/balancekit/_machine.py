@@ -26,6 +26,7 @@ import heapq
 import itertools
 import math
 import threading
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Generic, Protocol, TypeVar
@@ -215,7 +216,9 @@ class Machine(Generic[R]):
         self._subscribers: list[Callback] = []
         self._outbox = Outbox()
         self._owned = False  # joined to a Pool
-        self._nudge: Callable[[], None] | None = None  # tells the Pool of a change made here
+        # Tells the Pool of a change made here; weak, so that a Pool and its
+        # components make no reference cycle (they are freed without the collector).
+        self._nudge: weakref.WeakMethod[Callable[[], None]] | None = None
         self._now = -math.inf
 
     # -- membership -------------------------------------------------------------
@@ -267,8 +270,7 @@ class Machine(Generic[R]):
         if fired:
             self._pending.extend(fired)
             self._emit(fired)
-            if self._nudge is not None:
-                self._nudge()
+            self._tell_owner()
         return now
 
     def _advance(self, now: float) -> list[StateChange]:
@@ -302,7 +304,7 @@ class Machine(Generic[R]):
         events, and ``nudge`` tells it of a change made by a call on us directly."""
         self._lock = lock
         self._outbox = outbox
-        self._nudge = nudge
+        self._nudge = weakref.WeakMethod(nudge)
         self._owned = True
 
     # -- events -----------------------------------------------------------------
@@ -319,8 +321,12 @@ class Machine(Generic[R]):
         """Queue the change a public call of this machine caused (and tell its Pool)."""
         if change is not None:
             self._outbox.put([change], self._subscribers)
-            if self._nudge is not None:
-                self._nudge()
+            self._tell_owner()
+
+    def _tell_owner(self) -> None:
+        nudge = None if self._nudge is None else self._nudge()
+        if nudge is not None:
+            nudge()
 
     def poll(self) -> list[StateChange]:
         """The time-driven changes since the last poll, in time order.
