@@ -800,8 +800,12 @@ class Pool:
         records = self._records
         batch = {s: w for s, w in result.weights.items() if w != records[s].effective}
         if batch:
+            strategy = self._strategy
             try:
-                self._strategy.set_weights(batch)
+                if type(strategy).set_weights is Balancer.set_weights:
+                    strategy._set_weights(batch)  # computed here: nothing to check again
+                else:
+                    strategy.set_weights(batch)  # a strategy of your own has its say
             except ValueError:
                 self._push_each(batch)
             for server, weight in batch.items():

@@ -182,7 +182,10 @@ class Balancer(abc.ABC):
                 strategy that refuses the batch (Maglev's room) leaves every
                 weight as it was.
         """
-        parsed = check_weights(weights)
+        self._set_weights(check_weights(weights))
+
+    def _set_weights(self, parsed: dict[str, float]) -> None:
+        """:meth:`set_weights` of a batch already checked (a Pool's own, computed)."""
         with self._lock:
             members = self._members
             for server in parsed:
