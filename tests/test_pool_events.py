@@ -234,3 +234,49 @@ def test_a_broken_clock_on_release_still_settles_every_count() -> None:
     assert lease.released and pool.stats()[lease.server].in_flight == 0
     assert pool.strategy.in_flight(lease.server) == 0
     pool._check()
+
+
+def test_a_call_on_a_component_directly_reaches_the_pools_weights() -> None:
+    clock = ManualClock()
+    log: list[StateChange] = []
+    tracker = HealthTracker(consecutive_failures=1, base_ejection=10.0)
+    pool = Pool(RoundRobin(["a", "b", "c"]), health=tracker, on_change=log.append, clock=clock)
+    pool.drainer.drain("a", 0.0)  # not pool.drain
+    assert not pool.is_eligible("a")
+    tracker.observe("b", False)  # not a release: an ejection all the same
+    assert not pool.is_eligible("b")
+    clock.advance(10.0)
+    assert [c.new for c in tracker.poll()] == [HealthState.HEALTHY]  # the tracker's poll
+    assert pool.is_eligible("b")
+    pool.drainer.cancel("a")
+    assert pool.is_eligible("a")
+    assert [(c.server, c.new.name) for c in log] == [
+        ("a", "DRAINED"),
+        ("b", "EJECTED"),
+        ("b", "HEALTHY"),
+        ("a", "ACTIVE"),
+    ]
+    pool._check()
+
+
+def test_a_pool_and_its_components_make_no_reference_cycle() -> None:
+    import gc
+
+    gc.collect()
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        pool = Pool(
+            LeastConnections(["a", "b"]),
+            health=HealthTracker(consecutive_failures=1),
+            drainer=Drainer(),
+            on_change=lambda change: None,
+            clock=ManualClock(),
+        )
+        pool.acquire().release(ok=False)
+        pool.drain("b")
+        del pool
+        assert gc.collect() == 0  # freed by reference counting alone
+    finally:
+        if enabled:
+            gc.enable()

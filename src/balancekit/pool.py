@@ -226,7 +226,7 @@ class Pool:
         self._outbox.listeners = [] if on_change is None else [on_change]
         for machine in (health, drainer):
             if machine is not None:
-                machine._join(self._lock, self._outbox)
+                machine._join(self._lock, self._outbox, self._nudged)
         self._changes: list[StateChange] = []  # for poll()
         self._now = now
         self._panic = False
@@ -265,6 +265,12 @@ class Pool:
                 if not refreshes:
                     raise
         return now
+
+    def _nudged(self) -> None:
+        """A component changed by a call on it directly (its lock is ours, held):
+        the next call of the pool recomputes the weights."""
+        self._stale = True
+        self._wake = -math.inf
 
     def _emit(self, changes: list[StateChange]) -> None:
         """Queue changes for on_change and each component's subscribers (lock held)."""
