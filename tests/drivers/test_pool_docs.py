@@ -35,4 +35,4 @@ def test_the_health_checker_example(backends: Callable[..., Backend]) -> None:
     assert len(sent) == 1
     assert all(s.in_flight == 0 for s in pool.stats().values())
     # the block stopped the checker's thread (HealthChecker itself: tests/drivers/test_checks.py)
-    assert not any(t.name.startswith("balancekit") for t in threading.enumerate())
+    assert not any(t.name == "balancekit-health" for t in threading.enumerate())
