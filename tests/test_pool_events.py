@@ -280,3 +280,56 @@ def test_a_pool_and_its_components_make_no_reference_cycle() -> None:
     finally:
         if enabled:
             gc.enable()
+
+
+def test_threads_and_callbacks_that_call_back_never_deadlock() -> None:
+    servers = [f"s{i}" for i in range(6)]
+    seen: list[int] = []
+    pool: Pool
+
+    def on_change(change: StateChange) -> None:
+        seen.append(len(pool.stats()))  # a callback that reads the pool
+
+    pool = Pool(
+        LeastConnections(servers),
+        health=HealthTracker(consecutive_failures=2, base_ejection=0.001, max_ejected_percent=50),
+        drainer=Drainer(timeout=0.01),
+        on_change=on_change,
+        max_in_flight=4,
+    )
+    errors: list[BaseException] = []
+
+    def requests(seed: int) -> None:
+        try:
+            for i in range(400):
+                try:
+                    lease = pool.acquire()
+                except LookupError:
+                    continue
+                lease.release(ok=(i + seed) % 7 != 0)
+        except BaseException as error:
+            errors.append(error)
+
+    def admin() -> None:
+        try:
+            for i in range(200):
+                server = servers[i % len(servers)]
+                if pool.drainer.state(server).name == "ACTIVE":
+                    pool.drain(server)
+                else:
+                    pool.cancel_drain(server)
+                pool.poll()
+        except BaseException as error:
+            errors.append(error)
+
+    workers = [threading.Thread(target=requests, args=(n,), daemon=True) for n in range(4)]
+    workers.append(threading.Thread(target=admin, daemon=True))
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+        assert not worker.is_alive(), "deadlock"
+    assert not errors, errors
+    assert seen  # changes were delivered, each with a consistent read of the pool
+    assert all(row.in_flight == 0 for row in pool.stats().values())
+    pool._check()
