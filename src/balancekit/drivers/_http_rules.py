@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 import httpx
 
+from ..health import HealthState
 from ..lease import Lease
 from ..pool import Pool
 from ..retry import RetryBudget
@@ -124,9 +125,18 @@ class Rules:
         return self.pool.acquire(key, cookie=cookie, exclude=tried)
 
     def next_lease(self, key: Any, cookie: str | None, tried: Collection[str]) -> Lease | None:
-        """A lease for a retry, or ``None`` when no server is left (keep the last outcome)."""
+        """A lease for a retry, or ``None`` when no server is left (keep the last outcome).
+
+        In panic the pool spreads first tries over unhealthy servers too; a
+        retry goes to a healthy server not tried yet when there is one (O(n)
+        then, a rare path), so it is not spent on another known-bad server.
+        """
+        pool = self.pool
+        exclude = tried
+        if pool.health is not None and pool.panic:
+            exclude = _healthy_first(pool, tried)
         try:
-            return self.acquire(key, cookie, tried)
+            return self.acquire(key, cookie, exclude)
         except LookupError:  # NoServerAvailable: every server went out meanwhile
             return None
 
@@ -212,6 +222,20 @@ class Rules:
             f"retry_methods={sorted(self.retry_methods)!r}, "
             f"retry_statuses={sorted(self.retry_statuses)!r}, key={self.key!r}"
         )
+
+
+def _healthy_first(pool: Pool, tried: Collection[str]) -> Collection[str]:
+    """Servers to exclude so that a retry lands on a healthy, untried one; ``tried``
+    alone when there is none (then panic's choice stands). O(n)."""
+    stats = pool.stats()
+    healthy = {
+        server
+        for server, stat in stats.items()
+        if stat.health is HealthState.HEALTHY and stat.effective_weight > 0 and server not in tried
+    }
+    if not healthy:
+        return tried
+    return [server for server in stats if server not in healthy]
 
 
 def read_cookie(request: httpx.Request, name: str) -> str | None:
