@@ -17,6 +17,7 @@ from ..lease import Lease
 from ..pool import Pool
 from ..retry import RetryBudget
 from ..validate import check_count
+from ._validate import check_statuses
 
 __all__ = [
     "IDEMPOTENT_METHODS",
@@ -89,12 +90,7 @@ class Rules:
                 f"retry_methods must be a collection of method names, got {retry_methods!r}"
             )
         self.retry_methods = frozenset(str(m).upper() for m in retry_methods)
-        if isinstance(retry_statuses, (str, bytes)):
-            raise TypeError(f"retry_statuses must be a collection of ints, got {retry_statuses!r}")
-        statuses = tuple(retry_statuses)
-        for status in statuses:
-            if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status < 600:
-                raise ValueError(f"retry_statuses must hold HTTP statuses, got {status!r}")
+        statuses = check_statuses("retry_statuses", retry_statuses, empty=True)
         self.retry_statuses = frozenset(statuses)
         for name, value in (("key", key), ("classify", classify)):
             if value is not None and not callable(value):
