@@ -164,6 +164,8 @@ def test_strategies_lists_the_names(capsys: pytest.CaptureFixture[str]) -> None:
         (["compare", "--strategies", "round-robin,nope"], "unknown strategy 'nope'; choose from"),
         (["simulate"], "the following arguments are required: --strategy"),
         (["simulate", "--strategy", "fastest"], "unknown strategy 'fastest'"),
+        (["compare", "--json", "--markdown"], "argument --markdown: not allowed with argument"),
+        (["compare", "--markdown", "--json"], "argument --json: not allowed with argument"),
         (["compare", "--scenario", "/no/such/file.json"], "No such file or directory"),
         (["compare", "--scenario", "scenario.yaml"], "must be a .toml or .json file"),
     ],
@@ -432,10 +434,15 @@ def test_the_legend_says_what_columns_mean_and_why_round_robin_tails_grow(
     assert "tail can reach" not in out  # no strategy here ignores weights
     if "utilization-round-robin" in strategy_names():
         _, out, _ = run(capsys, *argv, "--strategies", "jump-hash,UtilizationRoundRobin")
-        assert (
-            "Jump hash and utilization round robin (sent no load reports here) give every"
-            " server the same share" in out
-        )
+        why = out.split("\n\n")[2]
+        assert why.startswith("Jump hash gives every server the same share")
+        # it learns from the reports the simulator sends: its tail is its blackout's
+        assert "learns each server's from the load reports" in why
+        assert "after its blackout (10 s of reports)" in why and "no load reports" not in out
+        _, out, _ = run(capsys, *argv, "--strategies", "utilization-round-robin")
+        why = out.split("\n\n")[2]
+        assert why.startswith("Utilization round robin ignores the static weights and learns")
+        assert "same share" not in why
     _, out, _ = run(capsys, *argv, "--strategies", TWO, "--markdown")
     assert "- **req/s**: completed requests per simulated second" in out
     assert "- **marks**: **bold**: the best of its column; *italic*: its interval" in out
@@ -486,3 +493,23 @@ def test_a_fifo_or_a_device_gets_one_line_at_once(tmp_path: Path, name: str) -> 
     )
     assert (done.returncode, done.stdout) == (2, "")
     assert done.stderr == f"balancekit: error: {name} is not a regular file\n"
+
+
+def test_one_seed_gives_no_interval_in_json_or_the_table(
+    capsys: pytest.CaptureFixture[str], scenario_file: Path
+) -> None:
+    argv = ["--scenario", str(scenario_file), "--seeds", "1", "--json"]
+    for command in (["compare", "--strategies", TWO], ["simulate", "--strategy", "maglev"]):
+        status, out, _ = run(capsys, *command, *argv)
+        assert status == 0
+        for summary in json.loads(out)["strategies"]:
+            p99 = summary["metrics"]["latency_p99"]
+            assert p99["low"] is None and p99["high"] is None
+            assert p99["mean"] == p99["values"][0] > 0
+    status, out, _ = run(capsys, "compare", "--strategies", TWO, *argv[:-1])
+    assert status == 0 and "±" not in out and "+-" not in out
+    status, out, _ = run(
+        capsys, "compare", "--strategies", TWO, *argv[:2], "--seeds", "2", "--json"
+    )
+    p99 = json.loads(out)["strategies"][0]["metrics"]["latency_p99"]
+    assert p99["low"] < p99["mean"] < p99["high"]  # two seeds: a real interval

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import doctest
+import math
 import random
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -13,6 +15,7 @@ from hypothesis import strategies as st
 
 from balancekit import (
     HealthTracker,
+    Maglev,
     ManualClock,
     NoServerAvailable,
     Pool,
@@ -278,3 +281,68 @@ def test_the_page_runs_as_written() -> None:
     page = Path(__file__).resolve().parents[1] / "docs" / "priority.md"
     failures, tried = doctest.testfile(str(page), module_relative=False)
     assert tried >= 10 and failures == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "error", "match"),
+    [
+        (([], []), {}, ValueError, r"total must count the servers of at least one level, got \[\]"),
+        (([3], [2]), {}, ValueError, r"healthy\[0\] must be an int in \[0, 2\], got 3"),
+        (([1, -1], [2, 2]), {}, ValueError, r"healthy\[1\] must be an int in \[0, 2\], got -1"),
+        (([0], [-2]), {}, ValueError, r"total\[0\] must be an int >= 0, got -2"),
+        (([1.0], [2]), {}, TypeError, r"healthy\[0\] must be an int in \[0, 2\], got 1.0"),
+        (([True], [2]), {}, TypeError, r"healthy\[0\] must be an int"),
+        (([1], [2, 2]), {}, ValueError, r"healthy must have 2 items, got 1: \[1\]"),
+        (("1", [2]), {}, TypeError, "healthy must be a sequence, got '1'"),
+        (([1], None), {}, TypeError, "total must be a sequence, got None"),
+        (([1], [2]), {"overprovisioning_factor": -1}, ValueError, "> 0, got -1"),
+        (([1], [2]), {"overprovisioning_factor": math.nan}, ValueError, "> 0, got nan"),
+        (([1], [2]), {"overprovisioning_factor": 0}, ValueError, "> 0, got 0"),
+        (([1], [2]), {"overprovisioning_factor": "2"}, TypeError, "must be a number, got '2'"),
+        (([1], [2]), {"panic_thresholds": [0.5, 0.5]}, ValueError, "must have 1 items, got 2"),
+        (([1], [2]), {"panic_thresholds": [1.5]}, ValueError, r"panic_thresholds\[0\] .* 1.5"),
+        (([1], [2]), {"panic_thresholds": [math.nan]}, ValueError, "in \\[0, 1\\], got nan"),
+    ],
+)
+def test_priority_loads_refuses_bad_input(
+    args: tuple[object, ...], kwargs: dict[str, object], error: type, match: str
+) -> None:
+    healthy: Any = args[0]
+    total: Any = args[1]
+    with pytest.raises(error, match=match):
+        priority_loads(healthy, total, **kwargs)  # type: ignore[arg-type]
+    # and the edges stay valid: empty levels, all healthy, thresholds 0 and 1
+    assert priority_loads([0, 2], [0, 2], panic_thresholds=[0, 1]) == [0, 100]
+
+
+def random_state_after_bad_input(pools: PriorityPool, **options: Any) -> None:
+    before = pools.rng.getstate()
+    with pytest.raises((TypeError, ValueError)):
+        pools.acquire(**options)
+    assert pools.rng.getstate() == before
+
+
+def test_bad_acquire_arguments_leave_the_rng_where_it_was() -> None:
+    clock = ManualClock()
+    pools = PriorityPool(
+        [make_level(clock, "p", 2, down=1), make_level(clock, "b", 2)], rng=random.Random(5)
+    )
+    random_state_after_bad_input(pools, exclude=5)
+    random_state_after_bad_input(pools, exclude="p0")
+    random_state_after_bad_input(pools, exclude=[1])
+    random_state_after_bad_input(pools, session="s1")  # no StickySession: ValueError
+    with pytest.raises(TypeError, match="unexpected keyword argument 'colour'"):
+        pools.acquire(colour=1)  # type: ignore[call-arg]
+    hashed = PriorityPool(
+        [Pool(Maglev(["a"]), clock=clock), Pool(Maglev(["b"]), clock=clock)],
+        rng=random.Random(5),
+    )
+    random_state_after_bad_input(hashed)  # no key for a hash strategy: TypeError
+    # the draws after the errors are those of a fresh rng of the same seed
+    fresh = PriorityPool(
+        [make_level(clock, "p", 2, down=1), make_level(clock, "b", 2)], rng=random.Random(5)
+    )
+    assert [pools.acquire(exclude=["p0"]).server for _ in range(20)] == [
+        fresh.acquire(exclude=["p0"]).server for _ in range(20)
+    ]
+    assert pools.acquire(key="k", exclude=set()).server in {"p0", "p1", "b0", "b1"}

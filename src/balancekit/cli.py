@@ -49,6 +49,9 @@ class _Parser(argparse.ArgumentParser):
         raise _UsageError(message)
 
 
+_JSON_HELP = "print JSON instead of tables"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="balancekit",
@@ -78,11 +81,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="J",
         help="run J simulations at once, in processes (default: this machine's cores)",
     )
-    common.add_argument("--json", action="store_true", help="print JSON instead of tables")
     run = commands.add_parser(
         "compare", parents=[common], help="run every strategy (or some) and compare them"
     )
-    run.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    # One output format: JSON has no Markdown form, and silently preferring one hides the typo.
+    output = run.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help=_JSON_HELP)
+    output.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     run.add_argument(
         "--strategies",
         metavar="A,B,...",
@@ -90,6 +95,7 @@ def _parser() -> argparse.ArgumentParser:
         help="a comma-separated subset: names or class names, in any case",
     )
     one = commands.add_parser("simulate", parents=[common], help="one strategy in detail")
+    one.add_argument("--json", action="store_true", help=_JSON_HELP)
     one.add_argument(
         "--strategy",
         required=True,

@@ -25,13 +25,14 @@ those its HealthTracker calls healthy (all of them without a tracker).
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from .errors import NoServerAvailable
 from .lease import Lease
 from .pool import Pool
-from .validate import check_positive
+from .strategies._exclude import check_exclude
+from .validate import check_int, check_positive, check_range, check_sequence
 
 __all__ = ["PriorityPool", "priority_loads"]
 
@@ -56,9 +57,18 @@ def priority_loads(
     [32, 30, 38]
     >>> priority_loads([0, 0], [1, 2])          # total panic: by number of servers
     [34, 66]
+
+    Raises:
+        TypeError: a count not an int, the factor or a threshold not a number, or
+            an argument not a sequence.
+        ValueError: no level; sequences of different lengths; a count below 0, or
+            more healthy than total servers; a factor not > 0; a threshold
+            outside [0, 1].
     """
-    thresholds = [0.5] * len(total) if panic_thresholds is None else list(panic_thresholds)
-    health = _health(healthy, total, round(100 * overprovisioning_factor))
+    healthy, total, factor, thresholds = _checked(
+        healthy, total, overprovisioning_factor, panic_thresholds
+    )
+    health = _health(healthy, total, round(100 * factor))
     normalised = min(100, sum(health))
     if normalised < 100 and all(_panics(healthy, total, thresholds)):
         return _spread(list(total))
@@ -73,6 +83,25 @@ def priority_loads(
     if remaining:
         loads[next(i for i, score in enumerate(health) if score > 0)] += remaining
     return loads
+
+
+def _checked(
+    healthy: object, total: object, factor: object, thresholds: object
+) -> tuple[list[int], list[int], float, list[float]]:
+    """``priority_loads``' arguments, checked. O(levels)."""
+    totals = [check_int(f"total[{i}]", t, 0) for i, t in enumerate(check_sequence("total", total))]
+    if not totals:
+        raise ValueError("total must count the servers of at least one level, got []")
+    healthies = [
+        check_int(f"healthy[{i}]", h, 0, totals[i])
+        for i, h in enumerate(check_sequence("healthy", healthy, len(totals)))
+    ]
+    positive = check_positive("overprovisioning_factor", factor)
+    if thresholds is None:
+        return healthies, totals, positive, [0.5] * len(totals)
+    levels = check_sequence("panic_thresholds", thresholds, len(totals))
+    checked = [check_range(f"panic_thresholds[{i}]", t, 0.0, 1.0) for i, t in enumerate(levels)]
+    return healthies, totals, positive, checked
 
 
 def _health(healthy: Sequence[int], total: Sequence[int], factor: int) -> list[int]:
@@ -203,7 +232,14 @@ class PriorityPool:
         """The share of the traffic each level gets now; they sum to 1. O(n)."""
         return [percent / 100 for percent in self._percents()]
 
-    def acquire(self, key: Any = None, **options: Any) -> Lease:
+    def acquire(
+        self,
+        key: Any = None,
+        *,
+        exclude: Iterable[str] = (),
+        cookie: str | bytes | None = None,
+        session: str | None = None,
+    ) -> Lease:
         """Draw a level by its load, then acquire from its Pool (same arguments as Pool.acquire).
 
         Should the drawn level have no eligible server (every one drained, or
@@ -212,10 +248,32 @@ class PriorityPool:
 
         Raises:
             NoServerAvailable: no level could serve.
-            TypeError, ValueError: as the Pool's ``acquire``.
+            TypeError, ValueError: as the Pool's ``acquire``; the rng is then
+                where it was before the call.
         """
+        # Bad input must leave no trace, and the level's Pool judges some of it only
+        # after the draw: check what every level would refuse first, and keep the
+        # rng's state (a copy of 625 words, as costly as a third of a call) only when
+        # the drawn level alone can tell.
+        excluded = check_exclude(exclude)
         percents = self._percents()
-        draw = self._rng.randrange(100)
+        options: dict[str, Any] = {"exclude": excluded, "cookie": cookie, "session": session}
+        if not self._may_refuse(key, cookie, session):
+            return self._acquire(percents, self._rng.randrange(100), key, options)
+        before = self._rng.getstate()
+        try:
+            return self._acquire(percents, self._rng.randrange(100), key, options)
+        except (TypeError, ValueError):
+            self._rng.setstate(before)
+            raise
+
+    def _may_refuse(self, key: Any, cookie: object, session: object) -> bool:
+        """Whether some level's Pool could refuse these arguments. O(levels)."""
+        if cookie is not None or session is not None:
+            return True  # a cookie's type, a session without StickySession
+        return any(pool.strategy.requires_key for pool in self._levels)  # a missing or bad key
+
+    def _acquire(self, percents: list[int], draw: int, key: Any, options: dict[str, Any]) -> Lease:
         chosen = 0
         for i, percent in enumerate(percents):
             if draw < percent:

@@ -31,18 +31,11 @@ from collections.abc import Iterable
 
 import xxhash
 
+from .validate import check_int, check_seed
+
 __all__ = ["deterministic_subset"]
 
 _LIMIT = 1 << 64
-
-
-def _check_int(name: str, value: object, low: int, high: int | None = None) -> int:
-    bound = f">= {low}" if high is None else f"in [{low}, {high})"
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int {bound}, got {value!r}")
-    if value < low or (high is not None and value >= high):
-        raise ValueError(f"{name} must be an int {bound}, got {value!r}")
-    return value
 
 
 def _servers(servers: object) -> list[str]:
@@ -103,13 +96,13 @@ def deterministic_subset(
             servers, a negative ``client_index``, or ``seed`` outside [0, 2**64).
     """
     ordered = _servers(servers)
-    index = _check_int("client_index", client_index, 0)
-    size = _check_int("subset_size", subset_size, 1)
+    index = check_int("client_index", client_index, 0)
+    size = check_int("subset_size", subset_size, 1)
     if size > len(ordered):
         raise ValueError(
             f"subset_size must be at most the {len(ordered)} servers, got {subset_size!r}"
         )
-    salt = _check_int("seed", seed, 0, _LIMIT)
+    salt = check_seed(seed)
     count = len(ordered) // size
     round_, slot = divmod(index, count)
     start = slot * size

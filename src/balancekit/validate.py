@@ -23,7 +23,7 @@ Every check is O(1) except those of collections, which are O(n).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TypeVar
 
 from .errors import DuplicateServer
@@ -41,6 +41,7 @@ __all__ = [
     "check_positive",
     "check_range",
     "check_seed",
+    "check_sequence",
     "check_server",
     "check_server_list",
     "check_time",
@@ -392,3 +393,24 @@ def check_weights(weights: object) -> dict[str, float]:
     if not isinstance(weights, Mapping):
         raise TypeError(f"weights must be a mapping of id to weight, got {show(weights)}")
     return parse_servers(weights)
+
+
+def check_sequence(name: str, value: object, length: int | None = None) -> list[object]:
+    """``value`` as a list, if it is a sequence (not a str or bytes), of ``length`` items
+    when given. O(n).
+
+    >>> check_sequence("total", [1, 2], length=3)
+    Traceback (most recent call last):
+    ...
+    ValueError: total must have 3 items, got 2: [1, 2]
+
+    Raises:
+        TypeError: not a sequence, or a str or bytes.
+        ValueError: not ``length`` items long.
+    """
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise TypeError(f"{name} must be a sequence, got {show(value)}")
+    items = list(value)
+    if length is not None and len(items) != length:
+        raise ValueError(f"{name} must have {length} items, got {len(items)}: {show(value)}")
+    return items

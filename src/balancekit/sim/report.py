@@ -167,10 +167,17 @@ _EXPLAINED = {
 _IGNORE_WEIGHTS = {
     "round-robin": "round robin",
     "jump-hash": "jump hash",
-    # It weighs servers by the load they report, and the simulator sends no reports.
-    "utilization-round-robin": "utilization round robin (sent no load reports here)",
 }
 """Strategies that give every server of weight > 0 the same share in the simulator."""
+
+_LEARNS_WEIGHTS = {
+    "utilization-round-robin": "Utilization round robin ignores the static weights and learns"
+    " each server's from the load reports the simulated servers send, but a weight counts only"
+    " after its blackout (10 s of reports): until then it shares round robin's queues, hence"
+    " its tail.",
+}
+"""Strategies whose weights come from the servers' reports, so their tail starts as round
+robin's: each with the sentence that says so."""
 
 
 def render_legend(comparison: Comparison, *, markdown: bool = False) -> str:
@@ -198,16 +205,22 @@ def render_legend(comparison: Comparison, *, markdown: bool = False) -> str:
     shown = [
         _IGNORE_WEIGHTS[s.strategy] for s in comparison.strategies if s.strategy in _IGNORE_WEIGHTS
     ]
+    learners = [
+        _LEARNS_WEIGHTS[s.strategy] for s in comparison.strategies if s.strategy in _LEARNS_WEIGHTS
+    ]
     servers = comparison.scenario.servers
-    if shown and len({(s.capacity, s.speed, s.weight) for s in servers}) > 1:
+    if len({(s.capacity, s.speed, s.weight) for s in servers}) <= 1:
+        return text  # equal servers: an equal share is the right one
+    why = []
+    if shown:
         names = ", ".join(shown[:-1]) + " and " + shown[-1] if len(shown) > 1 else shown[0]
         names = names[0].upper() + names[1:]
-        text += (
-            f"\n\n{names} {'gives' if len(shown) == 1 else 'give'} every server the same share,"
+        why.append(
+            f"{names} {'gives' if len(shown) == 1 else 'give'} every server the same share,"
             " whatever its weight: with servers that differ, the small and slow ones queue for"
             " the whole run, so their tail can reach seconds."
         )
-    return text
+    return "\n\n".join([text, " ".join(why + learners)]) if why or learners else text
 
 
 def _bar(value: float, scale: float, width: int, blocks: bool) -> str:

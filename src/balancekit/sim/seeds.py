@@ -95,14 +95,19 @@ class Figure:
     tied: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: mean, low, high, best, tied and the per-seed values. O(seeds)."""
+        """JSON-ready: mean, low, high, best, tied and the per-seed values. O(seeds).
+
+        ``low`` and ``high`` are ``None`` for a single seed: one value says nothing
+        of the spread, and a zero-width interval would claim it is known exactly.
+        """
         if self.interval is None:
             return {"mean": None, "values": None}
         i = self.interval
+        spread = len(i.values) > 1
         return {
             "mean": i.mean,
-            "low": i.low,
-            "high": i.high,
+            "low": i.low if spread else None,
+            "high": i.high if spread else None,
             "best": self.best,
             "tied": self.tied,
             "values": list(i.values),

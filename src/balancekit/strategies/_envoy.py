@@ -32,6 +32,7 @@ from typing import Any
 
 import xxhash
 
+from ..validate import check_int
 from ._compat import LAST, Lookup, Ring, request_hash, ring_lookup
 
 __all__ = ["MAX_RING_SIZE", "EnvoyRingPoints", "envoy_hash", "maglev_owners"]
@@ -41,14 +42,6 @@ MAX_RING_SIZE = 8388608
 
 envoy_hash = xxhash.xxh64_intdigest
 """``envoy_hash(data, seed=0) -> int``: Envoy's ``HashUtil::xxHash64``."""
-
-
-def _check_size(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int in [1, {MAX_RING_SIZE}], got {value!r}")
-    if not 1 <= value <= MAX_RING_SIZE:
-        raise ValueError(f"{name} must be an int in [1, {MAX_RING_SIZE}], got {value!r}")
-    return value
 
 
 def normalised(weights: Mapping[str, float]) -> list[tuple[str, float]]:
@@ -70,8 +63,8 @@ class EnvoyRingPoints:
     shift = 0
 
     def __init__(self, min_ring_size: int = 1024, max_ring_size: int = MAX_RING_SIZE) -> None:
-        low = _check_size("min_ring_size", min_ring_size)
-        high = _check_size("max_ring_size", max_ring_size)
+        low = check_int("min_ring_size", min_ring_size, 1, MAX_RING_SIZE)
+        high = check_int("max_ring_size", max_ring_size, 1, MAX_RING_SIZE)
         if low > high:
             raise ValueError(f"min_ring_size must be <= max_ring_size, got {low} > {high}")
         self.min_ring_size = low
