@@ -70,6 +70,12 @@ def render_key(index: int) -> str:
     return f"10.{index >> 16 & 255}.{index >> 8 & 255}.{index & 255}"
 
 
+class _EventClock(ManualClock):
+    """The run's clock: a :class:`ManualClock` that the event loop moves itself."""
+
+    __slots__ = ()
+
+
 class _Server:
     __slots__ = (
         "busy",
@@ -146,7 +152,7 @@ class _Run:
     ) -> None:
         self.scenario = scenario
         self.ticker = ticker
-        self.clock = ManualClock()
+        self.clock = _EventClock()
         self.seed = scenario.seed
         weights = {spec.name: spec.weight for spec in scenario.servers}
         balancer = instantiate(cls, weights, clock=self.clock, rng=self._rng("strategy"))
@@ -216,35 +222,39 @@ class _Run:
         requests = draws.requests(self.scenario)
         self._next_arrival(requests)
         self._reschedule(0.0, ticked=False)
-        heap, clock, pop = self.heap, self.clock, heapq.heappop
+        heap, clock, pop, push = self.heap, self.clock, heapq.heappop, heapq.heappush
         while heap:
             at, _, kind, payload = pop(heap)
+            # Events leave the heap in time order, so the clock moves by assignment
+            # (ManualClock.set's checks could never fail here). An event skipped
+            # below reads nothing, and the next one sets the clock again.
+            clock._now = at
             if kind == _ARRIVE:
-                clock.set(at)
                 self._arrive(at, payload)
-                self._next_arrival(requests)
+                item = next(requests, None)  # _next_arrival, written out
+                if item is None:
+                    self.arrivals_done = True
+                else:
+                    self.seq += 1
+                    push(heap, (item[0], self.seq, _ARRIVE, item))
                 continue  # an acquire moves no deadline earlier
-            if kind == _RETRY:
-                clock.set(at)
-                self.open -= 1
-                self._send(at, *payload)
-                continue
             if kind == _DONE:
                 request, ok = payload
                 if request.done:
                     continue
-                clock.set(at)
                 self._finish(request, ok, at)
                 if ok:
                     continue  # a success moves no deadline earlier
+            elif kind == _RETRY:
+                self.open -= 1
+                self._send(at, *payload)
+                continue
             elif kind == _TICK:
                 self.tick_at = math.inf
                 if self.open == 0 and self.arrivals_done:
                     continue  # nothing left to serve: let the heap run dry
-                clock.set(at)
                 self._tick()
             else:
-                clock.set(at)
                 self._scenario_event(kind, payload)
             self._reschedule(at, ticked=kind == _TICK)
         return self._result()
@@ -345,7 +355,8 @@ class _Run:
         server.held[seq] = request
         if server.busy < server.capacity:
             server.busy += 1
-            self.push(now + request.service, _DONE, (request, True))
+            self.seq += 1  # self.push, written out: once per request
+            heapq.heappush(self.heap, (now + request.service, self.seq, _DONE, (request, True)))
         else:
             server.queue.append(request)
 
@@ -360,7 +371,10 @@ class _Run:
         if server.held.pop(request.seq, None) is not None and ok:
             if server.queue:  # the freed slot goes to the head of the queue
                 following = server.queue.popleft()
-                self.push(now + following.service, _DONE, (following, True))
+                self.seq += 1
+                heapq.heappush(
+                    self.heap, (now + following.service, self.seq, _DONE, (following, True))
+                )
             else:
                 server.busy -= 1
         if ok:

@@ -98,6 +98,16 @@ class Balancer(abc.ABC):
     requires_key: ClassVar[bool] = False
     """Hash strategies need a key for every pick (``TypeError`` without one)."""
 
+    _hooked: ClassVar[bool] = False
+    """Whether the class overrides ``_acquired`` or ``_released``: the lease path
+    skips two calls per request for the strategies that learn nothing from leases."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._hooked = cls._acquired is not Balancer._acquired or (
+            cls._released is not Balancer._released
+        )
+
     def __init__(self, servers: Servers = (), *, clock: Clock | None = None) -> None:
         members = parse_servers(servers)
         self._clock: Clock = monotonic if clock is None else clock
@@ -290,42 +300,50 @@ class Balancer(abc.ABC):
                     raise UnknownServer(server)
                 member = found
             member.in_flight += 1
-            self._acquired(member, now)
+            if self._hooked:
+                self._acquired(member, now)
         return Lease(owner, member.server, now, member)
 
     def _release(self, lease: Lease, ok: bool | None, now: float | None = None) -> bool:
-        if now is not None:  # the Pool read (and checked) its clock
-            return self._close(lease, ok, now)
-        try:
-            now = self._clock()
-            if type(now) is not float or now - now != 0.0:  # the usual reading in one test
-                now = check_time(now)
-        except (TypeError, ValueError):
-            # A broken clock must not leak the lease: settle the count, then say
-            # so (a lease already released stays a quiet no-op).
-            if not self._close(lease, ok, None):
-                return False
-            raise
-        return self._close(lease, ok, now)
-
-    def _settle(self, lease: Lease, ok: bool | None) -> bool:
-        """Release ``lease`` without a clock reading: the count settles, no latency
-        is recorded, no sample taken (a Pool whose clock failed calls this)."""
-        return self._close(lease, ok, None)
-
-    def _close(self, lease: Lease, ok: bool | None, now: float | None) -> bool:
+        if now is None:  # alone; a Pool passes the now it read (and checked)
+            try:
+                now = self._clock()
+                if type(now) is not float or now - now != 0.0:  # the usual reading in one test
+                    now = check_time(now)
+            except (TypeError, ValueError):
+                # A broken clock must not leak the lease: settle the count, then say
+                # so (a lease already released stays a quiet no-op).
+                if not self._settle(lease, ok):
+                    return False
+                raise
+        # _settle's work with a latency, written out: this runs once per request.
         with self._lock:
             if lease._done:
                 return False
             lease._done = True
             lease.ok = ok
-            latency = None if now is None else now - lease.started
-            lease.latency = latency
+            latency = lease.latency = now - lease.started
+            member = lease.token
+            if isinstance(member, Member) and self._members.get(member.server) is member:
+                member.in_flight -= 1
+                if self._hooked:
+                    self._released(member, latency, ok, now)
+            return True
+
+    def _settle(self, lease: Lease, ok: bool | None) -> bool:
+        """Release ``lease`` without a clock reading: the count settles, no latency
+        is recorded, no sample taken (a Pool whose clock failed calls this)."""
+        with self._lock:
+            if lease._done:
+                return False
+            lease._done = True
+            lease.ok = ok
+            lease.latency = None
             member = lease.token
             if isinstance(member, Member) and self._members.get(member.server) is member:
                 member.in_flight -= 1
                 # No latency without a good reading; the hook still sees the count change.
-                self._released(member, latency, ok, lease.started if now is None else now)
+                self._released(member, None, ok, lease.started)
             return True
 
     def in_flight(self, server: str) -> int:
