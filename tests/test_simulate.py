@@ -229,6 +229,31 @@ def test_same_seed_same_result_for_every_strategy() -> None:
     assert other.latency_p99 != first[2].latency_p99 and other.elapsed != first[2].elapsed
 
 
+def test_compare_draws_the_stream_once_and_gives_what_simulate_gives(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from balancekit.sim import draws, engine
+
+    calls = []
+    real = draws.requests
+
+    def counted(scenario: Scenario) -> Any:
+        calls.append(scenario.seed)
+        return real(scenario)
+
+    monkeypatch.setattr(draws, "requests", counted)
+    names = ["round-robin", "least-response-time", "consistent-hash"]
+    shared = compare(SMALL, names)
+    assert calls == [SMALL.seed]  # one draw for the three runs
+    alone = [simulate(SMALL, name) for name in names]
+    assert shared == alone
+    # Past the size shared in memory, each run draws its own: the same results.
+    monkeypatch.setattr(engine, "SHARED_STREAM", 10)
+    calls.clear()
+    assert compare(SMALL, names) == alone
+    assert calls == [SMALL.seed] * 3
+
+
 def test_a_strategy_draws_no_request_randomness() -> None:
     # Power of two choices consumes random numbers; the stream must not shift.
     p2c, rr = compare(SMALL, ["power-of-two-choices", "round-robin"])

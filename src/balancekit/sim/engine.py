@@ -29,7 +29,7 @@ import heapq
 import math
 import random
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
 from .. import quality
@@ -54,10 +54,17 @@ TICK_EVERY = 4096
 Ticker = Callable[[str, int], None]
 """``ticker(strategy name, requests arrived so far)``: progress within one run."""
 
+SHARED_STREAM = 100_000
+"""``compare`` draws the request stream once for all strategies when a scenario
+plans at most this many requests (about 15 MB of draws); beyond, each run draws
+its own."""
+
 KEY_SAMPLE = 2000
 """How many distinct keys the keys-moved figure is measured on."""
 
-_ARRIVE, _DONE, _FAIL, _RECOVER, _DRAIN, _TICK, _BEFORE, _AFTER, _RETRY = range(9)
+_Draw = tuple[float, int | None, float]  # a request: arrival, key number or None, service
+
+_DONE, _ERROR, _FAIL, _RECOVER, _DRAIN, _TICK, _BEFORE, _AFTER, _RETRY = range(9)
 _OVERDUE_STEP = 0.001  # a deadline already passed is retried this much later, never in a loop
 
 
@@ -149,9 +156,11 @@ class _Run:
         name: str,
         cls: type[Balancer],
         ticker: Ticker | None = None,
+        stream: list[_Draw] | None = None,
     ) -> None:
         self.scenario = scenario
         self.ticker = ticker
+        self.stream = stream  # the request stream, if already drawn (compare shares it)
         self.clock = _EventClock()
         self.seed = scenario.seed
         weights = {spec.name: spec.weight for spec in scenario.servers}
@@ -218,33 +227,43 @@ class _Run:
                 gc.enable()
 
     def _loop(self) -> SimulationResult:
+        # The next arrival waits outside the heap (one push and pop fewer per
+        # request) but keeps the sequence number it would have had there, so
+        # ties between events at one instant break exactly as in one heap.
         self._schedule_scenario_events()
-        requests = draws.requests(self.scenario)
-        self._next_arrival(requests)
+        stream = self.stream
+        requests = draws.requests(self.scenario) if stream is None else iter(stream)
+        item = next(requests, None)
+        self.seq += 1
+        due, order = (math.inf, 0) if item is None else (item[0], self.seq)
+        self.arrivals_done = item is None
         self._reschedule(0.0, ticked=False)
-        heap, clock, pop, push = self.heap, self.clock, heapq.heappop, heapq.heappush
-        while heap:
-            at, _, kind, payload = pop(heap)
-            # Events leave the heap in time order, so the clock moves by assignment
-            # (ManualClock.set's checks could never fail here). An event skipped
-            # below reads nothing, and the next one sets the clock again.
-            clock._now = at
-            if kind == _ARRIVE:
-                self._arrive(at, payload)
-                item = next(requests, None)  # _next_arrival, written out
+        heap, clock, pop = self.heap, self.clock, heapq.heappop
+        while heap or item is not None:
+            if item is not None and (
+                not heap or due < heap[0][0] or (due == heap[0][0] and order < heap[0][1])
+            ):
+                # Events are handled in time order, so the clock moves by assignment
+                # (ManualClock.set's checks could never fail here).
+                clock._now = due
+                self._arrive(due, item)
+                item = next(requests, None)
+                self.seq += 1
                 if item is None:
                     self.arrivals_done = True
                 else:
-                    self.seq += 1
-                    push(heap, (item[0], self.seq, _ARRIVE, item))
+                    due, order = item[0], self.seq
                 continue  # an acquire moves no deadline earlier
+            at, _, kind, payload = pop(heap)
+            clock._now = at  # an event skipped below reads nothing
             if kind == _DONE:
-                request, ok = payload
-                if request.done:
+                if not payload.done:
+                    self._finish(payload, True, at)
+                continue  # a success moves no deadline earlier
+            if kind == _ERROR:
+                if payload.done:
                     continue
-                self._finish(request, ok, at)
-                if ok:
-                    continue  # a success moves no deadline earlier
+                self._finish(payload, False, at)
             elif kind == _RETRY:
                 self.open -= 1
                 self._send(at, *payload)
@@ -288,13 +307,6 @@ class _Run:
 
     # -- requests ---------------------------------------------------------------
 
-    def _next_arrival(self, requests: Iterator[tuple[float, int | None, float]]) -> None:
-        item = next(requests, None)
-        if item is None:
-            self.arrivals_done = True
-        else:
-            self.push(item[0], _ARRIVE, item)
-
     def _arrive(self, now: float, item: tuple[float, int | None, float]) -> None:
         _, key, service = item
         seq = self.arrived
@@ -337,7 +349,7 @@ class _Run:
             request = _Request(seq, arrival, 0.0, lease, server)
             if self.attempts > 1:
                 request.call = _Call(arrival, key, name, service, tried)
-            self.push(now + self.error_time[server.name], _DONE, (request, False))
+            self.push(now + self.error_time[server.name], _ERROR, request)
             return
         base = service
         cache = self.scenario.cache
@@ -356,7 +368,7 @@ class _Run:
         if server.busy < server.capacity:
             server.busy += 1
             self.seq += 1  # self.push, written out: once per request
-            heapq.heappush(self.heap, (now + request.service, self.seq, _DONE, (request, True)))
+            heapq.heappush(self.heap, (now + request.service, self.seq, _DONE, request))
         else:
             server.queue.append(request)
 
@@ -372,9 +384,7 @@ class _Run:
             if server.queue:  # the freed slot goes to the head of the queue
                 following = server.queue.popleft()
                 self.seq += 1
-                heapq.heappush(
-                    self.heap, (now + following.service, self.seq, _DONE, (following, True))
-                )
+                heapq.heappush(self.heap, (now + following.service, self.seq, _DONE, following))
             else:
                 server.busy -= 1
         if ok:
@@ -513,6 +523,17 @@ def _sample_size(scenario: Scenario) -> int:
     return KEY_SAMPLE
 
 
+def _planned(scenario: Scenario) -> float:
+    """About how many requests ``scenario`` makes (``inf`` if unbounded here). O(1)."""
+    if scenario.requests is not None:
+        return scenario.requests
+    if scenario.trace is not None:
+        return len(scenario.trace)
+    if scenario.rate is not None and scenario.duration is not None:
+        return scenario.rate * scenario.duration
+    return math.inf
+
+
 # -- public entry points -------------------------------------------------------
 
 
@@ -567,10 +588,15 @@ def compare(
     """
     known = strategy_names()
     chosen = [resolve(item, known) for item in (known if strategies is None else strategies)]
+    # Every strategy sees the same requests: draw them once (when they fit in
+    # memory easily) instead of once per strategy.
+    shared = None
+    if len(chosen) > 1 and _planned(scenario) <= SHARED_STREAM:
+        shared = list(draws.requests(scenario))
     results: list[SimulationResult] = []
     started = clock()
     for name, cls in chosen:
-        results.append(_Run(scenario, name, cls, ticker).run())
+        results.append(_Run(scenario, name, cls, ticker, shared).run())
         if progress is not None:
             progress(results[-1], clock() - started)
     return results
