@@ -85,15 +85,14 @@ class _EventClock(ManualClock):
 
 class _Server:
     __slots__ = (
-        "busy",
         "capacity",
         "errors",
         "generation",
-        "held",
         "latency",
         "name",
         "queue",
         "requests",
+        "serving",
         "speed",
         "up",
     )
@@ -104,15 +103,17 @@ class _Server:
         self.speed = spec.speed
         self.up = True
         self.generation = 0  # bumped by a failure: its cache is gone
-        self.busy = 0
+        # In service (at most capacity, by arrival), then queued (a request waits
+        # only while every slot is taken, so the queue's all came later).
+        self.serving: dict[int, _Request] = {}
         self.queue: deque[_Request] = deque()
-        self.held: dict[int, _Request] = {}  # in service or queued, in arrival order
         self.requests = 0
         self.errors = 0
         self.latency = 0.0
 
     def __repr__(self) -> str:
-        return f"<server {self.name} up={self.up} busy={self.busy} queued={len(self.queue)}>"
+        busy, queued = len(self.serving), len(self.queue)
+        return f"<server {self.name} up={self.up} busy={busy} queued={queued}>"
 
 
 class _Call(NamedTuple):
@@ -364,9 +365,8 @@ class _Run:
         request = _Request(seq, arrival, service / server.speed, lease, server)
         if self.attempts > 1:  # only a request that may retry needs to remember how
             request.call = _Call(arrival, key, name, base, tried)
-        server.held[seq] = request
-        if server.busy < server.capacity:
-            server.busy += 1
+        if len(server.serving) < server.capacity:
+            server.serving[seq] = request
             self.seq += 1  # self.push, written out: once per request
             heapq.heappush(self.heap, (now + request.service, self.seq, _DONE, request))
         else:
@@ -379,14 +379,13 @@ class _Run:
         self.last = now
         server = request.server
         if self.reports is not None:
-            self.reports.finished(server.name, ok, now, len(server.held), server.capacity)
-        if server.held.pop(request.seq, None) is not None and ok:
-            if server.queue:  # the freed slot goes to the head of the queue
-                following = server.queue.popleft()
-                self.seq += 1
-                heapq.heappush(self.heap, (now + following.service, self.seq, _DONE, following))
-            else:
-                server.busy -= 1
+            held = len(server.serving) + len(server.queue)  # this request included
+            self.reports.finished(server.name, ok, now, held, server.capacity)
+        if server.serving.pop(request.seq, None) is not None and ok and server.queue:
+            following = server.queue.popleft()  # the freed slot goes to the head of the queue
+            server.serving[following.seq] = following
+            self.seq += 1
+            heapq.heappush(self.heap, (now + following.service, self.seq, _DONE, following))
         if ok:
             latency = now - request.arrival
             self.latencies.append(latency)
@@ -408,10 +407,14 @@ class _Run:
         self.errors += 1
 
     def _fail_all(self, server: _Server, now: float) -> None:
-        for request in list(server.held.values()):
+        # In arrival order; each request still counts in what the server holds
+        # while it is failed (what the load reports see).
+        for request in list(server.serving.values()):
             self._finish(request, False, now)
-        server.queue.clear()
-        server.busy = 0
+        queue = server.queue
+        while queue:
+            self._finish(queue[0], False, now)
+            queue.popleft()
 
     # -- failures, drains, keys moved -------------------------------------------
 
