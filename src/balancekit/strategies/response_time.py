@@ -273,9 +273,18 @@ class LeastResponseTime(Balancer):
 
     def _released(self, member: Member, latency: float | None, ok: bool | None, now: float) -> None:
         est = self._estimates[member]
+        decay = self._decay
         if latency is not None:  # else no usable clock reading: re-key for the count only
-            est.observe(latency, ok=ok, now=now, decay=self._decay, penalty=self._failure_penalty)
-        self._update(est, picked=False)
+            est.observe(latency, ok=ok, now=now, decay=decay, penalty=self._failure_penalty)
+        # _update(est, picked=False), written out: this runs once per request.
+        entry = self._live.get(member)
+        if entry is None:
+            return  # weight 0, or a removed member's late release
+        origin = self._origin
+        if (est.stamp - origin) / decay > _REBASE:
+            self._rebase(est.stamp)
+        else:
+            self._set(member, est.log_key(origin, decay), entry[1])
 
     def load(self, server: str) -> float:
         """Decayed latency estimate x (in-flight + 1) / weight, at the clock's now. O(1).
