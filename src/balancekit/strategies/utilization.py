@@ -125,9 +125,7 @@ class UtilizationRoundRobin(Balancer):
         self._blackout = check_range("blackout", blackout, 0.0)
         self._expiration = check_positive("expiration", expiration)
         self._penalty = check_range("error_penalty", error_penalty, 0.0)
-        self._period = max(
-            MIN_UPDATE_PERIOD, check_positive("update_period", update_period)
-        )
+        self._period = max(MIN_UPDATE_PERIOD, check_positive("update_period", update_period))
         self._reports: dict[str, _Report] = {}
         self._rotation: list[Member] = []
         self._names: tuple[str, ...] = ()
@@ -166,9 +164,7 @@ class UtilizationRoundRobin(Balancer):
         """Seconds between re-readings of the weights (at least ``MIN_UPDATE_PERIOD``)."""
         return self._period
 
-    def report(
-        self, server: str, *, qps: float, utilization: float, eps: float = 0.0
-    ) -> None:
+    def report(self, server: str, *, qps: float, utilization: float, eps: float = 0.0) -> None:
         """Record a load report from ``server``: queries/s, utilization, errors/s. O(1).
 
         ``utilization`` is the server's busy fraction (CPU, or an application
@@ -188,12 +184,8 @@ class UtilizationRoundRobin(Balancer):
             raise UnknownServer(server)
         if qps_ <= 0 or load <= 0:
             return
-        penalty = (
-            errors / qps_ * self._penalty if errors > 0 and self._penalty > 0 else 0.0
-        )
-        weight: float = _F32.unpack(_F32.pack(qps_ / (load + penalty)))[
-            0
-        ]  # a float in gRPC
+        penalty = errors / qps_ * self._penalty if errors > 0 and self._penalty > 0 else 0.0
+        weight: float = _F32.unpack(_F32.pack(qps_ / (load + penalty)))[0]  # a float in gRPC
         if weight == 0:  # too small for a float: no weight, as gRPC
             return
         now = self._clock()
@@ -273,9 +265,7 @@ class UtilizationRoundRobin(Balancer):
             names = self._names
             n = len(names)
             at = turn % n
-            picks: Sequence[str] = (names * (BLOCK_LANES // n + 2))[
-                at : at + max(n, BLOCK_LANES)
-            ]
+            picks: Sequence[str] = (names * (BLOCK_LANES // n + 2))[at : at + max(n, BLOCK_LANES)]
             self._origin = (False, sequence, b"", sequence, turn)
         else:
             generations = self._generations
@@ -294,21 +284,14 @@ class UtilizationRoundRobin(Balancer):
         if count == 0:
             return first, turn
         # The scheduler's next try is the sequence number after the last pick's.
-        last = next(
-            itertools.islice(
-                itertools.compress(itertools.count(), lanes), count - 1, None
-            )
-        )
+        last = next(itertools.islice(itertools.compress(itertools.count(), lanes), count - 1, None))
         return (first + last + 1) % SEQUENCE_LIMIT, turn
 
     def _refresh(self, now: float, *, changed: bool = False) -> None:
         """Re-read every server's weight (under the lock); new weights start a new
         schedule where the sequence stands. O(n)."""
         blackout, expiration = self._blackout, self._expiration
-        usable = [
-            self._reports[m.server].usable(now, blackout, expiration)
-            for m in self._rotation
-        ]
+        usable = [self._reports[m.server].usable(now, blackout, expiration) for m in self._rotation]
         weights = stride_weights(usable)
         self._due = now + self._period
         if weights == self._weights and not changed:
@@ -353,7 +336,5 @@ class UtilizationRoundRobin(Balancer):
         assert (self._blocks is None) == (weights is None)
         assert set(self._block[0]) <= set(names)
         scheduled, first, lanes, end, _ = self._origin
-        assert not scheduled or (
-            weights is not None and sum(lanes) == len(self._block[0])
-        )
+        assert not scheduled or (weights is not None and sum(lanes) == len(self._block[0]))
         assert 0 <= first < SEQUENCE_LIMIT and 0 <= end < SEQUENCE_LIMIT
