@@ -234,3 +234,102 @@ def test_a_broken_clock_on_release_still_settles_every_count() -> None:
     assert lease.released and pool.stats()[lease.server].in_flight == 0
     assert pool.strategy.in_flight(lease.server) == 0
     pool._check()
+
+
+def test_a_call_on_a_component_directly_reaches_the_pools_weights() -> None:
+    clock = ManualClock()
+    log: list[StateChange] = []
+    tracker = HealthTracker(consecutive_failures=1, base_ejection=10.0)
+    pool = Pool(RoundRobin(["a", "b", "c"]), health=tracker, on_change=log.append, clock=clock)
+    pool.drainer.drain("a", 0.0)  # not pool.drain
+    assert not pool.is_eligible("a")
+    tracker.observe("b", False)  # not a release: an ejection all the same
+    assert not pool.is_eligible("b")
+    clock.advance(10.0)
+    assert [c.new for c in tracker.poll()] == [HealthState.HEALTHY]  # the tracker's poll
+    assert pool.is_eligible("b")
+    pool.drainer.cancel("a")
+    assert pool.is_eligible("a")
+    assert [(c.server, c.new.name) for c in log] == [
+        ("a", "DRAINED"),
+        ("b", "EJECTED"),
+        ("b", "HEALTHY"),
+        ("a", "ACTIVE"),
+    ]
+    pool._check()
+
+
+def test_a_pool_and_its_components_make_no_reference_cycle() -> None:
+    import gc
+
+    gc.collect()
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        pool = Pool(
+            LeastConnections(["a", "b"]),
+            health=HealthTracker(consecutive_failures=1),
+            drainer=Drainer(),
+            on_change=lambda change: None,
+            clock=ManualClock(),
+        )
+        pool.acquire().release(ok=False)
+        pool.drain("b")
+        del pool
+        assert gc.collect() == 0  # freed by reference counting alone
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def test_threads_and_callbacks_that_call_back_never_deadlock() -> None:
+    servers = [f"s{i}" for i in range(6)]
+    seen: list[int] = []
+    pool: Pool
+
+    def on_change(change: StateChange) -> None:
+        seen.append(len(pool.stats()))  # a callback that reads the pool
+
+    pool = Pool(
+        LeastConnections(servers),
+        health=HealthTracker(consecutive_failures=2, base_ejection=0.001, max_ejected_percent=50),
+        drainer=Drainer(timeout=0.01),
+        on_change=on_change,
+        max_in_flight=4,
+    )
+    errors: list[BaseException] = []
+
+    def requests(seed: int) -> None:
+        try:
+            for i in range(400):
+                try:
+                    lease = pool.acquire()
+                except LookupError:
+                    continue
+                lease.release(ok=(i + seed) % 7 != 0)
+        except BaseException as error:
+            errors.append(error)
+
+    def admin() -> None:
+        try:
+            for i in range(200):
+                server = servers[i % len(servers)]
+                if pool.drainer.state(server).name == "ACTIVE":
+                    pool.drain(server)
+                else:
+                    pool.cancel_drain(server)
+                pool.poll()
+        except BaseException as error:
+            errors.append(error)
+
+    workers = [threading.Thread(target=requests, args=(n,), daemon=True) for n in range(4)]
+    workers.append(threading.Thread(target=admin, daemon=True))
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+        assert not worker.is_alive(), "deadlock"
+    assert not errors, errors
+    assert seen  # changes were delivered, each with a consistent read of the pool
+    assert all(row.in_flight == 0 for row in pool.stats().values())
+    pool._check()

@@ -1,84 +1,67 @@
-"""The recipes of docs/pool.md run as written, on a ManualClock."""
+"""The loops of docs/pool.md ("Your own loop") and docs/health.md ("Driving it") run as
+written, on a ManualClock. The drivers' example of docs/pool.md runs against real
+backends in tests/drivers/test_pool_docs.py."""
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import re
-import threading
 from pathlib import Path
 from typing import Any
 
 import balancekit as bk
 from balancekit.health import HealthState
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "pool.md"
+DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
-def recipe(title: str) -> dict[str, Any]:
-    text = DOC.read_text()
-    section = text[text.index(f"## Recipe: {title}") :]
-    code = re.search(r"```python\n(.*?)```", section, re.DOTALL)
-    assert code is not None
+def snippet(doc: str, heading: str, defines: str) -> dict[str, Any]:
+    """Run the python block under ``heading`` in ``doc`` that defines ``defines``."""
+    text = (DOCS / doc).read_text()
+    section = text[text.index(heading) :]
+    blocks = re.findall(r"```python\n(.*?)```", section, re.DOTALL)
+    code = next(block for block in blocks if f"def {defines}(" in block)
     namespace: dict[str, Any] = {}
-    exec(compile(code.group(1), str(DOC), "exec"), namespace)
+    exec(compile(code, str(DOCS / doc), "exec"), namespace)
     return namespace
 
 
-def make_pool(clock: bk.ManualClock) -> bk.Pool:
-    return bk.Pool(
+def test_pool_loop_takes_a_dead_server_out_and_brings_it_back() -> None:
+    check_round = snippet("pool.md", "## Your own loop", "check_round")["check_round"]
+    clock = bk.ManualClock()
+    pool = bk.Pool(
         bk.LeastConnections(["a", "b", "c"]),
         health=bk.HealthTracker(interval=5.0, timeout=2.0, unhealthy_threshold=3),
+        panic_threshold=0.0,  # 1 healthy of 3 would otherwise be panic: traffic to all
         clock=clock,
     )
+    dead = {"b"}
 
-
-def test_threaded_recipe_takes_a_dead_server_out() -> None:
-    ns = recipe("a threaded client pool")
-    clock = bk.ManualClock()
-    pool = make_pool(clock)
-    stop = threading.Event()
-
-    def wait(seconds: float) -> None:
-        clock.advance(max(seconds, 0.001))
-        if clock() > 60:
-            stop.set()
-
-    class Inline(concurrent.futures.Executor):
-        """Runs each probe at once, so the test needs no real threads or time."""
-
-        def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
-            future: concurrent.futures.Future[Any] = concurrent.futures.Future()
-            future.set_result(fn(*args, **kwargs))
-            return future
-
-    ns["run_health_checks"](pool, lambda server: server != "b", stop, wait, Inline())
-    assert pool.stats()["b"].health is HealthState.UNHEALTHY
-    assert {ns["call"](pool, None, lambda server, _: server) for _ in range(6)} == {"a", "c"}
-
-
-def test_asyncio_recipe_takes_a_dead_server_out() -> None:
-    ns = recipe("an asyncio client pool")
-    clock = bk.ManualClock()
-    pool = make_pool(clock)
-
-    async def probe(server: str) -> bool:
+    def probe(server: str) -> bool:
         if server == "c":
-            raise ConnectionRefusedError(server)
-        return True
+            raise ConnectionRefusedError(server)  # a raising probe is a failed one
+        return server not in dead
 
-    async def sleep(seconds: float) -> None:
-        for _ in range(10):  # let the probe tasks (and wait_for's inner task) finish
-            await asyncio.sleep(0)
-        clock.advance(max(seconds, 0.001))
+    for _ in range(40):
+        clock.advance(max(check_round(pool, probe), 0.001))
+    stats = pool.stats()
+    assert stats["b"].health is HealthState.UNHEALTHY
+    assert stats["c"].health is HealthState.UNHEALTHY
+    assert {pool.acquire().server for _ in range(3)} == {"a"}
+    dead.clear()
+    for _ in range(40):
+        clock.advance(max(check_round(pool, probe), 0.001))
+    assert pool.stats()["b"].health is HealthState.HEALTHY
 
-    async def main() -> set[str]:
-        await ns["health_task"](pool, probe, sleep, rounds=40)
 
-        async def send(server: str, _: object) -> str:
-            return server
-
-        return {await ns["call"](pool, None, send) for _ in range(6)}
-
-    assert asyncio.run(main()) == {"a", "b"}
-    assert pool.stats()["c"].health is HealthState.UNHEALTHY
+def test_health_loop_drives_a_tracker_on_its_own() -> None:
+    check_round = snippet("health.md", "## Driving it", "check_round")["check_round"]
+    clock = bk.ManualClock()
+    tracker = bk.HealthTracker(["a", "b"], interval=5.0, timeout=2.0, clock=clock)
+    pauses = []
+    for _ in range(30):
+        pause = check_round(tracker, lambda server: server == "a", clock)
+        pauses.append(pause)
+        clock.advance(max(pause, 0.001))
+    assert tracker.state("a") is HealthState.HEALTHY
+    assert tracker.state("b") is HealthState.UNHEALTHY
+    assert max(pauses) <= 5.0  # it sleeps until the next probe, never past it

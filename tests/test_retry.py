@@ -94,6 +94,8 @@ def test_defaults_are_finagles() -> None:
         ("ratio", True, TypeError),
         ("ttl", None, TypeError),
         ("min_retries_per_second", 10**400, ValueError),
+        ("min_retries_per_second", 1e308, ValueError),  # else .balance overflows
+        ("min_retries_per_second", 1e6 + 1, ValueError),
     ],
 )
 def test_bad_options_are_refused(option: str, value: object, error: type[Exception]) -> None:
@@ -105,6 +107,8 @@ def test_bad_options_are_refused(option: str, value: object, error: type[Excepti
 def test_bounds_are_inclusive() -> None:
     for ttl in (1, 60):
         assert RetryBudget(ttl=ttl, ratio=1000, min_retries_per_second=0).ttl == ttl
+    budget = RetryBudget(ttl=60, min_retries_per_second=1e6, clock=ManualClock())
+    assert budget.balance == 60_000_000
 
 
 def test_clock_must_be_callable() -> None:

@@ -26,6 +26,7 @@ import heapq
 import itertools
 import math
 import threading
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Generic, Protocol, TypeVar
@@ -215,6 +216,9 @@ class Machine(Generic[R]):
         self._subscribers: list[Callback] = []
         self._outbox = Outbox()
         self._owned = False  # joined to a Pool
+        # Tells the Pool of a change made here; weak, so that a Pool and its
+        # components make no reference cycle (they are freed without the collector).
+        self._nudge: weakref.WeakMethod[Callable[[], None]] | None = None
         self._now = -math.inf
 
     # -- membership -------------------------------------------------------------
@@ -266,6 +270,7 @@ class Machine(Generic[R]):
         if fired:
             self._pending.extend(fired)
             self._emit(fired)
+            self._tell_owner()
         return now
 
     def _advance(self, now: float) -> list[StateChange]:
@@ -294,10 +299,12 @@ class Machine(Generic[R]):
             self._now += delta
             self._shift(delta)
 
-    def _join(self, lock: threading.Lock, outbox: Outbox) -> None:
-        """Be part of a Pool: its lock guards this machine and its outbox delivers our events."""
+    def _join(self, lock: threading.Lock, outbox: Outbox, nudge: Callable[[], None]) -> None:
+        """Be part of a Pool: its lock guards this machine, its outbox delivers our
+        events, and ``nudge`` tells it of a change made by a call on us directly."""
         self._lock = lock
         self._outbox = outbox
+        self._nudge = weakref.WeakMethod(nudge)
         self._owned = True
 
     # -- events -----------------------------------------------------------------
@@ -311,8 +318,15 @@ class Machine(Generic[R]):
         self._outbox.put(changes, self._subscribers)
 
     def _emit_one(self, change: StateChange | None) -> None:
+        """Queue the change a public call of this machine caused (and tell its Pool)."""
         if change is not None:
             self._outbox.put([change], self._subscribers)
+            self._tell_owner()
+
+    def _tell_owner(self) -> None:
+        nudge = None if self._nudge is None else self._nudge()
+        if nudge is not None:
+            nudge()
 
     def poll(self) -> list[StateChange]:
         """The time-driven changes since the last poll, in time order.

@@ -25,7 +25,27 @@ __all__ = [
 
 
 class BalancekitError(Exception):
-    """Base class of every exception defined by balancekit."""
+    """Base class of every exception defined by balancekit.
+
+    Its ``repr`` and ``str`` never fail, whatever the arguments (Python refuses
+    to print an int of more than 4,300 digits, which a bad argument may be).
+
+    >>> repr(UnknownServer(10**5000))
+    'UnknownServer(<int of 16610 bits>)'
+    """
+
+    def __repr__(self) -> str:
+        from .validate import show
+
+        return f"{type(self).__name__}({', '.join(show(arg) for arg in self.args)})"
+
+    def __str__(self) -> str:
+        from .validate import show
+
+        args = self.args
+        if len(args) == 1 and isinstance(args[0], str):
+            return args[0]
+        return ", ".join(show(arg) for arg in args) if len(args) != 1 else show(args[0])
 
 
 class NoServerAvailable(BalancekitError, LookupError):

@@ -17,15 +17,16 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from ._machine import Callback, Outbox
+from ._membership import Membership, _Record
 from ._weights import Member, effective_weights
 from .clock import Clock, monotonic
 from .drain import Drainer, DrainState
-from .errors import AllServersBusy, DuplicateServer, UnknownServer
+from .errors import AllServersBusy, UnknownServer
 from .events import StateChange
 from .health import HealthState, HealthTracker
 from .lease import Lease
@@ -40,10 +41,7 @@ from .validate import (
     check_count,
     check_instance,
     check_range,
-    check_server,
     check_time,
-    check_weight,
-    parse_servers,
 )
 
 __all__ = ["RAMP_STEPS", "Pool", "ServerStats"]
@@ -76,34 +74,7 @@ class ServerStats:
     overflows: int = 0
 
 
-class _Record:
-    """The Pool's per-server bookkeeping (one per membership: a re-added server is new)."""
-
-    __slots__ = (
-        "abandoned",
-        "effective",
-        "errors",
-        "latency_max",
-        "latency_sum",
-        "overflows",
-        "requests",
-        "since",
-        "weight",
-    )
-
-    def __init__(self, weight: float, effective: float, since: float) -> None:
-        self.weight = weight  # as configured by the user
-        self.effective = effective  # as last given to the strategy
-        self.since = since  # when it last became eligible: the start of its ramp
-        self.requests = 0
-        self.errors = 0
-        self.latency_sum = 0.0
-        self.latency_max = 0.0
-        self.abandoned = 0
-        self.overflows = 0
-
-
-class Pool:
+class Pool(Membership):
     """A strategy with health checks, draining, stickiness, slow start and panic mode.
 
     >>> from balancekit import ManualClock, RoundRobin
@@ -226,7 +197,7 @@ class Pool:
         self._outbox.listeners = [] if on_change is None else [on_change]
         for machine in (health, drainer):
             if machine is not None:
-                machine._join(self._lock, self._outbox)
+                machine._join(self._lock, self._outbox, self._nudged)
         self._changes: list[StateChange] = []  # for poll()
         self._now = now
         self._panic = False
@@ -266,6 +237,12 @@ class Pool:
                     raise
         return now
 
+    def _nudged(self) -> None:
+        """A component changed by a call on it directly (its lock is ours, held):
+        the next call of the pool recomputes the weights."""
+        self._stale = True
+        self._wake = -math.inf
+
     def _emit(self, changes: list[StateChange]) -> None:
         """Queue changes for on_change and each component's subscribers (lock held)."""
         health, drainer = self._health, self._drainer
@@ -273,194 +250,6 @@ class Pool:
             source = health if isinstance(change.new, HealthState) else drainer
             assert source is not None
             source._emit([change])
-
-    # -- membership -------------------------------------------------------------
-
-    def add_server(self, server: str, weight: float = 1) -> None:
-        """Add a server to the strategy and every component; it ramps up if slow start is on.
-
-        Raises:
-            DuplicateServer: it is already a member. TypeError, ValueError: a
-            bad id or weight. Nothing changes in either case.
-        """
-        check_server(server)
-        value = check_weight(weight)
-        with self._lock:
-            now = self._begin(refreshes=True)
-            if server in self._records:
-                raise DuplicateServer(server)
-            self._strategy._admit({**self._configured(), server: value})
-            self._strategy.add_server(server, 0)
-            try:
-                joined = self._register(server, now)
-            except BaseException:
-                self._strategy.remove_server(server)
-                raise
-            self._records[server] = _Record(value, 0.0, now)
-            try:
-                self._refresh(now)
-            except BaseException:
-                # A strategy whose _admit did not foresee the refusal: undo the
-                # join everywhere, then re-push the weights it had accepted.
-                del self._records[server]
-                self._strategy.remove_server(server)
-                self._unregister(server, joined)
-                self._refresh(now)
-                raise
-        self._outbox.flush()
-
-    def remove_server(self, server: str) -> None:
-        """Remove a server everywhere; its open leases may still be released.
-
-        Raises:
-            UnknownServer: it is not a member.
-        """
-        with self._lock:
-            now = self._begin(refreshes=True)
-            if server not in self._records:
-                raise UnknownServer(server)
-            self._remove(server)
-            self._refresh(now)
-        self._outbox.flush()
-
-    def _remove(self, server: str) -> None:
-        del self._records[server]
-        self._leaving.discard(server)
-        self._full.discard(server)
-        self._strategy.remove_server(server)
-        self._unregister(server, [self._health, self._drainer, self._sticky])
-
-    def update(self, servers: Mapping[str, float] | Iterable[str]) -> list[StateChange]:
-        """Reconcile the membership with a discovery result, in one step; return the changes.
-
-        ``servers`` is the whole current membership: a mapping ``{id: weight}``
-        (weights apply) or an iterable of ids (new ones get weight 1, known
-        ones keep theirs). New servers join (and slow-start); a server no
-        longer listed is drained: at once when nothing is in flight on it
-        (it goes DRAINED and leaves), else with the drainer's timeout, and it
-        leaves when drained or at its deadline. A leaving server listed again
-        returns to service. The drains and returns are the changes returned
-        (and go to ``on_change``).
-
-        >>> from balancekit import ManualClock, RoundRobin
-        >>> pool = Pool(RoundRobin(["a", "b", "c"]), clock=ManualClock())
-        >>> lease = pool.acquire()              # "a" is busy
-        >>> [(c.server, c.new.value) for c in pool.update({"b": 1, "d": 2})]
-        [('a', 'draining'), ('c', 'drained')]
-        >>> sorted(pool.servers.items())        # "c" was idle: gone at once
-        [('a', 1.0), ('b', 1.0), ('d', 2.0)]
-        >>> lease.release(); "a" in pool        # "a" leaves with its last lease
-        True
-        False
-
-        Complexity: one strategy membership change per server that joins or
-        leaves, then one batch of weights. Thread-safe.
-
-        Raises:
-            TypeError, ValueError: a bad id or weight, a repeated id, or weights
-                the strategy cannot hold (``_admit``); nothing changes then.
-        """
-        weights = parse_servers(servers)
-        explicit = isinstance(servers, Mapping)
-        with self._lock:
-            now = self._begin(refreshes=True)
-            records, drainer = self._records, self._drainer
-            target = {s: r.weight for s, r in records.items()}
-            for server, weight in weights.items():
-                if explicit or server not in records:
-                    target[server] = weight
-            self._strategy._admit(target)
-            changes: list[StateChange] = []
-            for server, weight in weights.items():
-                record = records.get(server)
-                if record is None:
-                    self._strategy.add_server(server, 0)
-                    self._register(server, now)
-                    records[server] = _Record(weight, 0.0, now)
-                    continue
-                record.weight = target[server]
-                if server in self._leaving:  # listed again: back in service
-                    self._leaving.discard(server)
-                    rec = drainer._records[server]
-                    if rec.state is not _ACTIVE:
-                        changes.append(drainer._cancel(rec, now))
-            for server in [s for s in records if s not in weights]:
-                rec = drainer._records[server]
-                self._leaving.add(server)
-                if rec.state is _ACTIVE:
-                    # Idle: DRAINED at once (timeout 0), and the change removes it.
-                    timeout = drainer.timeout if rec.in_flight else 0.0
-                    changes.append(drainer._drain(rec, timeout, now))
-                elif rec.in_flight == 0 or rec.state is DrainState.DRAINED:
-                    self._remove(server)  # drained already, or idle in a drain of yours
-                # else DRAINING with leases open: it leaves when drained
-            self._changed(changes, now, poll=False)
-            self._refresh(now)
-        self._outbox.flush()
-        return changes
-
-    def set_weight(self, server: str, weight: float) -> None:
-        """Change a server's configured weight (the Pool derives the effective one).
-
-        Raises:
-            UnknownServer: it is not a member. TypeError, ValueError: a bad weight.
-        """
-        value = check_weight(weight)
-        with self._lock:
-            now = self._begin(refreshes=True)
-            record = self._records.get(server)
-            if record is None:
-                raise UnknownServer(server)
-            self._strategy._admit({**self._configured(), server: value})
-            old, record.weight = record.weight, value
-            try:
-                self._refresh(now)
-            except BaseException:
-                record.weight = old  # refused after all (see add_server): keep the old one
-                self._refresh(now)
-                raise
-        self._outbox.flush()
-
-    def _configured(self) -> dict[str, float]:
-        return {server: record.weight for server, record in self._records.items()}
-
-    def _register(self, server: str, now: float) -> list[Any]:
-        """Add ``server`` to every component lacking it; returns those it was added to."""
-        done: list[Any] = []
-        try:
-            if self._health is not None and server not in self._health:
-                self._health._add(server, now)
-                done.append(self._health)
-            if server not in self._drainer:
-                self._drainer._add(server)
-                done.append(self._drainer)
-            if self._sticky is not None and server not in self._sticky:
-                self._sticky.add_server(server)
-                done.append(self._sticky)
-        except BaseException:
-            self._unregister(server, done)
-            raise
-        return done
-
-    def _unregister(self, server: str, components: list[Any]) -> None:
-        for component in components:
-            if component is not None and server in component:
-                if isinstance(component, StickySession):
-                    component.remove_server(server)  # its own lock: membership only
-                else:
-                    component._remove(server)
-
-    @property
-    def servers(self) -> Mapping[str, float]:
-        """A snapshot of the configured weights ``{server: weight}``. O(n)."""
-        with self._lock:
-            return self._configured()
-
-    def __len__(self) -> int:
-        return len(self._records)
-
-    def __contains__(self, server: object) -> bool:
-        return server in self._records
 
     # -- requests ---------------------------------------------------------------
 

@@ -36,7 +36,7 @@ from collections import deque
 from .clock import Clock, monotonic
 from .validate import check_callable, check_range, check_time
 
-__all__ = ["RetryBudget"]
+__all__ = ["MAX_RETRIES_PER_SECOND", "RetryBudget"]
 
 _GROUPS = 1000
 """Events within ``ttl / _GROUPS`` of a group's first share its expiry."""
@@ -58,6 +58,10 @@ class _Group:
     def __repr__(self) -> str:
         counts = f"deposits={self.deposits}, withdrawals={self.withdrawals}"
         return f"_Group(start={self.start!r}, {counts})"
+
+
+MAX_RETRIES_PER_SECOND = 1e6
+"""The largest ``min_retries_per_second``: a million retries a second is no budget at all."""
 
 
 class RetryBudget:
@@ -104,7 +108,10 @@ class RetryBudget:
         clock: Clock | None = None,
     ) -> None:
         self._ratio = check_range("ratio", ratio, 0.0, 1000.0)
-        self._min_rate = check_range("min_retries_per_second", min_retries_per_second, 0.0)
+        # Bounded (Finagle takes an Int) so that the reserve and balance stay finite.
+        self._min_rate = check_range(
+            "min_retries_per_second", min_retries_per_second, 0.0, MAX_RETRIES_PER_SECOND
+        )
         self._ttl = check_range("ttl", ttl, 1.0, 60.0)
         self._clock: Clock = monotonic if clock is None else check_callable("clock", clock)
         self._reserve = self._min_rate * self._ttl

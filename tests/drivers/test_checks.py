@@ -87,6 +87,14 @@ def test_async_probes(backends: Callable[..., Backend]) -> None:
         (lambda: http_probe("health"), ValueError, "path must be a str starting with '/'"),
         (lambda: http_probe(method="GE T"), ValueError, "method must be"),
         (lambda: http_probe(statuses="200"), TypeError, "statuses must be"),
+        (lambda: http_probe(statuses=200), TypeError, "statuses must be a collection"),
+        (lambda: http_probe(statuses=[]), ValueError, r"at least one status, got \[\]"),
+        (lambda: http_probe(statuses=range(200, 200)), ValueError, "at least one status"),
+        (lambda: http_probe(statuses=[999]), ValueError, r"\[100, 599\], got 999"),
+        (lambda: http_probe(statuses=[200, 99]), ValueError, r"\[100, 599\], got 99"),
+        (lambda: http_probe(statuses=range(200, 700)), ValueError, "got 600"),
+        (lambda: http_probe(statuses=[200.0]), TypeError, "statuses must hold ints, got 200.0"),
+        (lambda: http_probe(statuses=[True]), TypeError, "statuses must hold ints, got True"),
         (lambda: http_probe(timeout=0), ValueError, "timeout must be a finite number > 0, got 0"),
         (lambda: tcp_probe(timeout=-1), ValueError, "timeout must be a finite number > 0, got -1"),
     ],
@@ -101,6 +109,13 @@ def test_probe_reprs() -> None:
     assert repr(HTTPProbe("/h", statuses=(200, 204))) == (
         "HTTPProbe('/h', method='GET', statuses=(200, 204), timeout=2.0)"
     )
+
+
+def test_probe_statuses_are_kept_sorted_without_repeats_and_ranges_as_ranges() -> None:
+    assert http_probe(statuses=[204, 200, 204]).statuses == (200, 204)
+    assert http_probe(statuses={201}).statuses == (201,)
+    assert http_probe(statuses=range(200, 300)).statuses == range(200, 300)
+    assert http_probe(statuses=iter([503, 200])).statuses == (200, 503)  # read once
 
 
 # -- the thread runner ---------------------------------------------------------------

@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import logging
 import socket
+import threading
 import time
+from collections.abc import Iterable
 
 import pytest
 
@@ -108,3 +111,90 @@ def test_the_background_loop_survives_failures_and_stops_promptly() -> None:
     assert time.monotonic() - started < 0.5 and not discovery.running
     assert set(pool.servers) == {"10.0.0.1:80"}
     assert "failures=" in repr(discovery) and "stopped" in repr(discovery)
+
+
+def test_a_failure_is_handed_to_on_error_and_logged_once_per_run(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    pool = bk.Pool(bk.RoundRobin(["10.0.0.1:80"]))
+    seen: list[Exception] = []
+    discovery = DNSDiscovery(pool, NOWHERE, 80, on_error=seen.append)
+    with caplog.at_level(logging.DEBUG, logger="balancekit.drivers.dns"):
+        first, second = discovery.refresh(), discovery.refresh()
+    assert seen == [first.error, second.error] and isinstance(seen[0], socket.gaierror)
+    assert set(pool.servers) == {"10.0.0.1:80"}
+    assert discovery.consecutive_failures == 2
+    levels = [(r.levelno, r.name) for r in caplog.records]
+    assert levels == [
+        (logging.WARNING, "balancekit.drivers.dns"),
+        (logging.DEBUG, "balancekit.drivers.dns"),
+    ]
+    assert NOWHERE in caplog.records[0].getMessage()
+    assert "keeps its last good membership" in caplog.records[0].getMessage()
+
+
+class RefusesFirst:
+    """A Pool whose first ``refusals`` updates raise, as a refused update does."""
+
+    def __init__(self, pool: bk.Pool, refusals: int) -> None:
+        self.pool = pool
+        self.refusals = refusals
+
+    def update(self, servers: Iterable[str]) -> list[bk.StateChange]:
+        if self.refusals:
+            self.refusals -= 1
+            raise ValueError(f"refused {sorted(servers)!r}")
+        return self.pool.update(servers)
+
+
+def test_recovery_is_logged_and_resets_the_run(caplog: pytest.LogCaptureFixture) -> None:
+    pool = bk.Pool(bk.RoundRobin(["http://192.0.2.1:80"]))
+    errors: list[Exception] = []
+    discovery = DNSDiscovery(RefusesFirst(pool, 2), "localhost", 8080, on_error=errors.append)
+    with caplog.at_level(logging.INFO, logger="balancekit.drivers.dns"):
+        results = [discovery.refresh() for _ in range(3)]
+    assert [r.ok for r in results] == [False, False, True]
+    assert len(errors) == 2 and all(isinstance(e, ValueError) for e in errors)
+    assert set(pool.servers) == set(localhost_ids(8080))
+    assert discovery.consecutive_failures == 0 and discovery.failures == 2
+    messages = [(r.levelno, r.getMessage()) for r in caplog.records]
+    assert [level for level, _ in messages] == [logging.WARNING, logging.INFO]
+    assert "resolves again after 2 failed resolutions" in messages[1][1]
+
+
+def test_in_the_background_on_error_is_told_and_a_raising_callback_is_survived(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    pool = bk.Pool(bk.RoundRobin(["10.0.0.1:80"]))
+    threads: list[str] = []
+
+    def on_error(error: Exception) -> None:
+        threads.append(threading.current_thread().name)
+        raise RuntimeError("a broken callback")
+
+    discovery = DNSDiscovery(pool, NOWHERE, 80, interval=0.02, on_error=on_error)
+    with caplog.at_level(logging.ERROR, logger="balancekit.drivers.dns"), discovery:
+        assert wait_until(lambda: len(threads) >= 3, timeout=5.0)
+    assert set(threads) == {"balancekit-dns"}
+    assert discovery.failures >= 3 and set(pool.servers) == {"10.0.0.1:80"}
+    assert any("on_error" in r.getMessage() and r.exc_info for r in caplog.records)
+
+
+def test_on_error_may_refresh_again_without_deadlock() -> None:
+    pool = bk.Pool(bk.RoundRobin(["10.0.0.1:80"]))
+    calls: list[Exception] = []
+
+    def on_error(error: Exception) -> None:
+        calls.append(error)
+        if len(calls) == 1:
+            discovery.refresh()
+
+    discovery = DNSDiscovery(pool, NOWHERE, 80, on_error=on_error)
+    discovery.refresh()
+    assert len(calls) == 2 and discovery.failures == 2
+
+
+def test_on_error_must_be_callable() -> None:
+    pool = bk.Pool(bk.RoundRobin(["a:1"]))
+    with pytest.raises(TypeError, match=r"on_error must be None or a callable\(error\), got 'log'"):
+        DNSDiscovery(pool, "localhost", 80, on_error="log")  # type: ignore[arg-type]

@@ -34,6 +34,7 @@ def test_the_ten_line_client(backends: Callable[..., Backend]) -> None:
     assert namespace["response"].status_code == 200
     assert sum(b.hits["GET /users/42"] for b in three) == 100
     assert all(s.in_flight == 0 for s in namespace["pool"].stats().values())
+    assert namespace["pool"].panic_threshold == 0
 
 
 def test_the_async_client(backends: Callable[..., Backend]) -> None:
@@ -50,3 +51,5 @@ def test_the_readme_example(backends: Callable[..., Backend]) -> None:
     namespace: dict[str, Any] = {}
     exec(compile(with_backends(code, [b.url for b in three]), str(README), "exec"), namespace)
     assert sum(b.requests for b in three) >= 1
+    # a client pool without panic: tests/drivers/test_httpx_panic.py shows why
+    assert namespace["pool"].panic_threshold == 0

@@ -127,6 +127,16 @@ def test_when_retries_run_out_the_last_response_is_returned_unchanged(
     assert all(s.in_flight == 0 and s.errors == 1 for s in pool.stats().values())
 
 
+def test_empty_retry_statuses_retry_no_response(
+    three: list[Backend], make_client: Callable[..., httpx.Client]
+) -> None:
+    three[0].status = 503
+    pool = bk.Pool(bk.RoundRobin([x.url for x in three]))
+    client = make_client(pool, retry_statuses=())
+    assert client.get("/x").status_code == 503
+    assert [x.hits["GET /x"] for x in three] == [1, 0, 0]
+
+
 def test_a_connection_error_is_retried_and_the_last_one_raised(
     backends: Callable[..., Backend], make_client: Callable[..., httpx.Client]
 ) -> None:
@@ -279,6 +289,7 @@ def test_a_server_id_that_is_not_a_url_is_a_clear_error(
         ({"attempts": 2.0}, TypeError, "attempts must be an int >= 1, got 2.0"),
         ({"retry_statuses": [503, 700]}, ValueError, "retry_statuses must hold HTTP statuses"),
         ({"retry_statuses": "503"}, TypeError, "retry_statuses must be a collection"),
+        ({"retry_statuses": [503.0]}, TypeError, "retry_statuses must hold ints, got 503.0"),
         ({"retry_methods": "GET"}, TypeError, "retry_methods must be a collection"),
         ({"retry_budget": 5}, TypeError, "retry_budget must be a RetryBudget, got 5"),
         ({"key": "user"}, TypeError, "key must be None or a callable, got 'user'"),

@@ -4,7 +4,10 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 
+import pytest
+
 from balancekit import RoundRobin, WeightedRoundRobin
+from balancekit.strategies import round_robin
 
 from .contract import run_in_threads
 
@@ -85,3 +88,15 @@ def test_weighted_replay_is_exact_under_eight_threads() -> None:
     counts = count_in_threads(lb.get_server, 10 * 700)
     assert counts == {server: w * 8 * 700 for server, w in weights.items()}
     lb._check()
+
+
+def test_without_an_atomic_next_picks_take_the_lock(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A free-threaded build: get_server goes through the locked path, same picks.
+    monkeypatch.setattr(round_robin, "_ATOMIC_NEXT", False)
+    lb = RoundRobin(["a", "b", "c"])
+    wrr = WeightedRoundRobin({"a": 2, "b": 1})
+    picks = [wrr.get_server() for _ in range(9)]
+    assert [lb.get_server() for _ in range(4)] == ["a", "b", "c", "a"]
+    assert picks == ["a", "b", "a"] * 3 and wrr.period == 3
+    counts = count_in_threads(lb.get_server, 3 * 500)
+    assert counts == {"a": 8 * 500, "b": 8 * 500, "c": 8 * 500}

@@ -12,10 +12,12 @@ from typing import Any, Protocol
 
 import httpx
 
+from ..health import HealthState
 from ..lease import Lease
 from ..pool import Pool
 from ..retry import RetryBudget
 from ..validate import check_count
+from ._validate import check_statuses
 
 __all__ = [
     "IDEMPOTENT_METHODS",
@@ -35,6 +37,8 @@ RETRY_ERRORS: tuple[type[Exception], ...] = (
 )
 """Exceptions after which an idempotent request may be retried on another server."""
 
+
+_new_request = httpx.Request.__new__
 
 _URL_CACHE = 1024
 """Target URLs kept, per transport."""
@@ -88,12 +92,7 @@ class Rules:
                 f"retry_methods must be a collection of method names, got {retry_methods!r}"
             )
         self.retry_methods = frozenset(str(m).upper() for m in retry_methods)
-        if isinstance(retry_statuses, (str, bytes)):
-            raise TypeError(f"retry_statuses must be a collection of ints, got {retry_statuses!r}")
-        statuses = tuple(retry_statuses)
-        for status in statuses:
-            if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status < 600:
-                raise ValueError(f"retry_statuses must hold HTTP statuses, got {status!r}")
+        statuses = check_statuses("retry_statuses", retry_statuses, empty=True)
         self.retry_statuses = frozenset(statuses)
         for name, value in (("key", key), ("classify", classify)):
             if value is not None and not callable(value):
@@ -124,9 +123,18 @@ class Rules:
         return self.pool.acquire(key, cookie=cookie, exclude=tried)
 
     def next_lease(self, key: Any, cookie: str | None, tried: Collection[str]) -> Lease | None:
-        """A lease for a retry, or ``None`` when no server is left (keep the last outcome)."""
+        """A lease for a retry, or ``None`` when no server is left (keep the last outcome).
+
+        In panic the pool spreads first tries over unhealthy servers too; a
+        retry goes to a healthy server not tried yet when there is one (O(n)
+        then, a rare path), so it is not spent on another known-bad server.
+        """
+        pool = self.pool
+        exclude = tried
+        if pool.health is not None and pool.panic:
+            exclude = _healthy_first(pool, tried)
         try:
-            return self.acquire(key, cookie, tried)
+            return self.acquire(key, cookie, exclude)
         except LookupError:  # NoServerAvailable: every server went out meanwhile
             return None
 
@@ -135,13 +143,16 @@ class Rules:
         url, host = self._target_url(request.url, server)
         headers = request.headers.copy()
         headers["Host"] = host
-        return httpx.Request(
-            request.method,
-            url,
-            headers=headers,
-            stream=request.stream,
-            extensions=request.extensions,
-        )
+        # A copy of the request with two fields replaced: Request() would copy
+        # the headers a second time and re-check the method and URL, a third of
+        # this call's cost; the request keeps its state in its __dict__.
+        target: httpx.Request = _new_request(httpx.Request)
+        fields = target.__dict__
+        fields.update(request.__dict__)
+        fields["url"] = url
+        fields["headers"] = headers
+        fields["extensions"] = dict(request.extensions)
+        return target
 
     def _target_url(self, url: httpx.URL, server: str) -> tuple[httpx.URL, str]:
         """The URL for ``server`` and its Host header."""
@@ -212,6 +223,20 @@ class Rules:
             f"retry_methods={sorted(self.retry_methods)!r}, "
             f"retry_statuses={sorted(self.retry_statuses)!r}, key={self.key!r}"
         )
+
+
+def _healthy_first(pool: Pool, tried: Collection[str]) -> Collection[str]:
+    """Servers to exclude so that a retry lands on a healthy, untried one; ``tried``
+    alone when there is none (then panic's choice stands). O(n)."""
+    stats = pool.stats()
+    healthy = {
+        server
+        for server, stat in stats.items()
+        if stat.health is HealthState.HEALTHY and stat.effective_weight > 0 and server not in tried
+    }
+    if not healthy:
+        return tried
+    return [server for server in stats if server not in healthy]
 
 
 def read_cookie(request: httpx.Request, name: str) -> str | None:

@@ -12,11 +12,12 @@ import asyncio
 import contextlib
 import socket
 import threading
-from collections.abc import Container, Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from ..validate import check_positive
 from ._address import split_server
+from ._validate import check_statuses
 
 if TYPE_CHECKING:
     import httpx
@@ -87,7 +88,7 @@ class HTTPProbe(Probe):
         path: str = "/health",
         *,
         method: str = "GET",
-        statuses: Container[int] = (200,),
+        statuses: Iterable[int] = (200,),
         headers: Mapping[str, str] | None = None,
         timeout: float = 2.0,
     ) -> None:
@@ -95,14 +96,13 @@ class HTTPProbe(Probe):
             raise ValueError(f"path must be a str starting with '/', got {path!r}")
         if not isinstance(method, str) or not method.isalpha():
             raise ValueError(f"method must be an HTTP method name, got {method!r}")
-        if isinstance(statuses, (str, bytes)) or not isinstance(statuses, Container):
-            raise TypeError(f"statuses must be a container of ints, got {statuses!r}")
+        accepted = check_statuses("statuses", statuses, empty=False)
         import httpx  # the httpx extra is needed only by this probe
 
         self._httpx = httpx
         self.path = path
         self.method = method.upper()
-        self.statuses = statuses
+        self.statuses = accepted
         self.headers = dict(headers or {})
         self.timeout = check_positive("timeout", timeout)
         self._client: httpx.Client | None = None
@@ -149,7 +149,7 @@ def http_probe(
     path: str = "/health",
     *,
     method: str = "GET",
-    statuses: Container[int] = (200,),
+    statuses: Iterable[int] = (200,),
     headers: Mapping[str, str] | None = None,
     timeout: float = 2.0,
 ) -> HTTPProbe:
@@ -164,8 +164,10 @@ def http_probe(
     HTTPProbe('/ready', method='GET', statuses=range(200, 300), timeout=2.0)
 
     Raises:
-        ValueError: ``path`` does not start with ``/``, a bad method or timeout.
-        TypeError: ``statuses`` is not a container of ints.
+        ValueError: ``path`` does not start with ``/``, a bad method or timeout;
+            ``statuses`` empty or holding a status outside [100, 599] (such a
+            probe could never pass).
+        TypeError: ``statuses`` is not a collection of ints.
     """
     return HTTPProbe(path, method=method, statuses=statuses, headers=headers, timeout=timeout)
 

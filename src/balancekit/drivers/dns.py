@@ -7,15 +7,18 @@ and, once started, every ``interval`` seconds in a thread, handing each
 result to ``pool.update(servers)``: new addresses join (and slow-start),
 vanished ones drain. A resolution that fails, or finds no address, changes
 nothing: the Pool keeps its last good membership, and the failure is
-reported in the returned :class:`Resolution` and counted, never raised from
-the background thread.
+reported in the returned :class:`Resolution`, counted, passed to the
+``on_error`` callback and logged (a warning on the ``balancekit.drivers.dns``
+logger when a run of failures starts, an info line when the name resolves
+again); it is never raised from the background thread.
 """
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Protocol
@@ -25,6 +28,8 @@ from ..validate import check_positive
 from ._address import join_server
 
 __all__ = ["DNSDiscovery", "Resolution", "resolve"]
+
+_log = logging.getLogger(__name__)
 
 
 def resolve(host: str, port: int, *, scheme: str | None = None, family: int = 0) -> list[str]:
@@ -103,9 +108,15 @@ class DNSDiscovery:
             transport); ``None`` for ``"ip:port"`` ids.
         interval: seconds between two resolutions once started.
         family: ``socket.AF_INET`` or ``socket.AF_INET6`` to keep one family; 0 both.
+        on_error: ``on_error(error)``, called with the exception of every failed
+            resolution, in the thread that resolved, after the failure is
+            recorded; an exception it raises is logged, never propagated.
 
-    ``refreshes`` and ``failures`` count resolutions; ``last`` is the latest
-    :class:`Resolution`.
+    ``refreshes`` and ``failures`` count resolutions, ``consecutive_failures``
+    the failures since the last success; ``last`` is the latest
+    :class:`Resolution`. A failure is also logged: a warning on the
+    ``balancekit.drivers.dns`` logger at the first of a run of failures (the
+    rest at debug level), an info line when the name resolves again.
 
     Raises:
         TypeError, ValueError: a bad argument, naming it and its value.
@@ -120,9 +131,12 @@ class DNSDiscovery:
         scheme: str | None = None,
         interval: float = 30.0,
         family: int = 0,
+        on_error: Callable[[Exception], object] | None = None,
     ) -> None:
         if not callable(getattr(pool, "update", None)):
             raise TypeError(f"pool must have an update(servers) method (a Pool), got {pool!r}")
+        if on_error is not None and not callable(on_error):
+            raise TypeError(f"on_error must be None or a callable(error), got {on_error!r}")
         _check_target(host, port, scheme)
         self._interval = check_positive("interval", interval)
         self._pool = pool
@@ -133,15 +147,18 @@ class DNSDiscovery:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()  # one refresh at a time
+        self._on_error = on_error
         self.refreshes = 0
         self.failures = 0
+        self.consecutive_failures = 0
         self.last: Resolution | None = None
 
     def refresh(self) -> Resolution:
         """Resolve now and update the pool; on failure leave it as it was.
 
         Returns the :class:`Resolution`; never raises for a resolution
-        failure or a refused update (both are in ``error``).
+        failure or a refused update (both are in ``error``, logged and handed
+        to ``on_error``).
         """
         with self._lock:
             self.refreshes += 1
@@ -153,9 +170,33 @@ class DNSDiscovery:
                 result = Resolution(tuple(servers), tuple(changes))
             except (OSError, ValueError, TypeError, LookupError) as error:
                 self.failures += 1
+                self.consecutive_failures += 1
                 result = Resolution((), (), error)
+                # One warning per outage, not one per interval: the counters keep the rest.
+                level = logging.WARNING if self.consecutive_failures == 1 else logging.DEBUG
+                _log.log(
+                    level,
+                    "resolving %r failed (%s: %s); the pool keeps its last good membership",
+                    self._host,
+                    type(error).__name__,
+                    error,
+                )
+            else:
+                if self.consecutive_failures:
+                    _log.info(
+                        "%r resolves again after %d failed resolutions",
+                        self._host,
+                        self.consecutive_failures,
+                    )
+                self.consecutive_failures = 0
             self.last = result
-            return result
+        # Outside the lock: the callback may call refresh() itself.
+        if result.error is not None and self._on_error is not None:
+            try:
+                self._on_error(result.error)
+            except Exception:
+                _log.exception("on_error of DNSDiscovery(%r) raised", self._host)
+        return result
 
     @property
     def running(self) -> bool:

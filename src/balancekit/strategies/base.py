@@ -148,7 +148,8 @@ class Balancer(abc.ABC):
 
         Raises:
             UnknownServer: the server is not a member.
-            TypeError, ValueError: a bad weight; nothing changes.
+            TypeError, ValueError: a bad weight, or (clocked strategies) a broken
+                clock reading; nothing changes.
         """
         value = check_weight(weight)
         with self._lock:
@@ -159,7 +160,14 @@ class Balancer(abc.ABC):
             if old == value:
                 return
             member.weight = value
-            self._reweighted(member, old)
+            try:
+                self._reweighted(member, old)
+            except BaseException:
+                # As add_server: a hook that refuses (a broken clock reading) leaves
+                # the balancer as it was.
+                member.weight = old
+                self._rebuild()
+                raise
 
     def set_weights(self, weights: Mapping[str, float]) -> None:
         """Change many weights at once: one rebuild (or one incremental pass) for the batch.

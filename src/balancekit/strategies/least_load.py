@@ -10,7 +10,7 @@ from typing import Any
 
 from ..clock import Clock
 from ..errors import UnknownServer
-from ..validate import check_instance, check_int
+from ..validate import check_instance, check_int, check_time
 from ._peak_ewma import Estimate, carry_over, check_option
 from .base import Balancer, Member, Servers
 from .indexed_heap import IndexedHeap
@@ -292,14 +292,15 @@ class PowerOfTwoChoices(Balancer):
         return options
 
     def _rebuild(self) -> None:
+        old = self._estimates
+        # Peak EWMA dates fresh estimates: read the clock before anything changes, so a
+        # broken reading (NaN, inf, None) raises with the balancer as it was.
+        now = 0.0 if old is None else check_time(self._clock())
         was = set(self._eligible)
         self._eligible = [m for m in self._members.values() if m.weight > 0]
-        old = self._estimates
         if old is None:
             return
-        self._estimates = carry_over(
-            old, self._members.values(), was, self._default_rtt, self._clock()
-        )
+        self._estimates = carry_over(old, self._members.values(), was, self._default_rtt, now)
 
     def _choose(self, key: Any, eligible: list[Member] | None = None) -> Member:
         # One method for both lists (not a helper call): this is the hot path.
@@ -358,7 +359,7 @@ class PowerOfTwoChoices(Balancer):
         """
         if self._estimates is None:
             return super().load(server)
-        now = self._clock()
+        now = check_time(self._clock())
         with self._lock:
             member = self._members.get(server)
             if member is None:
