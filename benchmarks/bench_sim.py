@@ -9,8 +9,10 @@ process's) per request at 10,000, 100,000 and 1,000,000 requests, with
 The 1,000,000-request runs (best of two) take about half a minute each and
 are skipped by ``--quick``.
 
-``compare`` is timed as ``balancekit compare`` runs it for one seed: every
-strategy on the built-in scenario, in this process (CPU seconds, best of 3).
+``compare`` is timed for one seed: every strategy on the built-in scenario,
+in this process (CPU seconds, best of 3). It draws the request stream once for
+all of them; the ``balancekit compare`` command runs each (strategy, seed) as
+its own ``simulate``, which draws it again.
 """
 
 from __future__ import annotations
