@@ -91,3 +91,30 @@ def test_a_pool_whose_clock_fails_at_release_takes_no_latency_sample() -> None:
     times.append(1.0)
     assert lb.in_flight("a") == 0 and pool.stats()["a"].in_flight == 0
     lb._check()
+
+
+class _Counting(RoundRobin):
+    """A strategy of one's own that learns from leases: its hooks must run."""
+
+    def _rebuild(self) -> None:
+        super()._rebuild()
+        self.seen: list[tuple[str, str, object]] = []
+
+    def _acquired(self, member: object, now: float) -> None:
+        self.seen.append(("acquired", getattr(member, "server", ""), now))
+
+    def _released(self, member: object, latency: float | None, ok: bool | None, now: float) -> None:
+        self.seen.append(("released", getattr(member, "server", ""), (latency, ok)))
+
+
+def test_lease_hooks_run_for_a_strategy_that_overrides_them_and_only_then() -> None:
+    assert not RoundRobin._hooked and LeastResponseTime._hooked and _Counting._hooked
+    clock = ManualClock()
+    lb = _Counting(["a"], clock=clock)
+    lease = lb.acquire()
+    clock.advance(0.25)
+    assert lease.release(ok=False) and not lease.release()
+    assert lb.seen == [("acquired", "a", 0.0), ("released", "a", (0.25, False))]
+    pool = Pool(_Counting(["a"]), clock=clock)
+    pool.acquire().release()
+    assert pool.strategy.seen == [("acquired", "a", 0.25), ("released", "a", (0.0, True))]
