@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import doctest
 import math
+import random
 from collections import Counter
 from pathlib import Path
 
@@ -12,7 +13,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from balancekit import ManualClock, NoServerAvailable, UnknownServer, UtilizationRoundRobin
-from balancekit.strategies._stride import MAX_WEIGHT, stride_pick, stride_weights
+from balancekit.strategies._stride import (
+    BLOCK_LANES,
+    MAX_WEIGHT,
+    SEQUENCE_LIMIT,
+    StrideBlocks,
+    stride_pick,
+    stride_weights,
+)
 from balancekit.strategies.utilization import MIN_UPDATE_PERIOD
 
 
@@ -312,3 +320,83 @@ def test_a_server_back_from_weight_zero_waits_out_a_new_blackout() -> None:
     assert lb.reported_weight("a") == 10
     lb.set_weight("b", 2)  # a change between positive weights restarts nothing
     assert lb.reported_weight("a") == 10
+
+
+# -- blocks of picks: the same sequence as the scheduler tried one by one ------------
+
+
+def one_by_one(weights: tuple[int, ...], start: int, count: int) -> tuple[list[int], int]:
+    """``count`` picks of :func:`stride_pick` from sequence ``start``, and the next start."""
+    picks: list[int] = []
+    sequence = start
+    for _ in range(count * len(weights) * MAX_WEIGHT):  # bounded, as in scheduler_picks
+        if len(picks) == count:
+            break
+        index = stride_pick(weights, sequence)
+        sequence = (sequence + 1) % SEQUENCE_LIMIT
+        if index is not None:
+            picks.append(index)
+    return picks, sequence
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_blocks_give_the_schedulers_picks_and_wrap_at_2_to_the_32(seed: int) -> None:
+    rng = random.Random(seed)
+    for _ in range(20):
+        n = rng.randint(2, 30)
+        floats = [rng.choice([rng.uniform(0.01, 100), 1.0, 3.0, 0.0]) for _ in range(n)]
+        weights = stride_weights(floats) or tuple([1] * n)
+        start = rng.choice([0, rng.randrange(SEQUENCE_LIMIT), SEQUENCE_LIMIT - rng.randint(1, 900)])
+        blocks = StrideBlocks(weights, list(range(n)))
+        picks: list[int] = []
+        sequence, generations = start, 1
+        for _ in range(1500):  # a block picks at least once unless it starts mid-generation
+            if len(picks) >= 1500:
+                break
+            got, lanes, sequence = blocks.block(sequence, generations)
+            assert len(got) == sum(lanes) and set(lanes) <= {0, 1}
+            picks += got
+            generations = min(2 * generations, blocks.most_generations)
+        assert picks == one_by_one(weights, start, len(picks))[0], (weights, start)
+    assert StrideBlocks((65535, 1), "ab").most_generations == BLOCK_LANES // 2
+    assert StrideBlocks(tuple([9] * 5000), ["x"] * 5000).most_generations == 1
+    with pytest.raises(ValueError, match="same length >= 1, got 2 and 1"):
+        StrideBlocks((1, 2), "a")
+
+
+class Reference:
+    """The balancer as the scheduler one sequence number at a time: weights re-read
+    at the first pick ``update_period`` after the last reading, the sequence going on."""
+
+    def __init__(self, lb: UtilizationRoundRobin, clock: ManualClock) -> None:
+        self.lb, self.clock = lb, clock
+        self.sequence, self.turn, self.due = 0, 0, -math.inf
+        self.weights: tuple[int, ...] | None = None
+
+    def pick(self) -> str:
+        names = [s for s, w in self.lb.servers.items() if w > 0]
+        if self.clock() >= self.due:
+            self.weights = stride_weights([self.lb.reported_weight(s) for s in names])
+            self.due = self.clock() + self.lb.update_period
+        if self.weights is None:
+            self.turn += 1
+            return names[(self.turn - 1) % len(names)]
+        (index,), self.sequence = one_by_one(self.weights, self.sequence, 1)
+        return names[index]
+
+
+def test_picks_follow_the_scheduler_across_reports_and_refreshes() -> None:
+    rng = random.Random(7)
+    clock = ManualClock()
+    servers = [f"s{i}" for i in range(7)]
+    lb = UtilizationRoundRobin(servers, blackout=0, clock=clock)
+    reference = Reference(lb, clock)
+    for round_ in range(60):
+        for _ in range(rng.choice([1, 5, 300, 3000])):  # long runs cross several blocks
+            assert lb.get_server() == reference.pick()
+        if round_ % 3:
+            server = rng.choice(servers)
+            lb.report(server, qps=rng.choice([50, 100, 400]), utilization=rng.choice([0.2, 1.0]))
+        clock.advance(rng.choice([0.3, 0.6, 1.0]))
+        lb._check()
+    assert reference.weights is not None  # the scheduler was in use, not the fallback

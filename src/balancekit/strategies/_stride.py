@@ -18,18 +18,41 @@ takes the next sequence number until an attempt picks.
 
 Weights are single-precision floats in gRPC; they are rounded to one here
 too, so the integers match gRPC's bit for bit.
+
+:class:`StrideBlocks` gives the same picks a block of sequence numbers at a
+time, for a balancer that hands them out from a list: each generation's test
+is a carry in a 17-bit sum, so the whole block is a few big-int additions and
+shifts in C, with 32-bit lanes, one per sequence number, instead of a Python
+step per attempt.
 """
 
 from __future__ import annotations
 
 import math
 import struct
+import sys
+from array import array
 from collections.abc import Sequence
+from itertools import compress
+from typing import Any, Generic, TypeVar
 
-__all__ = ["MAX_WEIGHT", "stride_pick", "stride_weights"]
+__all__ = [
+    "BLOCK_LANES",
+    "MAX_WEIGHT",
+    "SEQUENCE_LIMIT",
+    "StrideBlocks",
+    "stride_pick",
+    "stride_weights",
+]
 
 MAX_WEIGHT = 65535
 """The scaled weight of the heaviest backend (the largest uint16)."""
+
+SEQUENCE_LIMIT = 1 << 32
+"""The sequence number wraps here to 0, as gRPC's atomic uint32 does."""
+
+BLOCK_LANES = 4096
+"""The most sequence numbers a block covers (whole generations, at least one)."""
 
 _MAX_RATIO = 10.0
 _MIN_RATIO = 0.01
@@ -91,3 +114,148 @@ def stride_pick(weights: Sequence[int], sequence: int) -> int | None:
     if (weight * (sequence // n) + index * _OFFSET) % MAX_WEIGHT < MAX_WEIGHT - weight:
         return None
     return index
+
+
+# -- blocks of picks ---------------------------------------------------------------
+
+T = TypeVar("T")
+
+_LANE_BYTES = 4  # a lane holds one sequence number's sum, which needs 17 bits
+_SWAP = sys.byteorder != "little"
+_Sized = tuple[int, int, int, int, int, list[Any]]
+
+
+def _pack(values: list[int]) -> int:
+    """``values`` (each < 2**32) as the lanes of one int, the first in the lowest bits. O(n)."""
+    lanes = array("I", values)
+    if _SWAP:
+        lanes.byteswap()
+    return int.from_bytes(lanes.tobytes(), "little")
+
+
+def _repeat(lanes: int, count: int, times: int) -> int:
+    """``count`` lanes repeated ``times`` times, the copies one after another. O(result)."""
+    return int.from_bytes(lanes.to_bytes(_LANE_BYTES * count, "little") * times, "little")
+
+
+def _mod(lanes: int, ones: int) -> int:
+    """Each lane mod ``MAX_WEIGHT``, for lanes in ``[0, 2 * MAX_WEIGHT - 2]``; ``ones``
+    has a 1 in each lane. Such a lane reaches ``MAX_WEIGHT`` exactly when the lane
+    plus 1 carries into bit 16. O(lanes)."""
+    return lanes - (((lanes + ones) >> 16) & ones) * MAX_WEIGHT
+
+
+class StrideBlocks(Generic[T]):
+    """The picks of the scheduler over integer ``weights``, as ``items``, by blocks.
+
+    ``block(start, generations)`` gives the items picked by the sequence
+    numbers from ``start`` to the end of its ``generations``-th generation (or
+    to the wrap at ``SEQUENCE_LIMIT``), exactly as :func:`stride_pick` tried
+    one by one would, with the picked lanes and where the next block starts.
+
+    Backend ``i`` in generation ``g`` is picked when ``a + w >= 65535`` for
+    ``a = (w * g + i * 32767) mod 65535``: with ``a`` and ``w`` in 32-bit lanes of
+    one int, ``a + w + 1`` carries into bit 16 exactly then, so one addition,
+    one shift and one mask test every lane of a block at once; ``a`` for the
+    next generations comes from ``a + k * w mod 65535`` the same way.
+
+    >>> blocks = StrideBlocks((65535, 32768), "ab")
+    >>> blocks.block(0, 2)                         # stride_pick: 0, 1, 0, None
+    (['a', 'b', 'a'], b'\\x01\\x01\\x01\\x00', 4)
+
+    Complexity: O(n x generations) per block, in big-int operations (about
+    10 ns a sequence number); the first block at a new generation also
+    costs O(n) Python steps. Not thread-safe: the caller holds a lock.
+    """
+
+    __slots__ = (
+        "_at",
+        "_base",
+        "_lanes",
+        "_low",
+        "_n",
+        "_ones",
+        "_sized",
+        "_weights",
+        "most_generations",
+    )
+
+    def __init__(self, weights: Sequence[int], items: Sequence[T]) -> None:
+        self._weights = tuple(weights)
+        n = self._n = len(self._weights)
+        if n != len(items) or n < 1:
+            raise ValueError(
+                f"weights and items must have the same length >= 1, got {n} and {len(items)}"
+            )
+        ones = self._ones = _pack([1] * n)
+        w = _pack(list(self._weights))
+        step = _mod(w, ones)
+        # By generations per block (powers of 2): lanes of 1, the weights + 1, each
+        # generation's advance k x w mod 65535 from the first, the block's advance,
+        # that advance in every generation's lanes, the items repeated.
+        self._sized: dict[int, _Sized] = {1: (ones, w + ones, 0, step, step, list(items))}
+        self._at = -1  # the generation the next block would start at (-1: none)
+        self._base = 0  # its lanes
+        self._lanes = (0, 0)  # (generations, lanes) of the last block
+        self._low = (1 << 32 * n) - 1  # a block's first generation
+        most = 1
+        while 2 * most * n <= BLOCK_LANES:
+            most *= 2
+        self.most_generations = most
+        """The largest ``generations`` a block should have (a power of 2)."""
+
+    def _data(self, generations: int) -> _Sized:
+        sized = self._sized.get(generations)
+        if sized is None:  # twice the half: the upper half is the lower one advanced
+            half = generations // 2
+            ones, w1, advance, step, _, items = self._data(half)
+            n = self._n
+            shift = 32 * n * half
+            upper = _mod(advance + _repeat(step, n, half), ones)
+            step = _mod(step + step, self._ones)
+            sized = (
+                ones | ones << shift,
+                w1 | w1 << shift,
+                advance | upper << shift,
+                step,
+                _repeat(step, n, generations),
+                items + items,
+            )
+            self._sized[generations] = sized
+        return sized
+
+    def block(self, start: int, generations: int) -> tuple[list[T], bytes, int]:
+        """``(picked items, a 0/1 byte per sequence number, the next start)`` for the
+        sequence numbers from ``start`` on. ``generations`` is a power of 2."""
+        n = self._n
+        ones, w1, advance, step, spread, items = self._data(generations)
+        generation, skip = divmod(start, n)
+        last, lanes = self._lanes
+        if generation == self._at and last == generations:  # the last block, advanced
+            lanes = _mod(lanes + spread, ones)
+        else:
+            if generation == self._at:
+                base = self._base
+            else:
+                weights = self._weights
+                base = _pack(
+                    [(weights[i] * generation + i * _OFFSET) % MAX_WEIGHT for i in range(n)]
+                )
+            lanes = _mod(_repeat(base, n, generations) + advance, ones)
+        picked = ((lanes + w1) >> 16) & ones
+        count = n * generations
+        mask = picked.to_bytes(_LANE_BYTES * count, "little")[::_LANE_BYTES]
+        end = generation * n + count
+        if end > SEQUENCE_LIMIT:  # the sequence wraps to 0 in this block
+            count -= end - SEQUENCE_LIMIT
+            end = SEQUENCE_LIMIT
+        if skip or count < len(mask):
+            mask = mask[skip:count]
+            items = items[skip:count]
+        self._lanes = (generations, lanes)
+        self._base = _mod((lanes & self._low) + step, self._ones)
+        self._at = generation + generations
+        return list(compress(items, mask)), mask, end % SEQUENCE_LIMIT
+
+    def __repr__(self) -> str:
+        return f"StrideBlocks({list(self._weights)!r})"

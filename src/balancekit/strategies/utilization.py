@@ -25,14 +25,21 @@ from __future__ import annotations
 import itertools
 import math
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from ..clock import Clock
 from ..errors import UnknownServer
-from ..validate import check_positive, check_range
-from ._stride import MAX_WEIGHT, stride_pick, stride_weights
+from ..validate import check_positive, check_range, check_time
+from ._stride import (
+    BLOCK_LANES,
+    MAX_WEIGHT,
+    SEQUENCE_LIMIT,
+    StrideBlocks,
+    stride_weights,
+)
 from .base import Balancer, Member, Servers
+from .round_robin import _ATOMIC_NEXT
 
 __all__ = ["MIN_UPDATE_PERIOD", "UtilizationRoundRobin"]
 
@@ -83,13 +90,21 @@ class UtilizationRoundRobin(Balancer):
     are scheduled in insertion order, and the scheduler's sequence starts at
     0 on a new balancer, so the picks are reproducible. The key is ignored.
 
-    Complexity: ``get_server`` and ``acquire`` O(1) expected (the scheduler
-    skips a backend with probability ``1 - mean / max`` of the scaled
-    weights, and the largest weight is capped at 10 x the mean); ``report``
-    O(1); re-reading the weights O(n), at most once per ``update_period``.
+    Complexity: ``get_server`` and ``acquire`` O(1) amortized: a pick is the
+    next entry of a block of picks, and a block (the picks of up to
+    ``BLOCK_LANES`` = 4,096 sequence numbers of gRPC's scheduler, whole
+    generations) is computed when the last one is used, in big-int
+    operations of about 10 ns a sequence number (see
+    :class:`._stride.StrideBlocks`); the first block after new weights
+    costs O(n) more. ``report`` O(1); re-reading the weights O(n), at most
+    once per ``update_period``; unchanged weights keep the blocks going.
 
-    Thread safety: ``get_server`` takes the lock only to re-read the weights;
-    the sequence is an atomic counter, as gRPC's.
+    Thread safety: ``get_server`` takes the lock only to re-read the weights
+    or to compute the next block; otherwise a pick is one ``next()`` on an
+    :func:`itertools.count` (atomic under CPython's global interpreter lock;
+    on a free-threaded build ``get_server`` takes the lock). A pick racing
+    with a re-reading of the weights may take one sequence number the new
+    schedule takes again, as concurrent picks in gRPC may.
 
     Raises:
         TypeError: an option is not a number.
@@ -112,13 +127,20 @@ class UtilizationRoundRobin(Balancer):
         self._penalty = check_range("error_penalty", error_penalty, 0.0)
         self._period = max(MIN_UPDATE_PERIOD, check_positive("update_period", update_period))
         self._reports: dict[str, _Report] = {}
-        # gRPC's sequence is an atomic uint32: next() on an iterator is atomic, and
-        # chained ranges wrap at 2**32 for free.
-        self._sequence = itertools.chain.from_iterable(itertools.repeat(range(1 << 32)))
-        self._turn = itertools.count()  # the round-robin fallback's counter
-        # (rotation, its ids, the scheduler's weights or None): one tuple, swapped
-        # whole, so a lock-free pick never mixes two versions.
-        self._state: tuple[list[Member], tuple[str, ...], tuple[int, ...] | None] = ([], (), None)
+        self._rotation: list[Member] = []
+        self._names: tuple[str, ...] = ()
+        # The scheduler's integer weights, or None for the round-robin fallback.
+        self._weights: tuple[int, ...] | None = None
+        self._blocks: StrideBlocks[str] | None = None
+        self._generations = 1  # of the next block: doubles up to the most
+        # The picks being handed out and the count of those taken: one tuple,
+        # swapped whole, so a lock-free pick never mixes two blocks.
+        self._block: tuple[Sequence[str], Iterator[int]] = ((), itertools.count())
+        # Where the block began: (from the scheduler?, its first sequence number,
+        # its lanes (1: picked), the sequence number after it, the round-robin
+        # turn). gRPC's sequence is an atomic uint32 that wraps at 2**32; the
+        # fallback's turn counts on without a bound.
+        self._origin: tuple[bool, int, bytes, int, int] = (False, 0, b"", 0, 0)
         self._due = -math.inf
         super().__init__(servers, clock=clock)
 
@@ -166,7 +188,7 @@ class UtilizationRoundRobin(Balancer):
         weight: float = _F32.unpack(_F32.pack(qps_ / (load + penalty)))[0]  # a float in gRPC
         if weight == 0:  # too small for a float: no weight, as gRPC
             return
-        now = self._clock()
+        now = check_time(self._clock())
         with self._lock:
             if report.since is None:
                 report.since = now
@@ -182,7 +204,7 @@ class UtilizationRoundRobin(Balancer):
         report = self._reports.get(server)
         if report is None:
             raise UnknownServer(server)
-        now = self._clock()
+        now = check_time(self._clock())
         if now - report.updated >= self._expiration or report.since is None:
             return 0.0
         if self._blackout > 0 and now - report.since < self._blackout:
@@ -192,7 +214,7 @@ class UtilizationRoundRobin(Balancer):
     # -- picking ----------------------------------------------------------------
 
     def get_server(self, key: Any = None, exclude: Iterable[str] = ()) -> str:
-        """The next server of the schedule. O(1) expected; the key is ignored.
+        """The next server of the schedule. O(1) amortized; the key is ignored.
 
         With ``exclude`` (servers already tried) the schedule goes on past
         them, as a gRPC retry makes a new pick.
@@ -201,66 +223,105 @@ class UtilizationRoundRobin(Balancer):
             NoServerAvailable: no server has a weight > 0.
             TypeError: a bad ``exclude``.
         """
-        if exclude:
+        if exclude or not _ATOMIC_NEXT:
             return super().get_server(key, exclude)
         now = self._clock()
+        if type(now) is not float or now - now != 0.0:  # the usual reading in one test
+            now = check_time(now)
         if now >= self._due:
             with self._lock:
                 if now >= self._due:
                     self._refresh(now)
-        _, names, weights = self._state
-        if weights is None:
-            return self._next().server
-        n = len(weights)
-        sequence = self._sequence
-        while True:
-            # stride_pick, inlined on the hot path with the constants spelled out
-            # (32767 = MAX_WEIGHT // 2, 65535 = MAX_WEIGHT): a call saved is a fifth.
-            s = next(sequence)
-            index = s % n
-            weight = weights[index]
-            if (weight * (s // n) + index * 32767) % 65535 >= 65535 - weight:
-                return names[index]
+        picks, taken = self._block
+        try:
+            return picks[next(taken)]
+        except IndexError:  # the block is used up: the next one, under the lock
+            with self._lock:
+                return self._next().server
 
     def _choose(self, key: Any) -> Member:
-        now = self._clock()
+        now = check_time(self._clock())
         if now >= self._due:
             self._refresh(now)
         return self._next()
 
     def _next(self) -> Member:
-        rotation, _, weights = self._state
-        if not rotation:
-            raise self._unavailable()
-        if weights is None:
-            return rotation[next(self._turn) % len(rotation)]
-        sequence = self._sequence
+        """The next pick, computing blocks as they are used up (under the lock)."""
         while True:
-            index = stride_pick(weights, next(sequence))
-            if index is not None:
-                return rotation[index]
+            picks, taken = self._block
+            index = next(taken)
+            if index < len(picks):
+                return self._members[picks[index]]
+            if not self._rotation:
+                raise self._unavailable()
+            scheduled, first, _, end, turn = self._origin
+            if scheduled:
+                self._start_block(end, turn)
+            else:
+                self._start_block(first, turn + len(picks))
 
-    def _refresh(self, now: float) -> None:
-        """Re-read every server's weight into a new scheduler (under the lock). O(n)."""
-        rotation, names, _ = self._state
+    def _start_block(self, sequence: int, turn: int) -> None:
+        """The picks from ``sequence`` on (the scheduler's) or from ``turn`` (the fallback's)."""
+        blocks = self._blocks
+        if blocks is None:
+            names = self._names
+            n = len(names)
+            at = turn % n
+            picks: Sequence[str] = (names * (BLOCK_LANES // n + 2))[at : at + max(n, BLOCK_LANES)]
+            self._origin = (False, sequence, b"", sequence, turn)
+        else:
+            generations = self._generations
+            picks, lanes, end = blocks.block(sequence, generations)
+            self._generations = min(2 * generations, blocks.most_generations)
+            self._origin = (True, sequence, lanes, end, turn)
+        self._block = (picks, itertools.count())
+
+    def _position(self) -> tuple[int, int]:
+        """(The sequence number, the fallback's turn) after the picks handed out. O(block)."""
+        picks, taken = self._block
+        count = min(next(taken), len(picks))
+        scheduled, first, lanes, _, turn = self._origin
+        if not scheduled:
+            return first, turn + count
+        if count == 0:
+            return first, turn
+        # The scheduler's next try is the sequence number after the last pick's.
+        last = next(itertools.islice(itertools.compress(itertools.count(), lanes), count - 1, None))
+        return (first + last + 1) % SEQUENCE_LIMIT, turn
+
+    def _refresh(self, now: float, *, changed: bool = False) -> None:
+        """Re-read every server's weight (under the lock); new weights start a new
+        schedule where the sequence stands. O(n)."""
         blackout, expiration = self._blackout, self._expiration
-        weights = [self._reports[m.server].usable(now, blackout, expiration) for m in rotation]
-        self._state = (rotation, names, stride_weights(weights))
+        usable = [self._reports[m.server].usable(now, blackout, expiration) for m in self._rotation]
+        weights = stride_weights(usable)
         self._due = now + self._period
+        if weights == self._weights and not changed:
+            return  # the same schedule: its picks go on
+        sequence, turn = self._position()
+        self._weights = weights
+        self._blocks = None if weights is None else StrideBlocks(weights, self._names)
+        self._generations = 1  # a small first block: the weights may change again soon
+        self._origin = (False, sequence, b"", sequence, turn)
+        self._block = ((), itertools.count())
 
     def _reweighted(self, member: Member, old: float) -> None:
+        now = check_time(self._clock())  # a broken reading refuses before anything changes
         if old == 0 < member.weight:
             # Back in the rotation (e.g. healthy again): its blackout starts over,
             # as gRPC restarts it when a connection returns to READY.
             self._reports[member.server].since = None
-        self._rebuild()
+        self._rebuild_at(now)
 
     def _rebuild(self) -> None:
+        self._rebuild_at(check_time(self._clock()))
+
+    def _rebuild_at(self, now: float) -> None:
         reports = self._reports
         self._reports = {s: reports.get(s) or _Report() for s in self._members}
-        rotation = [m for m in self._members.values() if m.weight > 0]
-        self._state = (rotation, tuple(m.server for m in rotation), None)
-        self._refresh(self._clock())
+        self._rotation = [m for m in self._members.values() if m.weight > 0]
+        self._names = tuple(m.server for m in self._rotation)
+        self._refresh(now, changed=True)
 
     def _options(self) -> dict[str, object]:
         return {
@@ -272,9 +333,14 @@ class UtilizationRoundRobin(Balancer):
 
     def _check(self) -> None:
         super()._check()
-        rotation, names, weights = self._state
+        rotation, names, weights = self._rotation, self._names, self._weights
         assert names == tuple(m.server for m in rotation)
         assert set(self._reports) == set(self._members)
         assert rotation == [m for m in self._members.values() if m.weight > 0]
         assert weights is None or len(weights) == len(rotation) >= 2
         assert weights is None or all(1 <= w <= MAX_WEIGHT for w in weights)
+        assert (self._blocks is None) == (weights is None)
+        assert set(self._block[0]) <= set(names)
+        scheduled, first, lanes, end, _ = self._origin
+        assert not scheduled or (weights is not None and sum(lanes) == len(self._block[0]))
+        assert 0 <= first < SEQUENCE_LIMIT and 0 <= end < SEQUENCE_LIMIT

@@ -1,6 +1,6 @@
 """Property-test your own balancer or pool: hypothesis strategies and assertions.
 
-This module needs hypothesis: ``pip install "balancekit[test]"`` (or just
+This module needs hypothesis: ``pip install -e ".[test]"`` from a clone (or just
 ``pip install hypothesis``). The rest of balancekit never imports it.
 
 - **Strategies** draw what a balancer meets in production: server sets with
