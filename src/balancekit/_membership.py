@@ -63,8 +63,8 @@ class Membership:
     _records: dict[str, _Record]
     _leaving: set[str]
     _full: set[str]
-    _joining: set[str]
-    _gone: set[str]
+    _joining: dict[str, None]
+    _gone: dict[str, None]
     _outbox: Outbox
 
     if TYPE_CHECKING:  # the pool's own steps
@@ -124,7 +124,7 @@ class Membership:
         """A new member (lock held); the next ``_refresh`` adds it to the strategy,
         with every other change of the operation, in one batch."""
         self._records[server] = _Record(weight, 0.0, now)
-        self._joining.add(server)
+        self._joining[server] = None
 
     def _leave(self, server: str) -> None:
         """Forget ``server`` (lock held); the next ``_refresh`` removes it from the
@@ -133,9 +133,9 @@ class Membership:
         self._leaving.discard(server)
         self._full.discard(server)
         if server in self._joining:
-            self._joining.discard(server)  # never reached the strategy
+            del self._joining[server]  # never reached the strategy
         else:
-            self._gone.add(server)
+            self._gone[server] = None
 
     def _remove(self, server: str) -> None:
         self._leave(server)

@@ -209,8 +209,10 @@ class Pool(Membership):
         self._full: set[str] = set()  # servers with max_in_flight leases open
         # Members that joined or left in this operation, not yet told to the
         # strategy: the refresh at its end tells it in one batch with the weights.
-        self._joining: set[str] = set()
-        self._gone: set[str] = set()
+        # Dicts, not sets: the strategy sees them in the order they came (a set's
+        # order of strings changes from process to process with the hash seed).
+        self._joining: dict[str, None] = {}
+        self._gone: dict[str, None] = {}
         with self._lock:
             for server, weight in strategy.servers.items():
                 self._register(server, now)
@@ -644,10 +646,10 @@ class Pool(Membership):
         strategy = self._strategy
         for server in list(self._gone):
             strategy.remove_server(server)
-            self._gone.discard(server)
+            del self._gone[server]
         for server in list(self._joining):
             strategy.add_server(server, 0)
-            self._joining.discard(server)
+            del self._joining[server]
 
     def _push_each(self, batch: dict[str, float]) -> None:
         refused: ValueError | None = None
