@@ -8,6 +8,9 @@
 - entering panic mode, ms: ``Pool(Maglev)`` at 200 servers against building
   one ``Maglev`` of 200 servers, and at 1,000 servers the same for every
   table-building strategy (the ratio says how many rebuilds an event costs);
+- a discovery update of a ``Pool`` of 1,000 servers in which 50 join and 50
+  leave, ms, against building one strategy of 1,000 (Maglev; in a full run
+  also ConsistentHash and Rendezvous): the ratio says how many rebuilds it costs;
 - building ``HealthTracker(20,000 servers)`` against ``Drainer(20,000 servers)``, ms;
 - bytes a ``HealthTracker`` retains after 100,000 add/remove cycles.
 
@@ -200,6 +203,44 @@ def panic(quick: bool) -> list[Row]:
     return rows
 
 
+# -- discovery updates ------------------------------------------------------------------------
+
+
+def update_step(cls: type[Balancer], n: int, moved: int) -> Callable[[], float]:
+    """An action: ms for one ``Pool.update`` of ``n`` servers in which ``moved`` join
+    and ``moved`` (idle) leave; successive calls swap the two groups back and forth."""
+    names = servers(n + moved)
+    lists = [names[moved:], names[:n]]  # each: the first ``moved`` gone, as many new
+    pool = Pool(make(cls, names[:n]), health=HealthTracker(), clock=ManualClock())
+    turn = itertools.cycle([0, 1])
+
+    def action() -> float:
+        listed = lists[next(turn)]
+        start = time.perf_counter()
+        pool.update(listed)
+        elapsed = time.perf_counter() - start
+        assert len(pool) == n
+        return elapsed * 1000
+
+    return action
+
+
+def updates(quick: bool) -> list[Row]:
+    rounds = 3 if quick else 7
+    plan: list[type[Balancer]] = [Maglev] if quick else [Maglev, ConsistentHash, Rendezvous]
+    actions = []
+    for cls in plan:
+        actions += [update_step(cls, 1000, 50), build(cls, 1000)]
+    values = interleaved(actions, rounds)
+    rows = []
+    for cls, step, one in zip(plan, values[::2], values[1::2], strict=True):
+        name = cls.__name__
+        rows.append(Row("pool", "update, 50 join + 50 leave", 1000, f"Pool({name})", step, "ms"))
+        rows.append(Row("pool", "build one", 1000, name, one, "ms"))
+        rows.append(Row("pool", "update / build (one rebuild)", 1000, name, step / one, "x"))
+    return rows
+
+
 # -- construction and churn -----------------------------------------------------------------
 
 
@@ -253,6 +294,7 @@ def run(quick: bool) -> list[Row]:
         *acquire_release(quick),
         clock_reads(),
         *panic(quick),
+        *updates(quick),
         *construction(quick),
         churn(quick),
     ]

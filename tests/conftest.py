@@ -53,9 +53,10 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         for item in terminalreporter.stats.get("deselected", [])
         if isinstance(item, pytest.Item) and item.get_closest_marker("slow") is not None
     ]
+    how = '`pytest -m slow` runs them (`pytest -m ""` runs everything)'
     if left_out:
-        terminalreporter.write_line(
-            f"{len(left_out)} slow test{'s' * (len(left_out) != 1)} not run: "
-            "`pytest -m slow` runs them "
-            '(`pytest -m ""` runs everything)'
-        )
+        count = f"{len(left_out)} slow test{'s' * (len(left_out) != 1)}"
+        terminalreporter.write_line(f"{count} not run: {how}")
+    elif terminalreporter.config.getoption("markexpr") == "not slow":
+        # Under pytest-xdist the workers deselect, so this process has no count to give.
+        terminalreporter.write_line(f"slow tests not run: {how}")

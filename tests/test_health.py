@@ -628,6 +628,27 @@ def test_subscribers_see_every_change_once_and_can_unsubscribe() -> None:
     assert len(seen) == 2
 
 
+def test_a_raising_subscriber_loses_no_change_for_the_others() -> None:
+    tracker, clock = make(("a", "b", "c"), unhealthy_threshold=1)
+    first: list[str] = []
+    second: list[str] = []
+
+    def raises(c: StateChange) -> None:
+        first.append(c.server)
+        raise RuntimeError(f"subscriber failed on {c.server}")
+
+    tracker.subscribe(raises)
+    tracker.subscribe(lambda c: second.append(c.server))
+    tracker.due()
+    clock.set(2.0)  # three probes time out: three changes in one delivery
+    with pytest.raises(RuntimeError, match=r"failed on a$"):  # the first error, once
+        tracker.poll()
+    assert first == second == ["a", "b", "c"]  # each change went to both
+    assert all(tracker.state(s) is H.UNHEALTHY for s in "abc")
+    assert len(tracker._outbox) == 0
+    tracker._check()
+
+
 def test_a_subscriber_may_call_back_into_the_tracker() -> None:
     tracker, _ = make(("a", "b"), unhealthy_threshold=1)
     states: list[HealthState] = []

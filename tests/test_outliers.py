@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import math
 import random
+import re
 import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -212,6 +216,10 @@ def test_a_pool_feeds_the_detectors_with_its_releases() -> None:
         (lambda: FailurePercentageEjection(minimum_hosts=10**400), ValueError),
         (lambda: FailurePercentageEjection(enforcing="all"), TypeError),
         (lambda: HealthTracker(outliers=[object()]), TypeError),
+        (lambda: HealthTracker(outliers=[SuccessRateEjection]), TypeError),  # the class
+        (lambda: HealthTracker(outliers=[NoEnforcing()]), TypeError),
+        (lambda: HealthTracker(outliers=[Worst(enforcing=101)]), ValueError),
+        (lambda: HealthTracker(outliers=[Worst(enforcing="all")]), TypeError),
         (lambda: HealthTracker(outliers=SuccessRateEjection()), TypeError),
         (lambda: HealthTracker(outlier_interval=0), ValueError),
         (lambda: HealthTracker(outlier_interval=10**400), ValueError),
@@ -220,3 +228,75 @@ def test_a_pool_feeds_the_detectors_with_its_releases() -> None:
 def test_bad_options(factory: object, error: type[Exception]) -> None:
     with pytest.raises(error):
         factory()  # type: ignore[operator]
+
+
+# -- detectors of your own: anything with select(counts) and enforcing ---------------------
+
+
+class Worst:
+    """A tiny detector of a kind the tracker has never heard of: the server with the
+    most failures in the interval, if it failed at least once."""
+
+    def __init__(self, enforcing: object = 100.0, answer: object = None) -> None:
+        self.enforcing = enforcing
+        self.answer = answer  # what select returns instead, when set
+
+    def select(self, counts: Mapping[str, tuple[int, int]]) -> Any:
+        if self.answer is not None:
+            return self.answer
+        worst = max(counts, key=lambda server: counts[server][1])
+        return [worst] if counts[worst][1] else []
+
+
+class NoEnforcing:
+    def select(self, counts: Mapping[str, tuple[int, int]]) -> list[str]:
+        return []
+
+
+def test_a_detector_of_your_own_ejects_through_the_transition_table() -> None:
+    tracker, clock = make(Worst())
+    traffic(tracker, "s2", 3, 1)
+    traffic(tracker, "s3", 0, 2)
+    clock.set(10.0)
+    assert tracker.poll() == [StateChange("s3", H.HEALTHY, H.EJECTED, 10.0)]
+    assert tracker.outliers[0].__class__ is Worst
+    clock.set(20.0)  # nobody failed in this interval: nobody more
+    assert tracker.poll() == [] and tracker.state("s2") is H.HEALTHY
+    tracker._check()
+
+
+def test_an_object_that_is_no_detector_is_named_in_the_error() -> None:
+    with pytest.raises(TypeError, match=r"outliers must hold detectors .*got 'select'"):
+        HealthTracker(outliers=["select"])
+    with pytest.raises(ValueError, match=r"enforcing of .*Worst.* in \[0, 100\], got 101"):
+        HealthTracker(outliers=[Worst(enforcing=101)])
+
+
+@pytest.mark.parametrize(
+    ("answer", "error", "words"),
+    [
+        (["nobody"], ValueError, "returned 'nobody', not a server it was given"),
+        ([3], ValueError, "returned 3"),
+        ("s0", TypeError, "must return a list of servers, got 's0'"),
+        (42, TypeError, "got 42"),
+    ],
+)
+def test_a_bad_verdict_is_refused_before_any_applies(
+    answer: object, error: type[Exception], words: str
+) -> None:
+    # The good detector comes first: its verdict must not apply either.
+    tracker, clock = make(Worst(), Worst(answer=answer))
+    traffic(tracker, "s1", 0, 3)
+    clock.set(10.0)
+    with pytest.raises(error, match=words):
+        tracker.poll()
+    assert all(tracker.state(s) is H.HEALTHY for s in FIVE)
+    tracker._check()
+
+
+def test_the_docs_detector_example_runs() -> None:
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "health.md").read_text()
+    (code,) = [b for b in re.findall(r"```python\n(.*?)```", doc, re.DOTALL) if "AnyFailure" in b]
+    namespace: dict[str, Any] = {}
+    exec(compile(code, "docs/health.md", "exec"), namespace)
+    assert namespace["tracker"].state("b") is H.EJECTED

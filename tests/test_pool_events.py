@@ -158,6 +158,26 @@ def test_a_raising_callback_loses_no_change() -> None:
     assert log == ["b"]
 
 
+def test_a_raising_on_change_still_reaches_the_components_subscribers() -> None:
+    calls: list[StateChange] = []
+
+    def raises_once(change: StateChange) -> None:
+        calls.append(change)
+        if len(calls) == 1:
+            raise RuntimeError("on_change failed")
+
+    health = HealthTracker(unhealthy_threshold=1)
+    pool = Pool(RoundRobin(["a", "b"]), health=health, on_change=raises_once, clock=ManualClock())
+    seen: list[StateChange] = []
+    health.subscribe(seen.append)
+    with pytest.raises(RuntimeError, match="on_change failed"):
+        pool.record_check("a", False)
+    assert health.state("a") is HealthState.UNHEALTHY  # the check itself happened
+    assert len(calls) == 1 and seen == calls  # the subscriber got it too
+    pool.record_check("b", False)  # nothing left over, nothing delivered twice
+    assert [c.server for c in calls] == ["a", "b"] and seen == calls
+
+
 # -- one clock reading per call ---------------------------------------------------------
 
 

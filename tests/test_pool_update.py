@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 
 import pytest
 from hypothesis import given, settings
@@ -20,6 +21,8 @@ from balancekit import (
     StateChange,
 )
 from balancekit.lease import Lease
+from balancekit.strategies.base import Balancer
+from balancekit.strategies.registry import make_strategy, strategy_names
 
 
 def test_joins_ramp_and_weights_apply() -> None:
@@ -144,3 +147,89 @@ def test_membership_follows_discovery(steps: list[tuple[str, frozenset[str]]]) -
             assert pool.drainer.state(server) is DrainState.DRAINING
             assert pool.drainer.in_flight(server) > 0
         pool._check()
+
+
+# -- one step: one rebuild, however many servers join or leave ----------------------------
+
+
+def counted(strategy: Balancer) -> list[int]:
+    """Count the strategy's ``_rebuild`` calls (an instance attribute shadows the method)."""
+    count = [0]
+    rebuild = strategy._rebuild
+
+    def counting() -> None:
+        count[0] += 1
+        rebuild()
+
+    strategy._rebuild = counting  # type: ignore[method-assign]
+    return count
+
+
+@pytest.mark.parametrize("name", list(strategy_names()))
+def test_an_update_of_50_joining_and_50_leaving_is_one_rebuild(name: str) -> None:
+    clock = ManualClock()
+    servers = [f"10.0.0.{i}" for i in range(200)]
+    strategy = make_strategy(name, dict.fromkeys(servers, 1.0), clock=clock, rng=random.Random(1))
+    pool = Pool(strategy, health=HealthTracker(), slow_start=5.0, clock=clock)
+    key = "10.9.9.9" if strategy.requires_key else None
+    leases = [pool.acquire(key) for _ in range(3)]  # some leaving servers are busy: they drain
+    rebuilds = counted(strategy)
+    listed = servers[50:] + [f"10.0.1.{i}" for i in range(50)]
+    changes = pool.update(listed)
+    assert rebuilds[0] == 1, rebuilds[0]
+    busy = {lease.server for lease in leases} - set(listed)
+    assert {c.server for c in changes if c.new is DrainState.DRAINING} == busy
+    assert set(pool.servers) == set(listed) | busy
+    assert list(strategy.servers) == list(pool.servers)  # newcomers in the order listed
+    assert all(strategy.servers[s] == 0 for s in busy)  # draining: no new work
+    pool._check()
+    rebuilds[0] = 0
+    clock.advance(5.0)  # the newcomers' ramps end: one batch of weights
+    pool.acquire(key).release()
+    assert rebuilds[0] <= 1
+    for lease in leases:
+        lease.release()
+    assert set(pool.servers) == set(listed) == set(strategy.servers)
+    pool._check()
+
+
+@pytest.mark.parametrize("name", list(strategy_names()))
+def test_a_small_update_is_at_most_one_rebuild(name: str) -> None:
+    clock = ManualClock()
+    servers = [f"10.0.0.{i}" for i in range(40)]
+    strategy = make_strategy(name, dict.fromkeys(servers, 1.0), clock=clock, rng=random.Random(1))
+    pool = Pool(strategy, clock=clock)
+    rebuilds = counted(strategy)
+    pool.update({**dict.fromkeys(servers[1:], 1.0), "new-1": 2.0, "new-2": 1.0})
+    # Strategies that update in place use their hooks for a few changes: no rebuild.
+    assert rebuilds[0] == (0 if strategy._incremental else 1)
+    assert list(strategy.servers.items()) == list(pool.servers.items())
+    assert list(strategy.servers)[-2:] == ["new-1", "new-2"]  # in the order given
+    pool._check()
+
+
+class Refuses(RoundRobin):
+    """A strategy that refuses some servers a weight > 0 without saying so in ``_admit``."""
+
+    refuse: frozenset[str] = frozenset()
+
+    def _rebuild(self) -> None:
+        for server, member in self._members.items():
+            if server in self.refuse and member.weight > 0:
+                raise ValueError(f"weight refused for {server!r}")
+        super()._rebuild()
+
+
+def test_a_refused_batch_still_joins_and_leaves_and_the_next_call_retries() -> None:
+    strategy = Refuses(["a", "b", "c"])
+    pool = Pool(strategy, clock=ManualClock())
+    strategy.refuse = frozenset({"x"})
+    with pytest.raises(ValueError, match="refused for 'x'"):
+        pool.update({"b": 1, "c": 3, "x": 1, "y": 1})
+    # Membership follows the pool; the weights that were not refused apply.
+    assert dict(strategy.servers) == {"b": 1.0, "c": 3.0, "x": 0.0, "y": 1.0}
+    pool._check()
+    strategy.refuse = frozenset()
+    assert pool.is_eligible("x")  # the next call pushed it again
+    assert dict(strategy.servers) == {"b": 1.0, "c": 3.0, "x": 1.0, "y": 1.0}
+    pool._check()

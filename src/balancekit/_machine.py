@@ -150,7 +150,8 @@ class Outbox:
     One thread delivers at a time, in order; a change queued while another
     thread (or a callback of this one) is delivering is delivered by that
     delivery loop, so callbacks never wait for one another and never nest.
-    ``listeners`` get every change (a Pool's ``on_change``).
+    ``listeners`` get every change (a Pool's ``on_change``). A callback that
+    raises loses no change for the others (see :meth:`flush`).
 
     >>> import enum
     >>> E = enum.Enum("E", "X Y")
@@ -174,18 +175,31 @@ class Outbox:
             self._queue.append((change, subscribers))
 
     def flush(self) -> None:
-        """Deliver every queued change, unless another delivery loop is running."""
+        """Deliver every queued change, unless another delivery loop is running.
+
+        Every change reaches every callback, even when one of them raises: the
+        first ``Exception`` is kept and raised once the queue is empty (the
+        later ones are dropped; a ``BaseException`` such as ``KeyboardInterrupt``
+        stops the loop at once, and what is still queued goes out next time).
+        """
         queue = self._queue
+        error: Exception | None = None
         while queue:
             if not self._delivering.acquire(blocking=False):
-                return  # the running loop delivers ours too
+                break  # the running loop delivers ours too
             try:
                 while queue:
                     change, subscribers = queue.popleft()
                     for callback in (*self.listeners, *subscribers):
-                        callback(change)
+                        try:
+                            callback(change)
+                        except Exception as exc:  # the others still get this change
+                            if error is None:
+                                error = exc
             finally:
                 self._delivering.release()
+        if error is not None:
+            raise error
 
     def __len__(self) -> int:
         return len(self._queue)
@@ -345,10 +359,12 @@ class Machine(Generic[R]):
 
         Callbacks run after every lock is released (so they may call any
         public method, of this machine or of the Pool that owns it), one
-        change at a time and in order; they should not raise: an exception
-        propagates to the call that delivered it, after that call's work is
-        done. Return values (and a Pool's ``on_change``) remain the primary
-        channel. O(1); unsubscribing twice is harmless.
+        change at a time and in order. They should not raise; if one does,
+        every change still reaches every other callback, and the first
+        exception propagates to the call that delivered it once the queue is
+        empty (after that call's own work is done). Return values (and a
+        Pool's ``on_change``) remain the primary channel. O(1); unsubscribing
+        twice is harmless.
 
         Raises:
             TypeError: ``callback`` is not callable (nothing is registered).

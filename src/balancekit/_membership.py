@@ -63,6 +63,8 @@ class Membership:
     _records: dict[str, _Record]
     _leaving: set[str]
     _full: set[str]
+    _joining: dict[str, None]
+    _gone: dict[str, None]
     _outbox: Outbox
 
     if TYPE_CHECKING:  # the pool's own steps
@@ -91,20 +93,14 @@ class Membership:
             if server in self._records:
                 raise DuplicateServer(server)
             self._strategy._admit({**self._configured(), server: value})
-            self._strategy.add_server(server, 0)
-            try:
-                joined = self._register(server, now)
-            except BaseException:
-                self._strategy.remove_server(server)
-                raise
-            self._records[server] = _Record(value, 0.0, now)
+            joined = self._register(server, now)
+            self._join(server, value, now)  # the refresh adds it to the strategy
             try:
                 self._refresh(now)
             except BaseException:
                 # A strategy whose _admit did not foresee the refusal: undo the
                 # join everywhere, then re-push the weights it had accepted.
-                del self._records[server]
-                self._strategy.remove_server(server)
+                self._leave(server)
                 self._unregister(server, joined)
                 self._refresh(now)
                 raise
@@ -124,11 +120,25 @@ class Membership:
             self._refresh(now)
         self._outbox.flush()
 
-    def _remove(self, server: str) -> None:
+    def _join(self, server: str, weight: float, now: float) -> None:
+        """A new member (lock held); the next ``_refresh`` adds it to the strategy,
+        with every other change of the operation, in one batch."""
+        self._records[server] = _Record(weight, 0.0, now)
+        self._joining[server] = None
+
+    def _leave(self, server: str) -> None:
+        """Forget ``server`` (lock held); the next ``_refresh`` removes it from the
+        strategy, with every other change of the operation, in one batch."""
         del self._records[server]
         self._leaving.discard(server)
         self._full.discard(server)
-        self._strategy.remove_server(server)
+        if server in self._joining:
+            del self._joining[server]  # never reached the strategy
+        else:
+            self._gone[server] = None
+
+    def _remove(self, server: str) -> None:
+        self._leave(server)
         self._unregister(server, [self._health, self._drainer, self._sticky])
 
     def update(self, servers: Mapping[str, float] | Iterable[str]) -> list[StateChange]:
@@ -154,8 +164,9 @@ class Membership:
         True
         False
 
-        Complexity: one strategy membership change per server that joins or
-        leaves, then one batch of weights. Thread-safe.
+        Complexity: O(n) plus one batch for the strategy (joins, departures
+        and weights together, :meth:`Balancer._update_members`): at most one
+        rebuild, however many servers join or leave. Thread-safe.
 
         Raises:
             TypeError, ValueError: a bad id or weight, a repeated id, or weights
@@ -175,9 +186,8 @@ class Membership:
             for server, weight in weights.items():
                 record = records.get(server)
                 if record is None:
-                    self._strategy.add_server(server, 0)
                     self._register(server, now)
-                    records[server] = _Record(weight, 0.0, now)
+                    self._join(server, weight, now)
                     continue
                 record.weight = target[server]
                 if server in self._leaving:  # listed again: back in service

@@ -207,6 +207,12 @@ class Pool(Membership):
         self._records: dict[str, _Record] = {}
         self._leaving: set[str] = set()  # gone from discovery: removed once drained
         self._full: set[str] = set()  # servers with max_in_flight leases open
+        # Members that joined or left in this operation, not yet told to the
+        # strategy: the refresh at its end tells it in one batch with the weights.
+        # Dicts, not sets: the strategy sees them in the order they came (a set's
+        # order of strings changes from process to process with the hash seed).
+        self._joining: dict[str, None] = {}
+        self._gone: dict[str, None] = {}
         with self._lock:
             for server, weight in strategy.servers.items():
                 self._register(server, now)
@@ -587,11 +593,19 @@ class Pool(Membership):
         self._panic = result.panic
         self._ramp_wake = result.next_step
         records = self._records
+        joining, gone = self._joining, self._gone
+        strategy = self._strategy
+        mine = type(strategy).set_weights is Balancer.set_weights
+        if joining or gone:
+            if mine:
+                self._push_members(result.weights)
+                self._stale = False
+                return
+            self._members_one_by_one()
         batch = {s: w for s, w in result.weights.items() if w != records[s].effective}
         if batch:
-            strategy = self._strategy
             try:
-                if type(strategy).set_weights is Balancer.set_weights:
+                if mine:
                     strategy._set_weights(batch)  # computed here: nothing to check again
                 else:
                     strategy.set_weights(batch)  # a strategy of your own has its say
@@ -600,6 +614,42 @@ class Pool(Membership):
             for server, weight in batch.items():
                 records[server].effective = weight
         self._stale = False
+
+    def _push_members(self, weights: dict[str, float]) -> None:
+        """Tell the strategy of the joins and departures of this operation and of every
+        changed weight, as one batch (one rebuild at most).
+
+        If the strategy refuses, membership still follows the pool (the new
+        servers join at weight 0, which holds anything) and the weights go one
+        by one, as :meth:`_refresh` does.
+        """
+        records, joining, gone = self._records, self._joining, self._gone
+        add = {s: weights[s] for s in joining}
+        batch = {s: w for s, w in weights.items() if s not in joining and w != records[s].effective}
+        try:
+            self._strategy._update_members(add, gone, batch)
+        except ValueError:
+            self._strategy._update_members(dict.fromkeys(add, 0.0), gone)
+            joining.clear()
+            gone.clear()
+            for server in add:
+                records[server].effective = 0.0
+            self._push_each({**add, **batch})
+        joining.clear()
+        gone.clear()
+        for server, weight in {**add, **batch}.items():
+            records[server].effective = weight
+
+    def _members_one_by_one(self) -> None:
+        """A strategy of your own (it overrides ``set_weights``) has its say through its
+        public methods: departures, then joins at weight 0; the weights follow."""
+        strategy = self._strategy
+        for server in list(self._gone):
+            strategy.remove_server(server)
+            del self._gone[server]
+        for server in list(self._joining):
+            strategy.add_server(server, 0)
+            del self._joining[server]
 
     def _push_each(self, batch: dict[str, float]) -> None:
         refused: ValueError | None = None

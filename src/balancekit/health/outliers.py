@@ -44,7 +44,15 @@ _MAX_COUNT = 10**9
 
 
 class OutlierDetector(Protocol):
-    """What the tracker needs of a detector: who stands out, and how often to act on it."""
+    """What the tracker needs of a detector: who stands out, and how often to act on it.
+
+    Any object with these two members is a detector (the tracker checks them,
+    not the class): a new kind is one class of yours, no change to the tracker.
+    ``enforcing`` is a number in [0, 100] (checked when the tracker is made);
+    ``select`` gets the interval's counts of the servers not ejected and returns
+    some of them (a ``TypeError``/``ValueError`` at the sweep otherwise, before
+    any verdict applies); it should not raise.
+    """
 
     enforcing: float
 

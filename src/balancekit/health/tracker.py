@@ -31,7 +31,7 @@ from ..validate import (
 )
 from ._ejection import Ejection
 from ._probes import PROBE, Probes
-from .outliers import FailurePercentageEjection, OutlierDetector, SuccessRateEjection
+from .outliers import Counts, OutlierDetector
 
 __all__ = ["HealthState", "HealthTracker"]
 
@@ -636,9 +636,11 @@ class HealthTracker(Machine[_Server]):
             if following <= now:  # a time so large that an interval rounds to nothing
                 following = math.nextafter(now, math.inf)
         self._timers.arm(self._sweeper, _SWEEP, following)
+        # Every verdict (your code, perhaps) is taken and checked before any applies.
+        verdicts = [(detector, _verdict(detector, counts)) for detector in self._detectors]
         changes: list[StateChange] = []
-        for detector in self._detectors:
-            for name in detector.select(counts):
+        for detector, chosen in verdicts:
+            for name in chosen:
                 rec = self._records[name]
                 enforcing = detector.enforcing
                 if enforcing < 100 and not self._rng.random() * 100 < enforcing:
@@ -712,16 +714,37 @@ class HealthTracker(Machine[_Server]):
 
 
 def _detectors(outliers: object) -> tuple[OutlierDetector, ...]:
+    """The detectors, each checked against the :class:`OutlierDetector` protocol by
+    what it has (any kind of yours works: no list of known classes)."""
     if isinstance(outliers, (str, bytes)) or not isinstance(outliers, Iterable):
         raise TypeError(f"outliers must be an iterable of detectors, got {show(outliers)}")
     found = tuple(outliers)
     for detector in found:
-        if not isinstance(detector, (SuccessRateEjection, FailurePercentageEjection)):
+        if isinstance(detector, type) or not callable(getattr(detector, "select", None)):
             raise TypeError(
-                "outliers must hold SuccessRateEjection or FailurePercentageEjection, "
+                "outliers must hold detectors (with select(counts) and enforcing), "
                 f"got {show(detector)}"
             )
+        check_range(
+            f"enforcing of {show(detector)}", getattr(detector, "enforcing", None), 0.0, 100.0
+        )
     return found
+
+
+def _verdict(detector: OutlierDetector, counts: Counts) -> list[str]:
+    """``detector.select(counts)``, checked: a list of servers of ``counts``."""
+    chosen = detector.select(counts)
+    if isinstance(chosen, (str, bytes)) or not isinstance(chosen, Iterable):
+        raise TypeError(
+            f"{show(detector)}.select must return a list of servers, got {show(chosen)}"
+        )
+    servers = list(chosen)
+    for server in servers:
+        if not isinstance(server, str) or server not in counts:
+            raise ValueError(
+                f"{show(detector)}.select returned {show(server)}, not a server it was given"
+            )
+    return servers
 
 
 def _at(change: StateChange) -> float:

@@ -224,6 +224,87 @@ class Balancer(abc.ABC):
                 self._rebuild()
                 raise
 
+    def _update_members(
+        self,
+        add: Mapping[str, float],
+        remove: Iterable[str] = (),
+        reweight: Mapping[str, float] = MappingProxyType({}),
+    ) -> None:
+        """Remove, add and reweight many servers as one change (a Pool's discovery step).
+
+        The whole batch is checked before anything changes: ``add`` holds
+        servers that are not members (or are also removed: a re-added server is
+        a new member, its old leases no longer count), ``remove`` members, and
+        ``reweight`` members that are not removed. Removals go first, then
+        additions in the order given, then weights.
+
+        >>> from balancekit import RoundRobin
+        >>> lb = RoundRobin(["a", "b", "c"])
+        >>> lb._update_members({"d": 2}, remove=["a"], reweight={"b": 0})
+        >>> dict(lb.servers)
+        {'b': 0.0, 'c': 1.0, 'd': 2.0}
+
+        Complexity: one ``_rebuild`` for the batch; one hook for a batch of one,
+        and one hook per change for a strategy that updates in place
+        (``_incremental``) while the batch is under a quarter of the members.
+
+        Raises:
+            DuplicateServer: an added server is a member. UnknownServer: a removed
+                or reweighted one is not. TypeError, ValueError: a bad id or
+                weight, a server named twice; or the strategy refused the batch
+                (Maglev's room). Nothing changes in any case.
+        """
+        added = check_weights(add)
+        changes = check_weights(reweight)
+        removing: list[str] = []
+        for server in remove:
+            removing.append(check_server(server))
+        gone = set(removing)
+        if len(gone) != len(removing):
+            raise ValueError(f"remove names a server twice: {removing!r}")
+        with self._lock:
+            members = self._members
+            for server in removing:
+                if server not in members:
+                    raise UnknownServer(server)
+            for server in added:
+                if server in members and server not in gone:
+                    raise DuplicateServer(server)
+            for server in changes:
+                if server not in members or server in gone:
+                    raise UnknownServer(server)
+            changed = [(members[s], w) for s, w in changes.items() if members[s].weight != w]
+            count = len(removing) + len(added) + len(changed)
+            if not count:
+                return
+            # One hook per change only where each is cheaper than a share of a rebuild.
+            one_by_one = count == 1 or (self._incremental and 4 * count < len(members))
+            before = dict(members)
+            olds = [(member, member.weight) for member, _ in changed]
+            try:
+                for server in removing:
+                    member = members.pop(server)
+                    if one_by_one:
+                        self._removed(member)
+                for server, weight in added.items():
+                    member = Member(server, weight)
+                    members[server] = member
+                    if one_by_one:
+                        self._added(member)
+                for member, weight in changed:
+                    old, member.weight = member.weight, weight
+                    if one_by_one:
+                        self._reweighted(member, old)
+                if not one_by_one:
+                    self._rebuild()
+            except BaseException:
+                for member, old in olds:
+                    member.weight = old
+                members.clear()
+                members.update(before)
+                self._rebuild()
+                raise
+
     @property
     def servers(self) -> Mapping[str, float]:
         """A read-only snapshot ``{server: weight}``, in insertion order. O(n)."""
