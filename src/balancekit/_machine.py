@@ -22,6 +22,7 @@ does the rest the same way for every machine:
 
 from __future__ import annotations
 
+import abc
 import heapq
 import itertools
 import math
@@ -208,7 +209,7 @@ class Outbox:
         return f"Outbox(queued={len(self._queue)}, listeners={len(self.listeners)})"
 
 
-class Machine(Generic[R]):
+class Machine(abc.ABC, Generic[R]):
     """Records, time, pending changes and subscribers of one clocked state machine.
 
     Subclasses keep their records in ``self._records`` and implement
@@ -287,11 +288,13 @@ class Machine(Generic[R]):
             self._tell_owner()
         return now
 
+    @abc.abstractmethod
     def _advance(self, now: float) -> list[StateChange]:
-        raise NotImplementedError
+        """Fire the component's timers due at ``now`` (lock held); the changes they made."""
 
+    @abc.abstractmethod
     def _shift(self, delta: float) -> None:
-        raise NotImplementedError
+        """Move every pending time of the component by ``delta`` (adopting another clock)."""
 
     def _adopt_clock(self, clock: Clock) -> None:
         """Share a Pool's clock, moving every pending time onto it.

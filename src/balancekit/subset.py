@@ -21,7 +21,7 @@ different rounds, so the imbalance is at most one client per round).
 The generator is a Fisher-Yates shuffle drawing 64-bit numbers from XXH3
 (``xxh3_64("<round>:<draw>", seed)``, rejection-sampled to avoid bias): it
 is the same in every process, Python version and language that implements
-it, unlike ``random.shuffle`` and never using ``hash()``.
+it, unlike ``random.shuffle`` and never Python's randomised built-in hash.
 """
 
 from __future__ import annotations

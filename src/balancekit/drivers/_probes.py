@@ -8,6 +8,7 @@ Public names are re-exported by :mod:`balancekit.drivers.checks`.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import socket
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 __all__ = ["HTTPProbe", "Probe", "TCPProbe", "http_probe", "tcp_probe"]
 
 
-class Probe:
+class Probe(abc.ABC):
     """A probe usable by both runners: ``check`` in a thread, ``check_async`` in asyncio.
 
     The runners pass the tracker's timeout as ``timeout``; called as
@@ -37,18 +38,18 @@ class Probe:
     def __call__(self, server: str) -> bool:
         return self.check(server, self.timeout)
 
+    @abc.abstractmethod
     def check(self, server: str, timeout: float) -> bool:
         """Probe ``server`` within ``timeout`` seconds; ``True`` when it passes."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     async def check_async(self, server: str, timeout: float) -> bool:
         """The same probe, awaited."""
-        raise NotImplementedError
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional: most probes hold nothing
         """Release the connections the sync probe keeps (the runner calls this at stop)."""
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 - optional: most probes hold nothing
         """Release the connections the async probe keeps (the runner calls this at stop)."""
 
 
