@@ -568,6 +568,30 @@ def simulate(
     return _Run(scenario, name, cls, ticker).run()
 
 
+Streams = dict[Scenario, list[tuple[float, int | None, float]]]
+"""Request streams already drawn, by scenario: a cache that :func:`simulate_sharing` fills."""
+
+
+def simulate_sharing(
+    scenario: Scenario, strategy: Strategy, streams: Streams, *, ticker: Ticker | None = None
+) -> SimulationResult:
+    """:func:`simulate`, taking the request stream from ``streams`` or drawing it there.
+
+    Runs of several strategies on one scenario see the same requests, so a
+    caller that runs them (the multi-seed compare, one cache per process)
+    draws each stream once. A stream is kept only while the streams held
+    plan at most :data:`SHARED_STREAM` requests in all; beyond, the run draws
+    its own, as :func:`simulate` does. The result is the same either way.
+    """
+    name, cls = resolve(strategy, strategy_names())
+    shared = streams.get(scenario)
+    if shared is None:
+        planned = _planned(scenario) + sum(len(stream) for stream in streams.values())
+        if planned <= SHARED_STREAM:
+            shared = streams[scenario] = list(draws.requests(scenario))
+    return _Run(scenario, name, cls, ticker, shared).run()
+
+
 def compare(
     scenario: Scenario,
     strategies: Iterable[Strategy] | None = None,

@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 
 from ..strategies.registry import Strategy, resolve, strategy_names
 from ..validate import check_count
-from .engine import Ticker, simulate
+from .engine import Streams, Ticker, simulate_sharing
 from .results import SimulationResult
 from .scenario import MAX_SEED, Scenario
 from .stats import Interval, interval
@@ -230,12 +230,17 @@ _Task = tuple[Scenario, Strategy]
 def _run(
     tasks: list[_Task], jobs: int, ticker: Ticker | None
 ) -> Iterator[tuple[int, SimulationResult]]:
-    """``(index, result)`` for every task, in the order they end."""
+    """``(index, result)`` for every task, in the order they end.
+
+    Every process draws each seed's request stream once and shares it between
+    the strategies it runs on that seed (:func:`~.engine.simulate_sharing`).
+    """
     if jobs == 1 or len(tasks) == 1:
+        streams: Streams = {}
         for index, (scenario, strategy) in enumerate(tasks):
-            yield index, simulate(scenario, strategy, ticker=ticker)
+            yield index, simulate_sharing(scenario, strategy, streams, ticker=ticker)
         return
-    pool = multiprocessing.Pool(min(jobs, len(tasks)), initializer=_ignore_interrupts)
+    pool = multiprocessing.Pool(min(jobs, len(tasks)), initializer=_init_worker)
     try:
         yield from pool.imap_unordered(_run_task, enumerate(tasks))
     finally:
@@ -244,14 +249,19 @@ def _run(
         pool.join()
 
 
-def _ignore_interrupts() -> None:
+_STREAMS: Streams = {}
+"""A worker process's request streams, shared by the tasks it runs (the pool ends with the call)."""
+
+
+def _init_worker() -> None:
     # Ctrl-C reaches the whole process group: the parent handles it and ends the workers.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _STREAMS.clear()
 
 
 def _run_task(item: tuple[int, _Task]) -> tuple[int, SimulationResult]:
     index, (scenario, strategy) = item
-    return index, simulate(scenario, strategy)
+    return index, simulate_sharing(scenario, strategy, _STREAMS)
 
 
 def _summaries(groups: list[tuple[SimulationResult, ...]]) -> tuple[StrategySummary, ...]:
