@@ -50,6 +50,8 @@ class Timed(Protocol):
 
 
 R = TypeVar("R", bound=Timed)
+T = TypeVar("T")
+C = TypeVar("C", bound="StateChange | None")
 
 
 class Timers(Generic[R]):
@@ -287,6 +289,33 @@ class Machine(abc.ABC, Generic[R]):
             self._emit(fired)
             self._tell_owner()
         return now
+
+    def _call(self, act: Callable[[float], T]) -> T:
+        """One public call used standalone: under the lock, read the clock and fire the
+        timers due, then ``act(now)``; the changes go out after the lock is released."""
+        with self._lock:
+            result = act(self._tick())
+        self._outbox.flush()
+        return result
+
+    def _call_on(self, server: str, act: Callable[[R, float], T]) -> T:
+        """:meth:`_call` for one member: an unknown server is refused before the clock
+        is read, so a refused call changes nothing."""
+        with self._lock:
+            rec = self._lookup(server)
+            result = act(rec, self._tick())
+        self._outbox.flush()
+        return result
+
+    def _event_on(self, server: str, act: Callable[[R, float], C]) -> C:
+        """:meth:`_call_on` for a transition: its change, if any, is delivered too."""
+
+        def event(rec: R, now: float) -> C:
+            change = act(rec, now)
+            self._emit_one(change)
+            return change
+
+        return self._call_on(server, event)
 
     @abc.abstractmethod
     def _advance(self, now: float) -> list[StateChange]:

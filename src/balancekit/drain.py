@@ -247,12 +247,7 @@ class Drainer(Machine[_Server]):
             TypeError: ``timeout`` is not a number.
         """
         seconds = self._seconds(timeout)
-        with self._lock:
-            rec = self._lookup(server)
-            change = self._drain(rec, seconds, self._tick())
-            self._emit_one(change)
-        self._outbox.flush()
-        return change
+        return self._event_on(server, lambda rec, now: self._drain(rec, seconds, now))
 
     def _seconds(self, timeout: float | None) -> float:
         if timeout is None:
@@ -271,12 +266,7 @@ class Drainer(Machine[_Server]):
             UnknownServer: it is not a member.
             ValueError: it is ACTIVE (nothing changes).
         """
-        with self._lock:
-            rec = self._lookup(server)
-            change = self._cancel(rec, self._tick())
-            self._emit_one(change)
-        self._outbox.flush()
-        return change
+        return self._event_on(server, self._cancel)
 
     def _cancel(self, rec: _Server, now: float) -> StateChange:
         return self._event(rec, _Event.CANCEL, now)
@@ -289,12 +279,7 @@ class Drainer(Machine[_Server]):
         Raises:
             UnknownServer: it is not a member.
         """
-        with self._lock:
-            rec = self._lookup(server)
-            self._tick()
-            state = rec.state
-        self._outbox.flush()
-        return state
+        return self._call_on(server, lambda rec, now: rec.state)
 
     def is_active(self, server: str) -> bool:
         """Whether the server accepts new work (it is ACTIVE). O(1).
@@ -313,12 +298,7 @@ class Drainer(Machine[_Server]):
         Raises:
             UnknownServer: it is not a member.
         """
-        with self._lock:
-            rec = self._lookup(server)
-            self._tick()
-            accepts = self._accepts_sticky(rec)
-        self._outbox.flush()
-        return accepts
+        return self._call_on(server, lambda rec, now: self._accepts_sticky(rec))
 
     def _accepts_sticky(self, rec: _Server) -> bool:
         state = rec.state
@@ -328,11 +308,7 @@ class Drainer(Machine[_Server]):
 
     def next_deadline(self) -> float | None:
         """The earliest deadline of a draining server, ``None`` when none drains. O(log d)."""
-        with self._lock:
-            self._tick()
-            at = self._deadlines.next_at()
-        self._outbox.flush()
-        return at
+        return self._call(lambda now: self._deadlines.next_at())
 
     # -- the transition table ---------------------------------------------------
 

@@ -388,10 +388,7 @@ class HealthTracker(Machine[_Server]):
         never listed twice before its outstanding probe resolves (``timeout``
         is shorter than ``interval``). O(k log n) for k servers due.
         """
-        with self._lock:
-            started = self._due(self._tick())
-        self._outbox.flush()
-        return started
+        return self._call(self._due)
 
     def _due(self, now: float) -> list[str]:
         probes, started = self._probes, []
@@ -417,12 +414,7 @@ class HealthTracker(Machine[_Server]):
             TypeError: ``ok`` is not a bool.
         """
         check_bool("ok", ok)
-        with self._lock:
-            rec = self._lookup(server)
-            change = self._record(rec, ok, self._tick())
-            self._emit_one(change)
-        self._outbox.flush()
-        return change
+        return self._event_on(server, lambda rec, now: self._record(rec, ok, now))
 
     def _record(self, rec: _Server, ok: bool, now: float) -> StateChange | None:
         if rec.probe_started is not None:
@@ -448,12 +440,7 @@ class HealthTracker(Machine[_Server]):
             TypeError: ``ok`` is not a bool.
         """
         check_bool("ok", ok)
-        with self._lock:
-            rec = self._lookup(server)
-            change = self._observe(rec, ok, self._tick())
-            self._emit_one(change)
-        self._outbox.flush()
-        return change
+        return self._event_on(server, lambda rec, now: self._observe(rec, ok, now))
 
     def _observe(self, rec: _Server, ok: bool, now: float) -> StateChange | None:
         if self._detectors:
@@ -471,12 +458,7 @@ class HealthTracker(Machine[_Server]):
         Raises:
             UnknownServer: the server is not tracked.
         """
-        with self._lock:
-            rec = self._lookup(server)
-            self._tick()
-            state = rec.state
-        self._outbox.flush()
-        return state
+        return self._call_on(server, lambda rec, now: rec.state)
 
     def is_healthy(self, server: str) -> bool:
         """Whether the server may get traffic now (its state is HEALTHY). O(log n) amortised.
@@ -495,11 +477,7 @@ class HealthTracker(Machine[_Server]):
         Raises:
             UnknownServer: the server is not tracked.
         """
-        with self._lock:
-            rec = self._lookup(server)
-            count = self._decayed(rec, self._tick())
-        self._outbox.flush()
-        return count
+        return self._call_on(server, self._decayed)
 
     def next_deadline(self) -> float | None:
         """The earliest clock time at which a probe is due or anything can change.
@@ -507,11 +485,7 @@ class HealthTracker(Machine[_Server]):
         ``None`` when nothing is tracked. A time at or before now means
         ``due()`` has probes to start. O(log n) amortised.
         """
-        with self._lock:
-            self._tick()
-            at = self._next_deadline()
-        self._outbox.flush()
-        return at
+        return self._call(lambda now: self._next_deadline())
 
     def _next_deadline(self) -> float | None:
         times = [t for t in (self._probes.next_due(), self._timers.next_at()) if t is not None]
@@ -525,11 +499,7 @@ class HealthTracker(Machine[_Server]):
         caller that reacts only to state changes (the Pool, on every request)
         is not woken by them. ``None`` when nothing is pending. O(log n) amortised.
         """
-        with self._lock:
-            self._tick()
-            at = self._timers.next_at()
-        self._outbox.flush()
-        return at
+        return self._call(lambda now: self._timers.next_at())
 
     # -- transitions ------------------------------------------------------------
 
