@@ -541,14 +541,47 @@ def test_time_out_of_service_does_not_decay_the_count() -> None:
     assert tracker.state("a") is H.EJECTED  # 2 x 10 s
 
 
-def test_max_ejected_percent_caps_ejections_and_a_refused_one_retries() -> None:
+def test_max_ejected_percent_caps_ejections_and_a_refused_one_spends_the_streak() -> None:
     servers = tuple(f"s{i}" for i in range(10))
     tracker, clock = make(servers, base_ejection=10)  # 10 % of 10: one server
     assert eject(tracker, "s0") is not None
-    assert eject(tracker, "s1") is None  # refused: the streak is spent but no change
+    assert eject(tracker, "s1") is None  # refused: the streak is spent, no change
     assert tracker.state("s1") is H.HEALTHY
-    clock.set(10)
+    assert tracker._records["s1"].passive == 0
+    clock.set(10)  # s0 is back: there is room again
+    assert tracker.poll() == [change("s0", H.EJECTED, H.HEALTHY, 10.0)]
+    for _ in range(4):
+        assert tracker.observe("s1", ok=False) is None  # was: the first one ejected s1
     assert tracker.observe("s1", ok=False) == change("s1", H.HEALTHY, H.EJECTED, 10.0)
+    tracker._check()
+
+
+def test_a_refused_ejection_resets_the_streak_as_envoy_does() -> None:
+    # Envoy's onConsecutiveErrorWorker resets the consecutive-5xx counter after
+    # every ejection attempt, also one that max_ejection_percent refused: a
+    # server needs a whole new streak, not one more failure.
+    tracker, clock = make(("a", "b", "c"), consecutive_failures=5, max_ejected_percent=10)
+    assert eject(tracker, "a") == change("a", H.HEALTHY, H.EJECTED, 0.0)
+    assert eject(tracker, "b") is None  # refused: 2 of 3 is over 10 %
+    assert tracker.state("b") is H.HEALTHY
+    clock.advance(30.1)
+    assert tracker.poll() == [change("a", H.EJECTED, H.HEALTHY, 30.0)]
+    assert eject(tracker, "a") == change("a", H.HEALTHY, H.EJECTED, 30.1)
+    assert tracker.record("a", True) == change("a", H.EJECTED, H.HEALTHY, 30.1)
+    for _ in range(4):
+        assert tracker.observe("b", ok=False) is None  # was: the first one ejected b
+    assert tracker.observe("b", ok=False) == change("b", H.HEALTHY, H.EJECTED, 30.1)
+    tracker._check()
+
+
+def test_every_refused_attempt_spends_its_own_streak() -> None:
+    tracker, _ = make(("a", "b"), consecutive_failures=3, max_ejected_percent=10)
+    eject(tracker, "a")
+    outcomes = [tracker.observe("b", ok=False) for _ in range(9)]
+    assert outcomes == [None] * 9 and tracker.state("b") is H.HEALTHY
+    assert tracker._records["b"].passive == 0  # three attempts, each refused
+    tracker.observe("b", ok=False)
+    assert tracker._records["b"].passive == 1
     tracker._check()
 
 
@@ -571,7 +604,7 @@ def test_removing_an_ejected_server_frees_its_place() -> None:
     eject(tracker, "s0")
     assert eject(tracker, "s1") is None
     tracker.remove_server("s0")
-    assert tracker.observe("s1", ok=False) is not None
+    assert eject(tracker, "s1") == change("s1", H.HEALTHY, H.EJECTED, 0.0)  # a new streak
     tracker._check()
 
 

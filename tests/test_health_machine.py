@@ -91,9 +91,12 @@ class Model:
         if s.state is not H.HEALTHY:
             return None
         s.passive += 1
+        if s.passive < FAILURES:
+            return None
+        s.passive = 0  # an attempt spends the streak, refused or not (Envoy's reset)
         n, e = len(self.servers), self.ejected()
         room = PERCENT > 0 and (e == 0 or (e + 1) * 100 <= PERCENT * n)
-        return self.move(s, H.EJECTED, self.now) if s.passive >= FAILURES and room else None
+        return self.move(s, H.EJECTED, self.now) if room else None
 
     def advance_to(self, t: float) -> None:
         while True:

@@ -146,8 +146,13 @@ def _room(tracker: HealthTracker, rec: _Server) -> bool:
 
 def _ejectable(tracker: HealthTracker, rec: _Server) -> bool:
     ejection = tracker._ejection
-    streak = rec.passive >= ejection.consecutive_failures
-    return streak and ejection.allowed(len(tracker._records))
+    if rec.passive < ejection.consecutive_failures:
+        return False
+    # A complete streak is one ejection attempt and is spent by it, allowed by the
+    # cap or not (Envoy resets its consecutive-5xx counter after every attempt): a
+    # refused server needs a whole new streak, not one more failure.
+    rec.passive = 0
+    return ejection.allowed(len(tracker._records))
 
 
 H = HealthState
@@ -164,7 +169,8 @@ _TRANSITIONS: dict[tuple[HealthState, _Event], tuple[_Guard, HealthState]] = {
 }
 """(state, event) -> (guard, new state): the event moves the server when the guard
 holds. Before the guard, each event updates the streak counters
-(:meth:`HealthTracker._count`); a pair not listed changes no state."""
+(:meth:`HealthTracker._count`); the passive guard spends a complete streak,
+ejection or not. A pair not listed changes no state."""
 del H
 
 
@@ -431,9 +437,11 @@ class HealthTracker(Machine[_Server]):
         """Report the outcome of a real request; return the ejection it caused, if any.
 
         Only a ``HEALTHY`` server is judged: a server already out of
-        service has nothing to lose. An ejection refused by the
-        ``max_ejected_percent`` cap changes nothing, and the next failure
-        tries again. O(log n).
+        service has nothing to lose. The ``consecutive_failures``-th failure
+        in a row is an ejection attempt and starts a new streak, even when
+        the ``max_ejected_percent`` cap refuses it (as Envoy resets its
+        counter): the server stays HEALTHY and is tried again only after
+        another ``consecutive_failures`` failures in a row. O(log n).
 
         Raises:
             UnknownServer: the server is not tracked.
