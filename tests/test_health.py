@@ -578,6 +578,16 @@ def test_the_multiplier_stops_one_base_past_max_ejection_as_envoys() -> None:
     tracker._check()
 
 
+@pytest.mark.parametrize("interval", [0, -1.0, math.nan, math.inf, "10"])
+def test_a_bad_decay_interval_is_named(interval: object) -> None:
+    error = TypeError if isinstance(interval, str) else ValueError
+    with pytest.raises(error, match="interval"):
+        Ejection(5, 30, 300, 10, interval)  # type: ignore[arg-type]
+    ejection = Ejection(5, 30, 300, 10, 2.0)
+    assert (ejection.interval, ejection.decayed(4, 5.0)) == (2.0, 2)
+    assert repr(ejection).endswith("interval=2.0, ejected=0)")
+
+
 def test_envoys_max_eject_time_test() -> None:
     # Envoy's OutlierDetectorImplTest.MaxEjectTime: base 10 s, max 300 s; 30 ejections
     # in a row last 10, 20, ..., 300 s, the nine after them 300 s each.
