@@ -227,8 +227,8 @@ class UtilizationRoundRobin(Balancer):
             NoServerAvailable: no server has a weight > 0.
             TypeError: a bad ``exclude``.
         """
-        if exclude or not _ATOMIC_NEXT:
-            return super().get_server(key, exclude)
+        if exclude:
+            return Balancer.get_server(self, key, exclude)
         clock = self._clock  # a local: self._clock() would not be a specialized call
         now = clock()
         try:
@@ -244,6 +244,9 @@ class UtilizationRoundRobin(Balancer):
             if now >= self._due:
                 self._refresh(now)
             return self._next().server
+
+    if not _ATOMIC_NEXT:  # pragma: no cover - a free-threaded build: next() is not atomic
+        get_server = Balancer.get_server  # every pick under the lock
 
     def _choose(self, key: Any) -> Member:
         now = check_time(self._clock())
