@@ -94,7 +94,7 @@ class UtilizationRoundRobin(Balancer):
 
     Complexity: ``get_server`` and ``acquire`` O(1) amortized: a pick is the
     next entry of a block of picks, and a block (the picks of up to
-    ``BLOCK_LANES`` = 4,096 sequence numbers of gRPC's scheduler, whole
+    ``BLOCK_LANES`` = 8,192 sequence numbers of gRPC's scheduler, whole
     generations) is computed when the last one is used, in big-int
     operations of about 10 ns a sequence number (see
     :class:`._stride.StrideBlocks`); the first block after new weights
@@ -103,8 +103,9 @@ class UtilizationRoundRobin(Balancer):
 
     Thread safety: ``get_server`` takes the lock only to re-read the weights
     or to compute the next block; otherwise a pick is one ``next()`` on an
-    :func:`itertools.count` (atomic under CPython's global interpreter lock;
-    on a free-threaded build ``get_server`` takes the lock). A pick racing
+    iterator over the block's picks (atomic under CPython's global
+    interpreter lock; on a free-threaded build ``get_server`` takes the
+    lock), after one clock read and two comparisons. A pick racing
     with a re-reading of the weights may take one sequence number the new
     schedule takes again, as concurrent picks in gRPC may.
 
