@@ -22,7 +22,7 @@ too, so the integers match gRPC's bit for bit.
 :class:`StrideBlocks` gives the same picks a block of sequence numbers at a
 time, for a balancer that hands them out from a list: each generation's test
 is a carry in a 17-bit sum, so the whole block is a few big-int additions and
-shifts in C, with 32-bit lanes, one per sequence number, instead of a Python
+shifts in C, with 24-bit lanes, one per sequence number, instead of a Python
 step per attempt.
 """
 
@@ -169,18 +169,19 @@ class StrideBlocks(Generic[T]):
     one by one would, with the picked lanes and where the next block starts.
 
     Backend ``i`` in generation ``g`` is picked when ``a + w >= 65535`` for
-    ``a = (w * g + i * 32767) mod 65535``: with ``a + 1`` and ``w`` in 32-bit lanes
+    ``a = (w * g + i * 32767) mod 65535``: with ``a + 1`` and ``w`` in 24-bit lanes
     of one int, ``a + 1 + w`` carries into bit 16 exactly then, so one addition
-    tests every lane of a block at once, and the test's byte of each lane is the
-    block's mask; ``a`` for the next generations comes from ``a + k * w mod 65535``
-    by the same carry (:func:`_advance`).
+    tests every lane of a block at once, and byte 2 of each lane of the sum is
+    the block's mask; ``a`` for the next generations comes from
+    ``a + k * w mod 65535`` by the same carry (:func:`_advance`).
 
     >>> blocks = StrideBlocks((65535, 32768), "ab")
     >>> blocks.block(0, 2)                         # stride_pick: 0, 1, 0, None
     (['a', 'b', 'a'], b'\\x01\\x01\\x01\\x00', 4)
 
-    Complexity: O(n x generations) per block, in big-int operations (about
-    10 ns a sequence number); the first block at a new generation also
+    Complexity: O(n x generations) per block: big-int operations of about
+    5 ns a sequence number, and about 8 ns more to list the picks
+    (:func:`itertools.compress`); the first block at a new generation also
     costs O(n) Python steps. Not thread-safe: the caller holds a lock.
     """
 
