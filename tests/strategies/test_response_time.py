@@ -7,6 +7,7 @@ import pytest
 
 from balancekit.clock import ManualClock
 from balancekit.errors import NoServerAvailable, UnknownServer
+from balancekit.lease import Lease
 from balancekit.strategies.response_time import LeastResponseTime
 
 
@@ -319,3 +320,39 @@ def test_stale_heap_entries_stay_bounded_and_never_picked() -> None:
             assert lb.load(lb.get_server(exclude=excluded)) == pytest.approx(min(loads.values()))
         lb._check()
     assert len(lb._heap) <= 2 * len(lb._live) + 33
+
+
+def test_the_one_call_pick_matches_the_general_path() -> None:
+    # acquire() and get_server() take the top in one call (_take); an exclusion
+    # naming no member takes the general path (_pick, then _acquired or
+    # _update). Driven by the same steps, both make the same picks and end in
+    # the same heap state, key and tick for key and tick.
+    rng = random.Random(11)
+    clocks = ManualClock(), ManualClock()
+    fast, general = (
+        LeastResponseTime({f"s{i}": 1 + i % 3 for i in range(9)}, decay=0.5, clock=clock)
+        for clock in clocks
+    )
+    held: tuple[list[Lease], list[Lease]] = ([], [])
+    for step in range(2_000):
+        dt = rng.random() * 0.01
+        roll = rng.random()
+        index = rng.randrange(1 << 30)
+        for lb, clock, leases, exclude in (
+            (fast, clocks[0], held[0], ()),
+            (general, clocks[1], held[1], {"not-a-member"}),
+        ):
+            clock.advance(dt)
+            if leases and roll < 0.4:
+                leases.pop(index % len(leases)).release(ok=index % 7 != 0)
+            elif roll < 0.5:
+                lb.get_server(exclude=exclude)
+            elif step % 97 == 0:
+                lb.set_weight(f"s{index % 9}", index % 3)
+            else:
+                leases.append(lb.acquire(exclude=exclude))
+        assert [lease.server for lease in held[0]] == [lease.server for lease in held[1]]
+        live = {m.server: e[:2] + e[3:] for m, e in fast._live.items()}
+        assert live == {m.server: e[:2] + e[3:] for m, e in general._live.items()}
+        fast._check()
+        general._check()

@@ -9,19 +9,22 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Iterable, Set
+from math import log
 from typing import Any
 
 from ..clock import Clock
 from ..errors import UnknownServer
+from ..lease import Lease, LeaseOwner
 from ..validate import check_time
 from ._peak_ewma import Estimate, carry_over, check_option
 from .base import Balancer, Member, Servers
 
 __all__ = ["LeastResponseTime"]
 
-_Entry = tuple[float, int, Member]
-"""A heap entry: (log load at the origin, tie-break tick, member); live while it is
-the member's entry in ``_live``, stale once superseded."""
+_Entry = tuple[float, int, Member, float]
+"""A heap entry: (log load at the origin, tie-break tick, member, log of the member's
+reading at the origin); live while it is the member's entry in ``_live``, stale once
+superseded. Ticks are unique, so entries compare by their first two fields."""
 
 _REBASE = float(1 << 20)
 """Decay periods after which heap keys are re-based to keep their precision."""
@@ -122,7 +125,7 @@ class LeastResponseTime(Balancer):
         }
 
     def _rebuild(self) -> None:
-        now = check_time(self._clock())
+        now = self._time()
         old: dict[Member, Estimate] = getattr(self, "_estimates", {})
         live = getattr(self, "_live", ())
         self._estimates = carry_over(old, self._members.values(), live, self._default_rtt, now)
@@ -138,18 +141,23 @@ class LeastResponseTime(Balancer):
         for est in self._estimates.values():
             if est.member.weight > 0:
                 self._tick += 1
-                self._live[est.member] = (self._key(est), self._tick, est.member)
+                self._live[est.member] = self._entry(est, self._tick)
         self._heap = list(self._live.values())
         heapq.heapify(self._heap)
 
-    def _key(self, est: Estimate) -> float:
-        return est.log_key(self._origin, self._decay)
+    def _entry(self, est: Estimate, tick: int) -> _Entry:
+        """The heap entry of ``est`` as it stands, with ``tick``."""
+        member = est.member
+        rtt = est.rtt
+        # The same sum, in the same order, as Estimate.log_key: equal to the bit.
+        reading = log(rtt) + (est.stamp - self._origin) / self._decay if rtt > 0 else -math.inf
+        return (reading + log((member.in_flight + 1) / member.weight), tick, member, reading)
 
-    def _set(self, member: Member, key: float, tick: int) -> None:
+    def _set(self, entry: _Entry) -> None:
         # A new entry supersedes the member's old one, which goes stale in the
         # heap. When the member's entry is on top (the server just picked)
         # the new one takes its place in one C call.
-        entry = (key, tick, member)
+        member = entry[2]
         self._live[member] = entry
         heap = self._heap
         if heap[0][2] is member:
@@ -169,8 +177,7 @@ class LeastResponseTime(Balancer):
 
     def _update(self, est: Estimate, picked: bool) -> None:
         """Re-key ``est`` after a change; ``picked`` makes it the newest pick."""
-        member = est.member
-        entry = self._live.get(member)
+        entry = self._live.get(est.member)
         if entry is None:
             return  # weight 0, or a removed member's late release
         if (est.stamp - self._origin) / self._decay > _REBASE:
@@ -181,17 +188,17 @@ class LeastResponseTime(Balancer):
             tick = self._tick
         else:
             tick = entry[1]
-        self._set(member, est.log_key(self._origin, self._decay), tick)
+        self._set(self._entry(est, tick))
 
     def _added(self, member: Member) -> None:
-        est = Estimate(member, self._default_rtt, check_time(self._clock()))
+        est = Estimate(member, self._default_rtt, self._time())
         self._estimates[member] = est
         if member.weight > 0:
             self._push(est)
 
     def _push(self, est: Estimate) -> None:
         self._tick += 1
-        entry = (self._key(est), self._tick, est.member)
+        entry = self._entry(est, self._tick)
         self._live[est.member] = entry
         heapq.heappush(self._heap, entry)
 
@@ -208,7 +215,7 @@ class LeastResponseTime(Balancer):
             # Back from weight 0: a fresh start, so that a penalty or a slow
             # answer from before it went away does not starve it now.
             est = self._estimates[member]
-            est.restart(self._default_rtt, check_time(self._clock()))
+            est.restart(self._default_rtt, self._time())
             self._push(est)
 
     def _choose(self, key: Any) -> Member:
@@ -223,6 +230,40 @@ class LeastResponseTime(Balancer):
                 return entry[2]
             heapq.heappop(heap)
         raise self._unavailable()
+
+    def _take(self, opened: bool) -> Member:
+        """The least loaded member, made the newest pick; ``opened`` also counts a
+        lease on it. O(log n) amortised.
+
+        The pick path of get_server and acquire in one call: _choose, then
+        _update(picked=True) for the top (its reading is unchanged, so the
+        new key needs no estimate), written out because it runs on every
+        request.
+        """
+        heap, live = self._heap, self._live
+        while heap:
+            entry = heap[0]
+            member = entry[2]
+            if live.get(member) is entry:
+                break
+            heapq.heappop(heap)
+        else:
+            raise self._unavailable()
+        reading = entry[3]
+        if opened:
+            member.in_flight += 1
+            key = reading + log((member.in_flight + 1) / member.weight)
+        else:
+            key = entry[0]
+        self._tick += 1
+        entry = (key, self._tick, member, reading)
+        live[member] = entry
+        end = len(heap)  # as _set does for the top
+        if (end > 1 and heap[1] < entry) or (end > 2 and heap[2] < entry):
+            heapq.heapreplace(heap, entry)
+        else:
+            heap[0] = entry
+        return member
 
     def _choose_other(self, key: Any, exclude: Set[str]) -> Member | None:
         # The least loaded server outside exclude: a best-first walk of the
@@ -256,20 +297,38 @@ class LeastResponseTime(Balancer):
                 member = self._pick(key, exclude)
                 self._update(self._estimates[member], picked=True)
                 return member.server
-            # The load is unchanged (its key is current), only the tick moves:
-            # _update(picked=True) for the top, whose new entry replaces it.
-            member = self._choose(key)
-            self._tick += 1
-            self._set(member, self._live[member][0], self._tick)
-            return member.server
+            return self._take(False).server
+
+    def _open(
+        self,
+        owner: LeaseOwner,
+        key: Any,
+        server: str | None,
+        exclude: Iterable[str] = (),
+        now: float | None = None,
+    ) -> Lease:
+        # Balancer._open with the plain pick in one call (_take); a pinned
+        # server or an exclusion takes the general path, _acquired included.
+        if server is not None or exclude:
+            return super()._open(owner, key, server, exclude, now)
+        if now is None:
+            now = self._clock()
+            if type(now) is not float or now - now != 0.0:  # the usual reading in one test
+                now = check_time(now)
+        with self._lock:
+            member = self._take(True)
+        return Lease(owner, member.server, now, member)
 
     def _acquired(self, member: Member, now: float) -> None:
-        # _update(picked=True) without its rebase test: opening a lease leaves
-        # the estimate's stamp, which that test reads, as it was.
-        if member in self._live:
+        # _update(picked=True) without the estimate: opening a lease changes only
+        # the count, so the reading in the entry stands (and so does the stamp
+        # the rebase test reads).
+        entry = self._live.get(member)
+        if entry is not None:
             self._tick += 1
-            key = self._estimates[member].log_key(self._origin, self._decay)
-            self._set(member, key, self._tick)
+            reading = entry[3]
+            key = reading + log((member.in_flight + 1) / member.weight)
+            self._set((key, self._tick, member, reading))
 
     def _released(self, member: Member, latency: float | None, ok: bool | None, now: float) -> None:
         est = self._estimates[member]
@@ -280,11 +339,14 @@ class LeastResponseTime(Balancer):
         entry = self._live.get(member)
         if entry is None:
             return  # weight 0, or a removed member's late release
-        origin = self._origin
-        if (est.stamp - origin) / decay > _REBASE:
+        age = est.stamp - self._origin
+        if age / decay > _REBASE:
             self._rebase(est.stamp)
-        else:
-            self._set(member, est.log_key(origin, decay), entry[1])
+            return
+        rtt = est.rtt
+        reading = log(rtt) + age / decay if rtt > 0 else -math.inf  # as _entry
+        key = reading + log((member.in_flight + 1) / member.weight)
+        self._set((key, entry[1], member, reading))
 
     def load(self, server: str) -> float:
         """Decayed latency estimate x (in-flight + 1) / weight, at the clock's now. O(1).
@@ -316,9 +378,11 @@ class LeastResponseTime(Balancer):
             assert math.isfinite(est.stamp), est
             if member.weight > 0:
                 entry = live[member]
-                key, tick, owner = entry
+                key, tick, owner, _ = entry
                 assert owner is member and id(entry) in in_heap, (member, entry)
-                assert key == self._key(est), (est, key, self._key(est))
+                expected = est.log_key(self._origin, self._decay)
+                assert key == expected, (est, key, expected)
+                assert entry == self._entry(est, tick), (entry, self._entry(est, tick))
                 assert 0 < tick <= self._tick, (est, tick, self._tick)
                 ticks.add(tick)
             else:

@@ -323,7 +323,7 @@ class UtilizationRoundRobin(Balancer):
         self._picks = iter(self._block)
 
     def _reweighted(self, member: Member, old: float) -> None:
-        now = check_time(self._clock())  # a broken reading refuses before anything changes
+        now = self._time()  # a broken reading refuses before anything changes
         if old == 0 < member.weight:
             # Back in the rotation (e.g. healthy again): its blackout starts over,
             # as gRPC restarts it when a connection returns to READY.
@@ -331,7 +331,7 @@ class UtilizationRoundRobin(Balancer):
         self._rebuild_at(now)
 
     def _rebuild(self) -> None:
-        self._rebuild_at(check_time(self._clock()))
+        self._rebuild_at(self._time())
 
     def _rebuild_at(self, now: float) -> None:
         reports = self._reports
