@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import math
 import multiprocessing
+import os
 import statistics
+import threading
 from pathlib import Path
 
 import pytest
 
 from balancekit.cli import main
+from balancekit.sim._workers import run_in_processes
 from balancekit.sim.scenario import KeySpec, Scenario, ServerSpec, ServiceSpec
 from balancekit.sim.seeds import MAX_SEEDS, Figure, _mark, compare_seeds
 from balancekit.sim.stats import Interval, interval, t_critical
@@ -221,4 +224,48 @@ class Refusing(RoundRobin):
 def test_an_error_in_a_run_reaches_the_caller_and_no_worker_is_left(jobs: int) -> None:
     with pytest.raises(ValueError, match="table_size 7 is too small for 3 servers"):
         compare_seeds(HEAVY, ["round-robin", Refusing], seeds=3, jobs=jobs)
+    assert multiprocessing.active_children() == []
+
+
+class Dying(RoundRobin):
+    """A strategy whose worker process dies outright (a crash, the OOM killer)."""
+
+    def __init__(self, servers: object, **options: object) -> None:
+        os._exit(3)
+
+
+class Unpicklable(Exception):
+    """An exception that cannot travel back from a worker (it holds a lock)."""
+
+    def __init__(self) -> None:
+        super().__init__("holds a lock")
+        self.lock = threading.Lock()
+
+
+class RaisingUnpicklable(RoundRobin):
+    def __init__(self, servers: object, **options: object) -> None:
+        raise Unpicklable()
+
+
+@pytest.mark.parametrize(
+    ("strategy", "error", "match"),
+    [
+        (Dying, RuntimeError, r"a simulation worker died while running task \d+"),
+        (RaisingUnpicklable, RuntimeError, "Unpicklable: holds a lock|cannot pickle"),
+    ],
+)
+def test_a_worker_that_dies_or_cannot_answer_is_an_error_and_no_worker_is_left(
+    strategy: type[RoundRobin], error: type[Exception], match: str
+) -> None:
+    with pytest.raises(error, match=match):
+        compare_seeds(HEAVY, ["round-robin", strategy], seeds=3, jobs=2)
+    assert multiprocessing.active_children() == []
+
+
+def test_leaving_the_results_early_ends_every_worker() -> None:
+    tasks = [(HEAVY.with_seed(seed), "round-robin") for seed in range(1, 7)]
+    results = run_in_processes(tasks, 2)
+    index, first = next(results)
+    assert 0 <= index < 6 and first.requests > 0
+    results.close()
     assert multiprocessing.active_children() == []

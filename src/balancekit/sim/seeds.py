@@ -12,15 +12,14 @@ does not depend on ``jobs``.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-import signal
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from ..strategies.registry import Strategy, resolve, strategy_names
 from ..validate import check_count
+from ._workers import Task, run_in_processes
 from .engine import Streams, Ticker, simulate_sharing
 from .results import SimulationResult
 from .scenario import MAX_SEED, Scenario
@@ -224,11 +223,8 @@ def compare_seeds(
     return Comparison(scenario, seed_list, CONFIDENCE, _summaries(groups))
 
 
-_Task = tuple[Scenario, Strategy]
-
-
 def _run(
-    tasks: list[_Task], jobs: int, ticker: Ticker | None
+    tasks: list[Task], jobs: int, ticker: Ticker | None
 ) -> Iterator[tuple[int, SimulationResult]]:
     """``(index, result)`` for every task, in the order they end.
 
@@ -240,28 +236,7 @@ def _run(
         for index, (scenario, strategy) in enumerate(tasks):
             yield index, simulate_sharing(scenario, strategy, streams, ticker=ticker)
         return
-    pool = multiprocessing.Pool(min(jobs, len(tasks)), initializer=_init_worker)
-    try:
-        yield from pool.imap_unordered(_run_task, enumerate(tasks))
-    finally:
-        # Also on Ctrl-C or an error: no worker may outlive the call.
-        pool.terminate()
-        pool.join()
-
-
-_STREAMS: Streams = {}
-"""A worker process's request streams, shared by the tasks it runs (the pool ends with the call)."""
-
-
-def _init_worker() -> None:
-    # Ctrl-C reaches the whole process group: the parent handles it and ends the workers.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _STREAMS.clear()
-
-
-def _run_task(item: tuple[int, _Task]) -> tuple[int, SimulationResult]:
-    index, (scenario, strategy) = item
-    return index, simulate_sharing(scenario, strategy, _STREAMS)
+    yield from run_in_processes(tasks, jobs)
 
 
 def _summaries(groups: list[tuple[SimulationResult, ...]]) -> tuple[StrategySummary, ...]:
