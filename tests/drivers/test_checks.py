@@ -87,6 +87,8 @@ def test_async_probes(backends: Callable[..., Backend]) -> None:
     [
         (lambda: http_probe("health"), ValueError, "path must be a str starting with '/'"),
         (lambda: http_probe(method="GE T"), ValueError, "method must be"),
+        (lambda: http_probe(method=""), ValueError, "RFC 9110 token characters.*, got ''"),
+        (lambda: http_probe(method=1), TypeError, r"method name \(a str\), got 1"),
         (lambda: http_probe(statuses="200"), TypeError, "statuses must be"),
         (lambda: http_probe(statuses=200), TypeError, "statuses must be a collection"),
         (lambda: http_probe(statuses=[]), ValueError, r"at least one status, got \[\]"),
@@ -107,6 +109,7 @@ def test_probe_options_are_checked(make: Callable[[], object], error: type, word
 
 def test_probe_reprs() -> None:
     assert repr(tcp_probe()) == "TCPProbe(timeout=2.0)"
+    assert http_probe(method="m-search").method == "M-SEARCH"  # a token, upper-cased
     assert repr(HTTPProbe("/h", statuses=(200, 204))) == (
         "HTTPProbe('/h', method='GET', statuses=(200, 204), timeout=2.0)"
     )
