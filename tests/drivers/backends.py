@@ -199,17 +199,6 @@ class Silent:
         for connection in [*self._held, self._sock]:
             connection.close()
 
-    def __enter__(self) -> Silent:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -267,6 +256,11 @@ class RedisServer:
 
 def in_ci() -> bool:
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def new_threads(name: str, before: set[threading.Thread]) -> list[threading.Thread]:
+    """Live threads called ``name`` that were not in ``before``."""
+    return [t for t in threading.enumerate() if t.name == name and t not in before]
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 5.0, step: float = 0.01) -> bool:

@@ -17,7 +17,7 @@ from balancekit.drivers.checks import (
     tcp_probe,
 )
 
-from .backends import Backend, free_port, wait_until
+from .backends import Backend, free_port, new_threads, wait_until
 
 H = bk.HealthState
 
@@ -302,28 +302,6 @@ def test_async_checker_cancels_a_hung_probe_and_survives_errors() -> None:
 
 
 # -- stop and start again -------------------------------------------------------------
-
-
-def new_threads(name: str, before: set[threading.Thread]) -> list[threading.Thread]:
-    """Live threads called ``name`` that were not in ``before``."""
-    return [t for t in threading.enumerate() if t.name == name and t not in before]
-
-
-def test_a_restart_after_a_short_stop_leaves_one_thread_probing() -> None:
-    before = set(threading.enumerate())
-    pool = fast_pool(["a"], interval=0.05, timeout=0.04)
-    checker = HealthChecker(pool, lambda server: True)
-    try:
-        for _ in range(3):
-            checker.start()
-            time.sleep(0.1)
-            checker.stop(timeout=0)  # the thread is not waited for
-        checker.start()
-        time.sleep(0.3)
-        assert len(new_threads("balancekit-health", before)) == 1
-    finally:
-        checker.stop(timeout=2.0)
-    assert wait_until(lambda: not new_threads("balancekit-health", before), timeout=2.0)
 
 
 class Gated(Probe):

@@ -11,7 +11,7 @@ import pytest
 import balancekit as bk
 from balancekit.drivers.dns import DNSDiscovery, Resolution, resolve
 
-from .backends import wait_until
+from .backends import new_threads, wait_until
 
 # Names under .invalid never resolve (RFC 6761).
 NOWHERE = "balancekit-test.invalid"
@@ -236,26 +236,6 @@ def test_on_error_must_be_callable() -> None:
 # -- stop and start again -------------------------------------------------------------
 
 
-def new_threads(before: set[threading.Thread]) -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name == "balancekit-dns" and t not in before]
-
-
-def test_a_restart_after_a_short_stop_leaves_one_thread() -> None:
-    before = set(threading.enumerate())
-    discovery = DNSDiscovery(bk.Pool(bk.RoundRobin(["a:1"])), "127.0.0.1", 80, interval=0.02)
-    try:
-        for _ in range(3):
-            discovery.start()
-            time.sleep(0.1)
-            discovery.stop(timeout=0)  # the thread is not waited for
-        discovery.start()
-        time.sleep(0.3)
-        assert len(new_threads(before)) == 1
-    finally:
-        discovery.stop(timeout=2.0)
-    assert wait_until(lambda: not new_threads(before), timeout=2.0)
-
-
 def test_a_thread_stopped_mid_round_exits_instead_of_refreshing_beside_the_new_one() -> None:
     """The old thread is held in its on_error callback while discovery is stopped
     without waiting and started again; released, it must exit, not loop on."""
@@ -279,17 +259,17 @@ def test_a_thread_stopped_mid_round_exits_instead_of_refreshing_beside_the_new_o
         assert held.wait(5.0)
         discovery.stop(timeout=0)
         discovery.start()
-        assert len(new_threads(before)) == 2  # the old one is held
+        assert len(new_threads("balancekit-dns", before)) == 2  # the old one is held
         hold.set()
         assert wait_until(lambda: not first[0].is_alive(), timeout=2.0)
         assert runs[first[0]] == 1  # it refreshed no more once released
-        assert len(new_threads(before)) == 1
-        second = new_threads(before)[0]
+        assert len(new_threads("balancekit-dns", before)) == 1
+        second = new_threads("balancekit-dns", before)[0]
         assert wait_until(lambda: runs.get(second, 0) >= 3, timeout=5.0)  # the new one works
     finally:
         hold.set()
         discovery.stop(timeout=2.0)
-    assert not new_threads(before)
+    assert not new_threads("balancekit-dns", before)
 
 
 def test_on_error_may_stop_the_discovery(caplog: pytest.LogCaptureFixture) -> None:
@@ -304,7 +284,7 @@ def test_on_error_may_stop_the_discovery(caplog: pytest.LogCaptureFixture) -> No
     before = set(threading.enumerate())
     with caplog.at_level(logging.ERROR, logger="balancekit.drivers.dns"):
         discovery.start()
-        assert wait_until(lambda: not new_threads(before), timeout=5.0)
+        assert wait_until(lambda: not new_threads("balancekit-dns", before), timeout=5.0)
     assert calls == ["balancekit-dns"] and not discovery.running
     assert not [r for r in caplog.records if "on_error" in r.getMessage()]  # nothing raised
 

@@ -491,7 +491,8 @@ def test_a_post_is_retried_after_a_connect_timeout_but_not_a_read_timeout(
 ) -> None:
     live = backends("live")
     timeout = httpx.Timeout(2.0, connect=0.3, read=0.3)
-    with Silent() as silent:
+    silent = Silent()
+    try:
         # https: the TLS handshake never completes (httpx.ConnectTimeout), nothing was sent
         handshake = f"https://127.0.0.1:{silent.port}"
         pool = bk.Pool(bk.RoundRobin([handshake, live.url]))
@@ -512,6 +513,8 @@ def test_a_post_is_retried_after_a_connect_timeout_but_not_a_read_timeout(
             # read timeout is retried on live
             assert [c.get("/g").text for _ in range(2)] == ["live /g"] * 2
         assert pool.stats()[unanswered].errors == 2 and live.hits["GET /g"] == 2
+    finally:
+        silent.close()
 
 
 def test_a_post_answered_503_is_not_retried(

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
+import balancekit as bk
 from balancekit.drivers._thread_loop import ThreadLoop
+from balancekit.drivers.checks import HealthChecker
+from balancekit.drivers.dns import DNSDiscovery
 
-from .backends import wait_until
+from .backends import new_threads, wait_until
 
 
 class Body:
@@ -88,3 +94,33 @@ def test_a_bad_timeout_stops_nothing(timeout: object, error: type) -> None:
         assert wait_until(lambda: body.rounds[1] > rounds)
     finally:
         body.loop.stop(timeout=2.0)
+
+
+def health_checker() -> HealthChecker:
+    tracker = bk.HealthTracker(interval=0.05, timeout=0.04)
+    return HealthChecker(bk.Pool(bk.RoundRobin(["a"]), health=tracker), lambda server: True)
+
+
+def dns_discovery() -> DNSDiscovery:
+    return DNSDiscovery(bk.Pool(bk.RoundRobin(["a:1"])), "127.0.0.1", 80, interval=0.02)
+
+
+@pytest.mark.parametrize(
+    ("make", "name"),
+    [(health_checker, "balancekit-health"), (dns_discovery, "balancekit-dns")],
+    ids=["HealthChecker", "DNSDiscovery"],
+)
+def test_a_restart_after_a_short_stop_leaves_one_thread(make: Callable[[], Any], name: str) -> None:
+    before = set(threading.enumerate())
+    runner = make()
+    try:
+        for _ in range(3):
+            runner.start()
+            time.sleep(0.1)
+            runner.stop(timeout=0)  # the thread is not waited for
+        runner.start()
+        time.sleep(0.3)
+        assert len(new_threads(name, before)) == 1
+    finally:
+        runner.stop(timeout=2.0)
+    assert wait_until(lambda: not new_threads(name, before), timeout=2.0)
