@@ -213,6 +213,45 @@ def test_a_drain_of_many_servers_reads_the_clock_once_per_call() -> None:
     assert clock.reads == 1
 
 
+def _strategies() -> list[tuple[str, Callable[[list[str]], Any]]]:
+    from balancekit import PowerOfTwoChoices
+    from balancekit.strategies.registry import strategy_names
+
+    made: list[tuple[str, Callable[[list[str]], Any]]] = list(strategy_names().items())
+    made.append(("p2c-peak-ewma", lambda s: PowerOfTwoChoices(s, load="peak_ewma")))
+    return made
+
+
+@pytest.mark.parametrize(("name", "make"), _strategies(), ids=[n for n, _ in _strategies()])
+def test_membership_and_state_changes_read_the_clock_once(
+    name: str, make: Callable[[list[str]], Any]
+) -> None:
+    # A server's weight going from 0 back to positive dates a fresh latency
+    # estimate (LeastResponseTime, peak-EWMA P2C) or restarts a blackout
+    # (UtilizationRoundRobin): the strategy takes the Pool's reading of the
+    # call instead of reading the clock again.
+    clock = CountingClock()
+    pool = Pool(
+        make(["a", "b", "c", "d"]), health=HealthTracker(consecutive_failures=1), clock=clock
+    )
+    calls: list[tuple[str, Callable[[], object]]] = [
+        ("drain", lambda: pool.drain("a")),
+        ("cancel_drain", lambda: pool.cancel_drain("a")),
+        ("add_server", lambda: pool.add_server("e")),
+        ("set_weight", lambda: pool.set_weight("e", 3)),
+        ("update", lambda: pool.update({"a": 1, "b": 1, "c": 1, "d": 1, "f": 2})),
+        ("eject", lambda: pool.record_check("b", False)),
+        ("recover", lambda: pool.record_check("b", True)),
+        ("remove_server", lambda: pool.remove_server("f")),
+    ]
+    for what, call in calls:
+        clock.advance(31.0)  # past any ejection
+        clock.reads = 0
+        call()
+        assert clock.reads == 1, (name, what, clock.reads)
+    pool._check()
+
+
 # -- batches -----------------------------------------------------------------------------
 
 

@@ -185,6 +185,23 @@ def test_a_component_belongs_to_one_pool() -> None:
     Pool(RoundRobin(["a"]), health=tracker)
     with pytest.raises(ValueError, match="already belongs to a Pool"):
         Pool(RoundRobin(["b"]), health=tracker)
+    drainer = Drainer()
+    Pool(RoundRobin(["a"]), drainer=drainer)
+    with pytest.raises(ValueError, match="already belongs to a Pool"):
+        Pool(RoundRobin(["b"]), drainer=drainer)
+
+
+def test_a_strategy_belongs_to_one_pool() -> None:
+    # Two Pools would each push their own weights into it: a drain in one
+    # starves the other of a server its stats still call active.
+    strategy = RoundRobin(["a", "b"])
+    pool = Pool(strategy)
+    with pytest.raises(ValueError, match=r"RoundRobin\(.*already belongs to a Pool"):
+        Pool(strategy)
+    pool.drain("a")
+    assert {pool.acquire().server for _ in range(4)} == {"b"}
+    pool.cancel_drain("a")
+    assert {pool.acquire().server for _ in range(4)} == {"a", "b"}
 
 
 def test_bounded_load_factor_is_bounded() -> None:
@@ -279,3 +296,12 @@ def test_drain_timeout_is_bounded() -> None:
     assert drainer.is_active("a")
     with pytest.raises(ValueError, match="timeout"):
         Drainer(timeout=HUGE)
+
+
+@pytest.mark.parametrize("sticky", [False, True])
+def test_a_cookie_of_the_wrong_type_is_refused_with_or_without_stickiness(sticky: bool) -> None:
+    pool = Pool(RoundRobin(["a", "b"]), sticky=StickySession("k") if sticky else None)
+    with pytest.raises(TypeError, match="cookie must be str, bytes or None, got int"):
+        pool.acquire(cookie=5)  # type: ignore[arg-type]
+    assert pool.stats()["a"].in_flight == pool.stats()["b"].in_flight == 0
+    assert pool.acquire(cookie="not-a-cookie").server in ("a", "b")  # a bad value is ignored

@@ -128,8 +128,9 @@ class Pool(Membership):
     weight updates (:meth:`Balancer.set_weights`: at most one rebuild). Thread-safe.
 
     Raises:
-        ValueError, TypeError: a bad option or component, or components with
-            different clocks; nothing is changed then (no component adopts
+        ValueError, TypeError: a bad option or component, components with
+            different clocks, or a strategy, tracker or drainer that already
+            belongs to a Pool; nothing is changed then (no component adopts
             the pool's clock until every check has passed).
     """
 
@@ -178,9 +179,9 @@ class Pool(Membership):
                     f"{type(component).__name__} has its own clock {component._clock!r}, "
                     f"not the pool's {clock!r}"
                 )
-        for machine in (health, drainer):
-            if machine is not None and machine._owned:
-                raise ValueError(f"{machine!r} already belongs to a Pool")
+        for component in (strategy, health, drainer):
+            if component is not None and component._owned:
+                raise ValueError(f"{component!r} already belongs to a Pool")
         now = check_time(clock())
         if drainer is None:
             drainer = Drainer(clock=clock)
@@ -189,6 +190,7 @@ class Pool(Membership):
                 component._adopt_clock(clock)
         self._clock = clock
         self._strategy = strategy
+        strategy._owned = True
         self._health = health
         self._drainer = drainer
         self._sticky = sticky
@@ -302,6 +304,9 @@ class Pool(Membership):
                 raise ValueError(
                     "session affinity needs a Pool created with sticky=StickySession(...)"
                 )
+            if cookie is not None and not isinstance(cookie, (str, bytes)):
+                # Ignored here, but refused as it is with a StickySession.
+                raise TypeError(f"cookie must be str, bytes or None, got {type(cookie).__name__}")
             # The hot path, written out: one lock, one clock reading, O(1) bookkeeping.
             lease: Lease | None
             with self._lock:
@@ -598,7 +603,7 @@ class Pool(Membership):
         mine = type(strategy).set_weights is Balancer.set_weights
         if joining or gone:
             if mine:
-                self._push_members(result.weights)
+                self._push_members(result.weights, now)
                 self._stale = False
                 return
             self._members_one_by_one()
@@ -606,7 +611,7 @@ class Pool(Membership):
         if batch:
             try:
                 if mine:
-                    strategy._set_weights(batch)  # computed here: nothing to check again
+                    strategy._set_weights(batch, now)  # computed here: nothing to check again
                 else:
                     strategy.set_weights(batch)  # a strategy of your own has its say
             except ValueError:
@@ -615,7 +620,7 @@ class Pool(Membership):
                 records[server].effective = weight
         self._stale = False
 
-    def _push_members(self, weights: dict[str, float]) -> None:
+    def _push_members(self, weights: dict[str, float], now: float) -> None:
         """Tell the strategy of the joins and departures of this operation and of every
         changed weight, as one batch (one rebuild at most).
 
@@ -627,9 +632,9 @@ class Pool(Membership):
         add = {s: weights[s] for s in joining}
         batch = {s: w for s, w in weights.items() if s not in joining and w != records[s].effective}
         try:
-            self._strategy._update_members(add, gone, batch)
+            self._strategy._update_members(add, gone, batch, now)
         except ValueError:
-            self._strategy._update_members(dict.fromkeys(add, 0.0), gone)
+            self._strategy._update_members(dict.fromkeys(add, 0.0), gone, now=now)
             joining.clear()
             gone.clear()
             for server in add:

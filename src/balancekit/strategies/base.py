@@ -98,6 +98,13 @@ class Balancer(abc.ABC):
     requires_key: ClassVar[bool] = False
     """Hash strategies need a key for every pick (``TypeError`` without one)."""
 
+    _given_now: float | None = None
+    """While a Pool's batch runs (under the lock): the reading of the Pool's call,
+    which hooks use instead of reading the clock again (see :meth:`_time`)."""
+
+    _owned = False
+    """Set when a Pool takes the strategy: a second Pool would fight over its weights."""
+
     _hooked: ClassVar[bool] = False
     """Whether the class overrides ``_acquired`` or ``_released``: the lease path
     skips two calls per request for the strategies that learn nothing from leases."""
@@ -202,35 +209,45 @@ class Balancer(abc.ABC):
         """
         self._set_weights(check_weights(weights))
 
-    def _set_weights(self, parsed: dict[str, float]) -> None:
-        """:meth:`set_weights` of a batch already checked (a Pool's own, computed)."""
+    def _set_weights(self, parsed: dict[str, float], now: float | None = None) -> None:
+        """:meth:`set_weights` of a batch already checked (a Pool's own, computed, at
+        the ``now`` it read)."""
         with self._lock:
-            members = self._members
-            for server in parsed:
-                if server not in members:
-                    raise UnknownServer(server)
-            changed = [
-                (members[s], members[s].weight) for s, w in parsed.items() if members[s].weight != w
-            ]
-            if not changed:
-                return
-            for member, _ in changed:
-                member.weight = parsed[member.server]
+            self._given_now = now
             try:
-                self._reweighted_many(changed)
-            except BaseException:
-                for member, old in changed:
-                    member.weight = old
-                self._rebuild()
-                raise
+                self._set_weights_locked(parsed)
+            finally:
+                self._given_now = None
+
+    def _set_weights_locked(self, parsed: dict[str, float]) -> None:
+        members = self._members
+        for server in parsed:
+            if server not in members:
+                raise UnknownServer(server)
+        changed = [
+            (members[s], members[s].weight) for s, w in parsed.items() if members[s].weight != w
+        ]
+        if not changed:
+            return
+        for member, _ in changed:
+            member.weight = parsed[member.server]
+        try:
+            self._reweighted_many(changed)
+        except BaseException:
+            for member, old in changed:
+                member.weight = old
+            self._rebuild()
+            raise
 
     def _update_members(
         self,
         add: Mapping[str, float],
         remove: Iterable[str] = (),
         reweight: Mapping[str, float] = MappingProxyType({}),
+        now: float | None = None,
     ) -> None:
-        """Remove, add and reweight many servers as one change (a Pool's discovery step).
+        """Remove, add and reweight many servers as one change (a Pool's discovery step,
+        at the ``now`` it read).
 
         The whole batch is checked before anything changes: ``add`` holds
         servers that are not members (or are also removed: a re-added server is
@@ -263,47 +280,60 @@ class Balancer(abc.ABC):
         if len(gone) != len(removing):
             raise ValueError(f"remove names a server twice: {removing!r}")
         with self._lock:
-            members = self._members
-            for server in removing:
-                if server not in members:
-                    raise UnknownServer(server)
-            for server in added:
-                if server in members and server not in gone:
-                    raise DuplicateServer(server)
-            for server in changes:
-                if server not in members or server in gone:
-                    raise UnknownServer(server)
-            changed = [(members[s], w) for s, w in changes.items() if members[s].weight != w]
-            count = len(removing) + len(added) + len(changed)
-            if not count:
-                return
-            # One hook per change only where each is cheaper than a share of a rebuild.
-            one_by_one = count == 1 or (self._incremental and 4 * count < len(members))
-            before = dict(members)
-            olds = [(member, member.weight) for member, _ in changed]
+            self._given_now = now
             try:
-                for server in removing:
-                    member = members.pop(server)
-                    if one_by_one:
-                        self._removed(member)
-                for server, weight in added.items():
-                    member = Member(server, weight)
-                    members[server] = member
-                    if one_by_one:
-                        self._added(member)
-                for member, weight in changed:
-                    old, member.weight = member.weight, weight
-                    if one_by_one:
-                        self._reweighted(member, old)
-                if not one_by_one:
-                    self._rebuild()
-            except BaseException:
-                for member, old in olds:
-                    member.weight = old
-                members.clear()
-                members.update(before)
+                self._update_members_locked(added, removing, gone, changes)
+            finally:
+                self._given_now = None
+
+    def _update_members_locked(
+        self,
+        added: dict[str, float],
+        removing: list[str],
+        gone: set[str],
+        changes: dict[str, float],
+    ) -> None:
+        members = self._members
+        for server in removing:
+            if server not in members:
+                raise UnknownServer(server)
+        for server in added:
+            if server in members and server not in gone:
+                raise DuplicateServer(server)
+        for server in changes:
+            if server not in members or server in gone:
+                raise UnknownServer(server)
+        changed = [(members[s], w) for s, w in changes.items() if members[s].weight != w]
+        count = len(removing) + len(added) + len(changed)
+        if not count:
+            return
+        # One hook per change only where each is cheaper than a share of a rebuild.
+        one_by_one = count == 1 or (self._incremental and 4 * count < len(members))
+        before = dict(members)
+        olds = [(member, member.weight) for member, _ in changed]
+        try:
+            for server in removing:
+                member = members.pop(server)
+                if one_by_one:
+                    self._removed(member)
+            for server, weight in added.items():
+                member = Member(server, weight)
+                members[server] = member
+                if one_by_one:
+                    self._added(member)
+            for member, weight in changed:
+                old, member.weight = member.weight, weight
+                if one_by_one:
+                    self._reweighted(member, old)
+            if not one_by_one:
                 self._rebuild()
-                raise
+        except BaseException:
+            for member, old in olds:
+                member.weight = old
+            members.clear()
+            members.update(before)
+            self._rebuild()
+            raise
 
     @property
     def servers(self) -> Mapping[str, float]:
@@ -507,6 +537,12 @@ class Balancer(abc.ABC):
         after ``latency`` seconds, or ``None`` if the clock gave no usable
         reading; ``ok=None``: the lease was abandoned."""
         return
+
+    def _time(self) -> float:
+        """Now, for a membership or weight hook: the Pool's reading when the change is
+        part of a Pool's call (one clock read per call), else this clock's, checked."""
+        now = self._given_now
+        return check_time(self._clock()) if now is None else now
 
     def _unavailable(self) -> NoServerAvailable:
         count = len(self._members)

@@ -295,7 +295,7 @@ class PowerOfTwoChoices(Balancer):
         old = self._estimates
         # Peak EWMA dates fresh estimates: read the clock before anything changes, so a
         # broken reading (NaN, inf, None) raises with the balancer as it was.
-        now = 0.0 if old is None else check_time(self._clock())
+        now = 0.0 if old is None else self._time()
         was = set(self._eligible)
         self._eligible = [m for m in self._members.values() if m.weight > 0]
         if old is None:

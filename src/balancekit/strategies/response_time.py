@@ -125,7 +125,7 @@ class LeastResponseTime(Balancer):
         }
 
     def _rebuild(self) -> None:
-        now = check_time(self._clock())
+        now = self._time()
         old: dict[Member, Estimate] = getattr(self, "_estimates", {})
         live = getattr(self, "_live", ())
         self._estimates = carry_over(old, self._members.values(), live, self._default_rtt, now)
@@ -191,7 +191,7 @@ class LeastResponseTime(Balancer):
         self._set(self._entry(est, tick))
 
     def _added(self, member: Member) -> None:
-        est = Estimate(member, self._default_rtt, check_time(self._clock()))
+        est = Estimate(member, self._default_rtt, self._time())
         self._estimates[member] = est
         if member.weight > 0:
             self._push(est)
@@ -215,7 +215,7 @@ class LeastResponseTime(Balancer):
             # Back from weight 0: a fresh start, so that a penalty or a slow
             # answer from before it went away does not starve it now.
             est = self._estimates[member]
-            est.restart(self._default_rtt, check_time(self._clock()))
+            est.restart(self._default_rtt, self._time())
             self._push(est)
 
     def _choose(self, key: Any) -> Member:

@@ -306,7 +306,7 @@ class UtilizationRoundRobin(Balancer):
         self._block = ((), itertools.count())
 
     def _reweighted(self, member: Member, old: float) -> None:
-        now = check_time(self._clock())  # a broken reading refuses before anything changes
+        now = self._time()  # a broken reading refuses before anything changes
         if old == 0 < member.weight:
             # Back in the rotation (e.g. healthy again): its blackout starts over,
             # as gRPC restarts it when a connection returns to READY.
@@ -314,7 +314,7 @@ class UtilizationRoundRobin(Balancer):
         self._rebuild_at(now)
 
     def _rebuild(self) -> None:
-        self._rebuild_at(check_time(self._clock()))
+        self._rebuild_at(self._time())
 
     def _rebuild_at(self, now: float) -> None:
         reports = self._reports
