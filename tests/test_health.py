@@ -12,6 +12,7 @@ from balancekit.clock import ManualClock
 from balancekit.errors import DuplicateServer, UnknownServer
 from balancekit.events import StateChange
 from balancekit.health import HealthState, HealthTracker
+from balancekit.health._ejection import Ejection
 
 H = HealthState
 
@@ -503,52 +504,174 @@ def test_flapping_server_is_ejected_longer_each_time_up_to_the_cap() -> None:
     assert lengths == [30, 60, 90, 100, 100, 100]
 
 
-def test_ejection_count_decays_one_per_base_ejection_spent_healthy() -> None:
-    tracker, clock = make(("a",), base_ejection=10, max_ejection=1000, max_ejected_percent=100)
-    eject(tracker, "a")
-    clock.set(10)  # back after 10 s
-    assert tracker.poll() == [change("a", H.EJECTED, H.HEALTHY, 10.0)]
-    eject(tracker, "a")
-    clock.set(30)  # back after 20 s
-    assert tracker.poll() == [change("a", H.EJECTED, H.HEALTHY, 30.0)]
-    assert tracker.ejection_count("a") == 2
-    clock.set(39.999)
-    assert tracker.ejection_count("a") == 2
-    clock.set(40)
-    assert tracker.ejection_count("a") == 1
-    clock.set(49.999)
-    assert eject(tracker, "a") is not None  # the multiplier is 1 + 1
-    assert tracker.next_deadline() == 0.0  # its first probe was never started: overdue
-    clock.set(69.998)
-    assert tracker.state("a") is H.EJECTED
+def ejected_for(tracker: HealthTracker, clock: ManualClock, server: str) -> float:
+    """Eject ``server`` now and return how long the ejection lasts (ManualClock steps)."""
+    start = clock()
+    assert eject(tracker, server) == change(server, H.HEALTHY, H.EJECTED, start)
+    end = tracker.next_change()
+    assert end is not None
+    clock.set(end)
+    assert tracker.poll() == [change(server, H.EJECTED, H.HEALTHY, end)]
+    return end - start
+
+
+def test_envoys_eject_time_backoff_test() -> None:
+    # Envoy's OutlierDetectorImplTest.EjectTimeBackoff: base_ejection_time 10 s, the
+    # default interval (10 s) and max_ejection_time (300 s). Ejected at 0, 10 and 30,
+    # back at 10, 30 and 60; two healthy intervals (70, 80) bring the multiplier from
+    # 3 to 1, so an ejection at 80 lasts 20 s; after 50 healthy intervals one at 610
+    # lasts 10 s again.
+    tracker, clock = make(("a",), base_ejection=10)
+    assert tracker.outlier_interval == 10.0 and tracker.max_ejection == 300.0
+    assert [ejected_for(tracker, clock, "a") for _ in range(3)] == [10, 20, 30]
+    assert clock() == 60 and tracker.ejection_count("a") == 3
     clock.set(69.999)
-    assert tracker.state("a") is H.HEALTHY
-    clock.set(1000)
-    assert tracker.ejection_count("a") == 0
-
-
-def test_time_out_of_service_does_not_decay_the_count() -> None:
-    tracker, clock = make(("a",), unhealthy_threshold=1, base_ejection=10, max_ejected_percent=100)
-    eject(tracker, "a")
-    clock.set(5)
-    tracker.record("a", ok=False)  # EJECTED -> UNHEALTHY
-    clock.set(500)
-    tracker.record("a", ok=True)
-    tracker.record("a", ok=True)  # back to HEALTHY only now
+    assert tracker.ejection_count("a") == 3
+    clock.set(70)
+    assert tracker.ejection_count("a") == 2
+    clock.set(80)
     assert tracker.ejection_count("a") == 1
-    assert eject(tracker, "a") is not None
-    clock.set(519.999)
-    assert tracker.state("a") is H.EJECTED  # 2 x 10 s
+    assert ejected_for(tracker, clock, "a") == 20
+    assert clock() == 100
+    clock.set(610)
+    assert tracker.ejection_count("a") == 0
+    assert ejected_for(tracker, clock, "a") == 10
+    tracker._check()
 
 
-def test_max_ejected_percent_caps_ejections_and_a_refused_one_retries() -> None:
+def test_the_multiplier_decays_one_per_outlier_interval_not_per_base_ejection() -> None:
+    # The defaults: base_ejection 30 s, outlier_interval 10 s (Envoy's interval).
+    tracker, clock = make(("a",))
+    assert [ejected_for(tracker, clock, "a") for _ in range(3)] == [30, 60, 90]
+    back = clock()
+    clock.set(back + 9.999)
+    assert tracker.ejection_count("a") == 3
+    clock.set(back + 10)
+    assert tracker.ejection_count("a") == 2
+    clock.set(back + 20)
+    assert tracker.ejection_count("a") == 1  # was 3: one step per 30 s
+    assert ejected_for(tracker, clock, "a") == 60  # was 120
+    assert Ejection(5, 30, 300, 10).decayed(3, unejected_for=20) == 1
+    tracker._check()
+
+
+def test_the_decay_follows_the_outlier_interval() -> None:
+    tracker, clock = make(("a",), base_ejection=10, outlier_interval=2.5)
+    assert [ejected_for(tracker, clock, "a") for _ in range(3)] == [10, 20, 30]
+    clock.advance(5)
+    assert tracker.ejection_count("a") == 1
+    clock.advance(2.5)
+    assert tracker.ejection_count("a") == 0
+    tracker._check()
+
+
+def test_the_multiplier_stops_one_base_past_max_ejection_as_envoys() -> None:
+    # Envoy raises the multiplier only while multiplier x base < max + base: with
+    # base 10 s and max 30 s it stops at 4, so three intervals bring it back to 1.
+    tracker, clock = make(("a",), base_ejection=10, max_ejection=30)
+    lengths = [ejected_for(tracker, clock, "a") for _ in range(10)]
+    assert lengths == [10, 20, 30, 30, 30, 30, 30, 30, 30, 30]
+    assert tracker.ejection_count("a") == 4  # was 10
+    clock.advance(30)
+    assert tracker.ejection_count("a") == 1
+    assert ejected_for(tracker, clock, "a") == 20  # was 30 (10 - 3 + 1 = 8 bases, capped)
+    tracker._check()
+
+
+@pytest.mark.parametrize("interval", [0, -1.0, math.nan, math.inf, "10"])
+def test_a_bad_decay_interval_is_named(interval: object) -> None:
+    error = TypeError if isinstance(interval, str) else ValueError
+    with pytest.raises(error, match="interval"):
+        Ejection(5, 30, 300, 10, interval)  # type: ignore[arg-type]
+    ejection = Ejection(5, 30, 300, 10, 2.0)
+    assert (ejection.interval, ejection.decayed(4, 5.0)) == (2.0, 2)
+    assert repr(ejection).endswith("interval=2.0, ejected=0)")
+
+
+def test_envoys_max_eject_time_test() -> None:
+    # Envoy's OutlierDetectorImplTest.MaxEjectTime: base 10 s, max 300 s; 30 ejections
+    # in a row last 10, 20, ..., 300 s, the nine after them 300 s each.
+    tracker, clock = make(("a",), base_ejection=10, max_ejection=300)
+    lengths = [ejected_for(tracker, clock, "a") for _ in range(39)]
+    assert lengths == [10.0 * i for i in range(1, 31)] + [300.0] * 9
+    assert tracker.ejection_count("a") == 31  # 31 x 10 >= 300 + 10: no further
+    tracker._check()
+
+
+def test_time_out_of_service_decays_the_multiplier_once_the_ejection_is_over() -> None:
+    # Envoy lowers the multiplier of every host not ejected, failing active checks or
+    # not; an ejection cut short by failed probes would still have run to its end.
+    tracker, clock = make(("a",), unhealthy_threshold=1, base_ejection=10)
+    assert [ejected_for(tracker, clock, "a") for _ in range(2)] == [10, 20]
+    eject(tracker, "a")  # the third, at 30, would end at 60
+    clock.set(35)
+    assert tracker.record("a", ok=False) == change("a", H.EJECTED, H.UNHEALTHY, 35.0)
+    clock.set(69.999)
+    assert tracker.ejection_count("a") == 3  # one interval after 60 is 70
+    clock.set(70)
+    assert tracker.ejection_count("a") == 2
+    clock.set(90)
+    assert tracker.ejection_count("a") == 0  # was 3: UNHEALTHY time did not count
+    tracker.record("a", ok=True)
+    assert tracker.record("a", ok=True) == change("a", H.UNHEALTHY, H.HEALTHY, 90.0)
+    assert tracker.ejection_count("a") == 0
+    assert ejected_for(tracker, clock, "a") == 10
+    tracker._check()
+
+
+def test_a_probe_that_ends_an_ejection_starts_the_decay_at_once() -> None:
+    tracker, clock = make(("a",), base_ejection=10)
+    eject(tracker, "a")
+    clock.set(4)
+    assert tracker.record("a", ok=True) == change("a", H.EJECTED, H.HEALTHY, 4.0)
+    clock.set(13.999)
+    assert tracker.ejection_count("a") == 1
+    clock.set(14)
+    assert tracker.ejection_count("a") == 0
+    tracker._check()
+
+
+def test_max_ejected_percent_caps_ejections_and_a_refused_one_spends_the_streak() -> None:
     servers = tuple(f"s{i}" for i in range(10))
     tracker, clock = make(servers, base_ejection=10)  # 10 % of 10: one server
     assert eject(tracker, "s0") is not None
-    assert eject(tracker, "s1") is None  # refused: the streak is spent but no change
+    assert eject(tracker, "s1") is None  # refused: the streak is spent, no change
     assert tracker.state("s1") is H.HEALTHY
-    clock.set(10)
+    assert tracker._records["s1"].passive == 0
+    clock.set(10)  # s0 is back: there is room again
+    assert tracker.poll() == [change("s0", H.EJECTED, H.HEALTHY, 10.0)]
+    for _ in range(4):
+        assert tracker.observe("s1", ok=False) is None  # was: the first one ejected s1
     assert tracker.observe("s1", ok=False) == change("s1", H.HEALTHY, H.EJECTED, 10.0)
+    tracker._check()
+
+
+def test_a_refused_ejection_resets_the_streak_as_envoy_does() -> None:
+    # Envoy's onConsecutiveErrorWorker resets the consecutive-5xx counter after
+    # every ejection attempt, also one that max_ejection_percent refused: a
+    # server needs a whole new streak, not one more failure.
+    tracker, clock = make(("a", "b", "c"), consecutive_failures=5, max_ejected_percent=10)
+    assert eject(tracker, "a") == change("a", H.HEALTHY, H.EJECTED, 0.0)
+    assert eject(tracker, "b") is None  # refused: 2 of 3 is over 10 %
+    assert tracker.state("b") is H.HEALTHY
+    clock.advance(30.1)
+    assert tracker.poll() == [change("a", H.EJECTED, H.HEALTHY, 30.0)]
+    assert eject(tracker, "a") == change("a", H.HEALTHY, H.EJECTED, 30.1)
+    assert tracker.record("a", True) == change("a", H.EJECTED, H.HEALTHY, 30.1)
+    for _ in range(4):
+        assert tracker.observe("b", ok=False) is None  # was: the first one ejected b
+    assert tracker.observe("b", ok=False) == change("b", H.HEALTHY, H.EJECTED, 30.1)
+    tracker._check()
+
+
+def test_every_refused_attempt_spends_its_own_streak() -> None:
+    tracker, _ = make(("a", "b"), consecutive_failures=3, max_ejected_percent=10)
+    eject(tracker, "a")
+    outcomes = [tracker.observe("b", ok=False) for _ in range(9)]
+    assert outcomes == [None] * 9 and tracker.state("b") is H.HEALTHY
+    assert tracker._records["b"].passive == 0  # three attempts, each refused
+    tracker.observe("b", ok=False)
+    assert tracker._records["b"].passive == 1
     tracker._check()
 
 
@@ -571,7 +694,7 @@ def test_removing_an_ejected_server_frees_its_place() -> None:
     eject(tracker, "s0")
     assert eject(tracker, "s1") is None
     tracker.remove_server("s0")
-    assert tracker.observe("s1", ok=False) is not None
+    assert eject(tracker, "s1") == change("s1", H.HEALTHY, H.EJECTED, 0.0)  # a new streak
     tracker._check()
 
 

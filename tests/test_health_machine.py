@@ -21,14 +21,14 @@ from balancekit.health import HealthState, HealthTracker
 H = HealthState
 NAMES = ("a", "b", "c", "d")
 INTERVAL, TIMEOUT, UNHEALTHY, HEALTHY, FAILURES = 5.0, 2.0, 2, 2, 2
-BASE, LONGEST, PERCENT = 3.0, 7.0, 50.0
+BASE, LONGEST, PERCENT, OUTLIER_INTERVAL = 3.0, 7.0, 50.0, 2.5
 
 
 class Server:
     def __init__(self, name: str, state: HealthState, now: float, seq: int) -> None:
         self.name, self.state = name, state
         self.fails = self.oks = self.passive = self.ejections = 0
-        self.healthy_since = now
+        self.decay_from = now  # when the last ejection ended, or would have
         self.ejected_until: tuple[float, int] | None = None
         self.timeout_at: tuple[float, int] | None = None
         self.late = False
@@ -55,19 +55,23 @@ class Model:
         return sum(s.state is H.EJECTED for s in self.servers.values())
 
     def decayed(self, s: Server, at: float) -> int:
-        if s.state is not H.HEALTHY:
+        # Envoy: one less per interval once the ejection is over, whatever the probes say.
+        if s.state is H.EJECTED:
             return s.ejections
-        return max(0, s.ejections - math.floor((at - s.healthy_since) / BASE))
+        steps = math.floor((at - s.decay_from) / OUTLIER_INTERVAL)
+        return max(0, s.ejections - max(0, steps))
 
     def move(self, s: Server, new: HealthState, at: float) -> StateChange:
         old = s.state
-        if old is H.HEALTHY:
-            s.ejections = self.decayed(s, at)
-        s.state, s.passive, s.ejected_until = new, 0, None
-        if new is H.HEALTHY:
-            s.healthy_since = at
         if new is H.EJECTED:
-            s.ejections += 1
+            k = self.decayed(s, at)
+            s.ejections = k + 1 if k * BASE < LONGEST + BASE else k  # Envoy's bound
+        if old is H.EJECTED:
+            assert s.ejected_until is not None
+            # Cut short by failed probes, the ejection still counts until its end.
+            s.decay_from = at if new is H.HEALTHY else max(at, s.ejected_until[0])
+        s.state, s.passive, s.ejected_until = new, 0, None
+        if new is H.EJECTED:
             s.ejected_until = (at + min(BASE * s.ejections, LONGEST), self.tick())
         return StateChange(s.name, old, new, at)
 
@@ -91,9 +95,12 @@ class Model:
         if s.state is not H.HEALTHY:
             return None
         s.passive += 1
+        if s.passive < FAILURES:
+            return None
+        s.passive = 0  # an attempt spends the streak, refused or not (Envoy's reset)
         n, e = len(self.servers), self.ejected()
         room = PERCENT > 0 and (e == 0 or (e + 1) * 100 <= PERCENT * n)
-        return self.move(s, H.EJECTED, self.now) if s.passive >= FAILURES and room else None
+        return self.move(s, H.EJECTED, self.now) if room else None
 
     def advance_to(self, t: float) -> None:
         while True:
@@ -147,7 +154,7 @@ class HealthMachine(RuleBasedStateMachine):
             interval=INTERVAL, timeout=TIMEOUT, unhealthy_threshold=UNHEALTHY,
             healthy_threshold=HEALTHY, initial=initial, consecutive_failures=FAILURES,
             base_ejection=BASE, max_ejection=LONGEST, max_ejected_percent=PERCENT,
-            uneject_on_probe=uneject, clock=self.clock,
+            uneject_on_probe=uneject, outlier_interval=OUTLIER_INTERVAL, clock=self.clock,
         )  # fmt: skip
         for name in NAMES[:2]:
             self.add(name)
@@ -198,6 +205,17 @@ class HealthMachine(RuleBasedStateMachine):
                 assert self.tracker.observe(name, ok) == self.model.traffic(s, ok)
             else:
                 assert self.tracker.record(name, ok) == self.model.record(s, ok)
+
+    @precondition(lambda self: any(s.state is H.HEALTHY for s in self.model.servers.values()))
+    @rule(data=st.data())
+    def fail_a_streak(self, data: st.DataObject) -> None:
+        # A whole passive streak at once, so that ejections, refusals and the
+        # multiplier's growth and decay come up often.
+        healthy = sorted(n for n, s in self.model.servers.items() if s.state is H.HEALTHY)
+        name = data.draw(st.sampled_from(healthy))
+        s = self.model.servers[name]
+        for _ in range(FAILURES):
+            assert self.tracker.observe(name, False) == self.model.traffic(s, False)
 
     @rule()
     def poll(self) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import doctest
 import math
 import random
+import sys
+import threading
 from collections import Counter
 from pathlib import Path
 
@@ -21,7 +23,10 @@ from balancekit.strategies._stride import (
     stride_pick,
     stride_weights,
 )
+from balancekit.strategies.base import Balancer
 from balancekit.strategies.utilization import MIN_UPDATE_PERIOD
+
+from .contract import run_in_threads
 
 
 def scheduler_picks(weights: list[float], count: int) -> list[int]:
@@ -400,3 +405,42 @@ def test_picks_follow_the_scheduler_across_reports_and_refreshes() -> None:
         clock.advance(rng.choice([0.3, 0.6, 1.0]))
         lb._check()
     assert reference.weights is not None  # the scheduler was in use, not the fallback
+
+
+def test_the_locked_pick_gives_the_lock_free_picks() -> None:
+    # On a free-threaded build get_server is Balancer.get_server (every pick under
+    # the lock, through _choose): the same schedule, across blocks and a refresh.
+    locked, clock = balancer([1.0, 2.0, 3.0, 0.5])
+    lock_free, other = balancer([1.0, 2.0, 3.0, 0.5])
+    for _ in range(2):
+        picks = [Balancer.get_server(locked) for _ in range(5000)]
+        assert picks == [lock_free.get_server() for _ in range(5000)]
+        locked.report("s0", qps=4.0, utilization=1.0)
+        lock_free.report("s0", qps=4.0, utilization=1.0)
+        clock.advance(1.0)
+        other.advance(1.0)
+    locked._check()
+
+
+def test_lock_free_picks_are_exact_under_eight_threads() -> None:
+    # Each pick is one next() on the block's iterator, atomic under the GIL: eight
+    # threads together take exactly the picks one thread would, across blocks.
+    lb, _ = balancer([1.0, 2.0, 3.0, 0.5, 2.5])
+    twin, _ = balancer([1.0, 2.0, 3.0, 0.5, 2.5])
+    counts: Counter[str] = Counter()
+    lock = threading.Lock()
+
+    def work(index: int) -> None:
+        mine = Counter(lb.get_server() for _ in range(5000))
+        with lock:
+            counts.update(mine)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)  # switch threads often: picks interleave
+    try:
+        run_in_threads(work, 8)
+    finally:
+        sys.setswitchinterval(interval)
+    assert counts == Counter(twin.get_server() for _ in range(8 * 5000))
+    assert lb.get_server() == twin.get_server()  # and the schedule goes on alike
+    lb._check()

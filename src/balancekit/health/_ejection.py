@@ -2,11 +2,14 @@
 
 A server that fails ``consecutive_failures`` real requests in a row is
 ejected for ``min(base_ejection * k, max_ejection)`` seconds, ``k`` being
-its ejection multiplier: one more each time it is ejected, one less for
-every ``base_ejection`` seconds it then stays HEALTHY, so a flapping server
-stays out longer each time and a recovered one is forgiven. At most
-``max_ejected_percent`` of the servers are ejected at once, except that the
-cap never blocks the first ejection (as in Envoy); 0 disables ejection.
+its ejection multiplier, as Envoy's ``ejection_time_backoff``: one more each
+time it is ejected (until ``k * base_ejection`` reaches ``max_ejection +
+base_ejection``, where Envoy stops it), one less for every whole
+``interval`` (the tracker's ``outlier_interval``, Envoy's ``interval``)
+after its ejection ended, so a flapping server stays out longer each time
+and a recovered one is forgiven. At most ``max_ejected_percent`` of the
+servers are ejected at once, except that the cap never blocks the first
+ejection; 0 disables ejection.
 
 This module keeps the numbers only. Whether an event ejects a server is
 decided in :meth:`balancekit.health.HealthTracker._event`, the one
@@ -26,8 +29,10 @@ class Ejection:
     >>> ejection = Ejection(5, base_ejection=30.0, max_ejection=300.0, max_ejected_percent=10.0)
     >>> ejection.length(1), ejection.length(3), ejection.length(20)
     (30.0, 90.0, 300.0)
-    >>> ejection.decayed(3, healthy_for=65.0)   # two whole bases spent healthy
+    >>> ejection.decayed(3, unejected_for=25.0)   # two whole 10 s intervals since it ended
     1
+    >>> ejection.grown(10), ejection.grown(11)    # 11 x 30 >= 300 + 30: no further
+    (11, 11)
     >>> ejection.allowed(servers=4)     # the first ejection, whatever the cap
     True
     >>> ejection.ejected += 1
@@ -46,6 +51,7 @@ class Ejection:
         "base_ejection",
         "consecutive_failures",
         "ejected",
+        "interval",
         "max_ejected_percent",
         "max_ejection",
     )
@@ -56,6 +62,7 @@ class Ejection:
         base_ejection: float,
         max_ejection: float,
         max_ejected_percent: float,
+        interval: float = 10.0,
     ) -> None:
         self.consecutive_failures = check_count("consecutive_failures", consecutive_failures)
         self.base_ejection = check_range(
@@ -71,6 +78,8 @@ class Ejection:
         self.max_ejected_percent = check_range(
             "max_ejected_percent", max_ejected_percent, 0.0, 100.0
         )
+        # The multiplier's decay step (the tracker sets its outlier_interval here).
+        self.interval = check_range("interval", interval, 0.0, MAX_SECONDS, low_open=True)
         self.ejected = 0  # servers EJECTED now; the tracker counts them in and out
 
     def allowed(self, servers: int) -> bool:
@@ -81,12 +90,28 @@ class Ejection:
         # As Envoy: the cap never prevents the first ejection.
         return self.ejected == 0 or (self.ejected + 1) * 100 <= percent * servers
 
-    def decayed(self, ejections: int, healthy_for: float) -> int:
-        """The multiplier ``ejections`` after ``healthy_for`` seconds HEALTHY. O(1)."""
-        if not ejections:
+    def decayed(self, ejections: int, unejected_for: float) -> int:
+        """The multiplier ``ejections`` after ``unejected_for`` seconds since its ejection ended.
+
+        One less per whole ``interval``, never below 0: Envoy lowers it at
+        every interval tick that finds the server not ejected and at least
+        one interval past its unejection. O(1).
+        """
+        if not ejections or unejected_for < self.interval:
             return ejections
-        steps = int(healthy_for // self.base_ejection)
-        return max(0, ejections - steps)
+        return max(0, ejections - int(unejected_for // self.interval))
+
+    def grown(self, ejections: int) -> int:
+        """The multiplier after one more ejection. O(1).
+
+        One more while ``ejections * base_ejection < max_ejection +
+        base_ejection`` (Envoy's bound): past it the ejection length is
+        capped anyway, and the multiplier stays small enough to decay back
+        in a bounded time.
+        """
+        if ejections * self.base_ejection < self.max_ejection + self.base_ejection:
+            return ejections + 1
+        return ejections
 
     def length(self, ejections: int) -> float:
         """Seconds an ejection lasts when it is the server's ``ejections``-th. O(1)."""
@@ -96,5 +121,6 @@ class Ejection:
         return (
             f"Ejection(consecutive_failures={self.consecutive_failures!r}, "
             f"base_ejection={self.base_ejection!r}, max_ejection={self.max_ejection!r}, "
-            f"max_ejected_percent={self.max_ejected_percent!r}, ejected={self.ejected})"
+            f"max_ejected_percent={self.max_ejected_percent!r}, interval={self.interval!r}, "
+            f"ejected={self.ejected})"
         )

@@ -79,10 +79,10 @@ class _Server:
     """Per-server record; heap entries refer to it and check it is still current."""
 
     __slots__ = (
+        "decay_from",
         "ejected_until",
         "ejections",
         "fails",
-        "healthy_since",
         "late",
         "name",
         "next_probe",
@@ -101,8 +101,8 @@ class _Server:
         self.fails = 0  # consecutive failed probes
         self.oks = 0  # consecutive passed probes
         self.passive = 0  # consecutive failures of real traffic
-        self.ejections = 0  # the ejection multiplier, decays while healthy
-        self.healthy_since = now
+        self.ejections = 0  # the ejection multiplier, decays once the ejection is over
+        self.decay_from = now  # when the last ejection ended (or would have)
         self.ejected_until: float | None = None
         self.probe_started: float | None = None  # the outstanding probe
         self.late = False  # a timed-out probe whose result has not come yet
@@ -146,8 +146,13 @@ def _room(tracker: HealthTracker, rec: _Server) -> bool:
 
 def _ejectable(tracker: HealthTracker, rec: _Server) -> bool:
     ejection = tracker._ejection
-    streak = rec.passive >= ejection.consecutive_failures
-    return streak and ejection.allowed(len(tracker._records))
+    if rec.passive < ejection.consecutive_failures:
+        return False
+    # A complete streak is one ejection attempt and is spent by it, allowed by the
+    # cap or not (Envoy resets its consecutive-5xx counter after every attempt): a
+    # refused server needs a whole new streak, not one more failure.
+    rec.passive = 0
+    return ejection.allowed(len(tracker._records))
 
 
 H = HealthState
@@ -164,7 +169,8 @@ _TRANSITIONS: dict[tuple[HealthState, _Event], tuple[_Guard, HealthState]] = {
 }
 """(state, event) -> (guard, new state): the event moves the server when the guard
 holds. Before the guard, each event updates the streak counters
-(:meth:`HealthTracker._count`); a pair not listed changes no state."""
+(:meth:`HealthTracker._count`); the passive guard spends a complete streak,
+ejection or not. A pair not listed changes no state."""
 del H
 
 
@@ -179,9 +185,10 @@ class HealthTracker(Machine[_Server]):
     ``healthy_threshold`` successes bring it back; the first result of an
     ``UNKNOWN`` server decides at once. Passive: ``consecutive_failures``
     failed requests in a row (``observe``) eject a ``HEALTHY`` server for
-    ``min(base_ejection * k, max_ejection)``, ``k`` being its ejection count,
+    ``min(base_ejection * k, max_ejection)``, ``k`` being its ejection count
+    (one less for every ``outlier_interval`` after an ejection, as Envoy's),
     unless that would eject more than ``max_ejected_percent`` of the servers
-    (one ejection is always allowed when the percentage is > 0, as in Envoy).
+    (one ejection is always allowed when the percentage is > 0).
     With ``uneject_on_probe`` (the default, as Envoy's
     ``successful_active_health_check_uneject_host``) one passing active probe
     ends an ejection, whatever ``healthy_threshold``.
@@ -250,6 +257,7 @@ class HealthTracker(Machine[_Server]):
         self._outlier_interval = check_range(
             "outlier_interval", outlier_interval, 0.0, MAX_SECONDS, low_open=True
         )
+        self._ejection.interval = self._outlier_interval  # Envoy's one interval paces both
         check_instance("rng", rng, random.Random, optional=True)
         names = check_server_list(servers)
         # Jitter spreads probes across processes too, so the default is unseeded.
@@ -322,7 +330,8 @@ class HealthTracker(Machine[_Server]):
 
     @property
     def outlier_interval(self) -> float:
-        """Seconds between two outlier sweeps (from the tracker's creation)."""
+        """Seconds between two outlier sweeps (from the tracker's creation); also
+        the time after an ejection for each step down of the ejection multiplier."""
         return self._outlier_interval
 
     @property
@@ -431,9 +440,11 @@ class HealthTracker(Machine[_Server]):
         """Report the outcome of a real request; return the ejection it caused, if any.
 
         Only a ``HEALTHY`` server is judged: a server already out of
-        service has nothing to lose. An ejection refused by the
-        ``max_ejected_percent`` cap changes nothing, and the next failure
-        tries again. O(log n).
+        service has nothing to lose. The ``consecutive_failures``-th failure
+        in a row is an ejection attempt and starts a new streak, even when
+        the ``max_ejected_percent`` cap refuses it (as Envoy resets its
+        counter): the server stays HEALTHY and is tried again only after
+        another ``consecutive_failures`` failures in a row. O(log n).
 
         Raises:
             UnknownServer: the server is not tracked.
@@ -471,8 +482,11 @@ class HealthTracker(Machine[_Server]):
     def ejection_count(self, server: str) -> int:
         """The server's ejection multiplier now: its next ejection lasts one base longer.
 
-        It drops by one for every ``base_ejection`` seconds the server spends
-        HEALTHY. O(log n) amortised.
+        It drops by one for every ``outlier_interval`` seconds after the
+        server's last ejection ended, HEALTHY or UNHEALTHY (as Envoy lowers
+        it at each interval for every host not ejected). An ejection that
+        failed probes cut short counts as ended when it would have ended.
+        O(log n) amortised.
 
         Raises:
             UnknownServer: the server is not tracked.
@@ -529,27 +543,29 @@ class HealthTracker(Machine[_Server]):
     def _enter(self, rec: _Server, new: HealthState, at: float) -> None:
         """Move ``rec`` into ``new``, keeping the ejection count, multiplier and end timer right."""
         old, ejection = rec.state, self._ejection
-        if old is HealthState.HEALTHY:
-            rec.ejections = self._decayed(rec, at)
-        elif old is HealthState.EJECTED:
+        if new is HealthState.EJECTED:
+            rec.ejections = ejection.grown(self._decayed(rec, at))
+        if old is HealthState.EJECTED:
             ejection.ejected -= 1
+            # Failed probes cancel an ejection here; Envoy keeps it running to its end,
+            # and only then does the multiplier start to decay.
+            until = rec.ejected_until
+            assert until is not None
+            rec.decay_from = at if new is HealthState.HEALTHY else max(at, until)
             rec.ejected_until = None
             self._timers.disarm(rec, _UNEJECT)
         rec.state = new
         rec.passive = 0
-        if new is HealthState.HEALTHY:
-            rec.healthy_since = at
-        elif new is HealthState.EJECTED:
+        if new is HealthState.EJECTED:
             ejection.ejected += 1
-            rec.ejections += 1
             until = at + ejection.length(rec.ejections)
             rec.ejected_until = until
             self._timers.arm(rec, _UNEJECT, until)
 
     def _decayed(self, rec: _Server, now: float) -> int:
-        if rec.state is not HealthState.HEALTHY:
+        if rec.state is HealthState.EJECTED:
             return rec.ejections
-        return self._ejection.decayed(rec.ejections, now - rec.healthy_since)
+        return self._ejection.decayed(rec.ejections, now - rec.decay_from)
 
     # -- time -------------------------------------------------------------------
 
@@ -622,7 +638,7 @@ class HealthTracker(Machine[_Server]):
 
     def _shift(self, delta: float) -> None:
         for rec in self._records.values():
-            rec.healthy_since += delta
+            rec.decay_from += delta
             rec.next_probe += delta
             if rec.probe_started is not None:
                 rec.probe_started += delta
@@ -658,6 +674,8 @@ class HealthTracker(Machine[_Server]):
                     assert rec.oks < probes.healthy_threshold, rec
                 if rec.ejected_until is not None:
                     assert rec.ejections >= 1 and rec.ejected_until >= self._now, rec
+                if rec.ejections:  # Envoy's bound: one step past max_ejection at most
+                    assert ejection.grown(rec.ejections - 1) == rec.ejections, rec
                 if rec.probe_started is not None:
                     assert not rec.late, rec
                     assert rec.probe_started + probes.timeout >= self._now, rec

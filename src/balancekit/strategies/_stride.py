@@ -22,7 +22,7 @@ too, so the integers match gRPC's bit for bit.
 :class:`StrideBlocks` gives the same picks a block of sequence numbers at a
 time, for a balancer that hands them out from a list: each generation's test
 is a carry in a 17-bit sum, so the whole block is a few big-int additions and
-shifts in C, with 32-bit lanes, one per sequence number, instead of a Python
+shifts in C, with 24-bit lanes, one per sequence number, instead of a Python
 step per attempt.
 """
 
@@ -51,7 +51,7 @@ MAX_WEIGHT = 65535
 SEQUENCE_LIMIT = 1 << 32
 """The sequence number wraps here to 0, as gRPC's atomic uint32 does."""
 
-BLOCK_LANES = 4096
+BLOCK_LANES = 8192
 """The most sequence numbers a block covers (whole generations, at least one)."""
 
 _MAX_RATIO = 10.0
@@ -120,17 +120,22 @@ def stride_pick(weights: Sequence[int], sequence: int) -> int | None:
 
 T = TypeVar("T")
 
-_LANE_BYTES = 4  # a lane holds one sequence number's sum, which needs 17 bits
+_LANE_BYTES = 3  # a lane holds one sequence number's sum, which needs 17 bits
+_LANE_BITS = 8 * _LANE_BYTES
 _SWAP = sys.byteorder != "little"
-_Sized = tuple[int, int, int, int, int, list[Any]]
+_Sized = tuple[int, int, int, int, int, int, tuple[Any, ...]]
 
 
 def _pack(values: list[int]) -> int:
-    """``values`` (each < 2**32) as the lanes of one int, the first in the lowest bits. O(n)."""
-    lanes = array("I", values)
+    """``values`` (each < 2**24) as the lanes of one int, the first in the lowest bits. O(n)."""
+    words = array("I", values)
     if _SWAP:
-        lanes.byteswap()
-    return int.from_bytes(lanes.tobytes(), "little")
+        words.byteswap()
+    raw = words.tobytes()
+    lanes = bytearray(_LANE_BYTES * len(values))
+    for i in range(_LANE_BYTES):  # each word's low bytes, in C
+        lanes[i::_LANE_BYTES] = raw[i::4]
+    return int.from_bytes(lanes, "little")
 
 
 def _repeat(lanes: int, count: int, times: int) -> int:
@@ -145,6 +150,16 @@ def _mod(lanes: int, ones: int) -> int:
     return lanes - (((lanes + ones) >> 16) & ones) * MAX_WEIGHT
 
 
+def _advance(lanes: int, by: int, ones: int, low: int) -> int:
+    """``a + by mod MAX_WEIGHT`` in each lane, the lanes holding ``a + 1`` (in
+    ``[1, MAX_WEIGHT]``) before and after, ``by`` in ``[0, MAX_WEIGHT)``; ``low``
+    has 0xFFFF in each lane. The sum ``a + 1 + by`` carries into bit 16 exactly
+    when ``a + by`` reaches ``MAX_WEIGHT``, and then its low 16 bits plus the
+    carry are ``a + by - MAX_WEIGHT + 1``. O(lanes)."""
+    total = lanes + by
+    return (total & low) + ((total >> 16) & ones)
+
+
 class StrideBlocks(Generic[T]):
     """The picks of the scheduler over integer ``weights``, as ``items``, by blocks.
 
@@ -154,17 +169,19 @@ class StrideBlocks(Generic[T]):
     one by one would, with the picked lanes and where the next block starts.
 
     Backend ``i`` in generation ``g`` is picked when ``a + w >= 65535`` for
-    ``a = (w * g + i * 32767) mod 65535``: with ``a`` and ``w`` in 32-bit lanes of
-    one int, ``a + w + 1`` carries into bit 16 exactly then, so one addition,
-    one shift and one mask test every lane of a block at once; ``a`` for the
-    next generations comes from ``a + k * w mod 65535`` the same way.
+    ``a = (w * g + i * 32767) mod 65535``: with ``a + 1`` and ``w`` in 24-bit lanes
+    of one int, ``a + 1 + w`` carries into bit 16 exactly then, so one addition
+    tests every lane of a block at once, and byte 2 of each lane of the sum is
+    the block's mask; ``a`` for the next generations comes from
+    ``a + k * w mod 65535`` by the same carry (:func:`_advance`).
 
     >>> blocks = StrideBlocks((65535, 32768), "ab")
     >>> blocks.block(0, 2)                         # stride_pick: 0, 1, 0, None
     (['a', 'b', 'a'], b'\\x01\\x01\\x01\\x00', 4)
 
-    Complexity: O(n x generations) per block, in big-int operations (about
-    10 ns a sequence number); the first block at a new generation also
+    Complexity: O(n x generations) per block: big-int operations of about
+    5 ns a sequence number, and about 8 ns more to list the picks
+    (:func:`itertools.compress`); the first block at a new generation also
     costs O(n) Python steps. Not thread-safe: the caller holds a lock.
     """
 
@@ -173,6 +190,7 @@ class StrideBlocks(Generic[T]):
         "_base",
         "_lanes",
         "_low",
+        "_low16",
         "_n",
         "_ones",
         "_sized",
@@ -190,14 +208,16 @@ class StrideBlocks(Generic[T]):
         ones = self._ones = _pack([1] * n)
         w = _pack(list(self._weights))
         step = _mod(w, ones)
-        # By generations per block (powers of 2): lanes of 1, the weights + 1, each
-        # generation's advance k x w mod 65535 from the first, the block's advance,
-        # that advance in every generation's lanes, the items repeated.
-        self._sized: dict[int, _Sized] = {1: (ones, w + ones, 0, step, step, list(items))}
+        # By generations per block (powers of 2): lanes of 1, lanes of 0xFFFF, the
+        # weights, each generation's advance k x w mod 65535 from the first, the
+        # block's advance, that advance in every generation's lanes, the items
+        # repeated (a tuple: compress() reads one a little faster than a list).
+        low16 = self._low16 = ones * 0xFFFF
+        self._sized: dict[int, _Sized] = {1: (ones, low16, w, 0, step, step, tuple(items))}
         self._at = -1  # the generation the next block would start at (-1: none)
-        self._base = 0  # its lanes
-        self._lanes = (0, 0)  # (generations, lanes) of the last block
-        self._low = (1 << 32 * n) - 1  # a block's first generation
+        self._base = 0  # its lanes (a + 1)
+        self._lanes = (0, 0)  # (generations, lanes (a + 1)) of the last block
+        self._low = (1 << _LANE_BITS * n) - 1  # a block's first generation
         most = 1
         while 2 * most * n <= BLOCK_LANES:
             most *= 2
@@ -208,14 +228,15 @@ class StrideBlocks(Generic[T]):
         sized = self._sized.get(generations)
         if sized is None:  # twice the half: the upper half is the lower one advanced
             half = generations // 2
-            ones, w1, advance, step, _, items = self._data(half)
+            ones, low, w, advance, step, _, items = self._data(half)
             n = self._n
-            shift = 32 * n * half
+            shift = _LANE_BITS * n * half
             upper = _mod(advance + _repeat(step, n, half), ones)
             step = _mod(step + step, self._ones)
             sized = (
                 ones | ones << shift,
-                w1 | w1 << shift,
+                low | low << shift,
+                w | w << shift,
                 advance | upper << shift,
                 step,
                 _repeat(step, n, generations),
@@ -228,23 +249,23 @@ class StrideBlocks(Generic[T]):
         """``(picked items, a 0/1 byte per sequence number, the next start)`` for the
         sequence numbers from ``start`` on. ``generations`` is a power of 2."""
         n = self._n
-        ones, w1, advance, step, spread, items = self._data(generations)
+        ones, low, w, advance, step, spread, items = self._data(generations)
         generation, skip = divmod(start, n)
         last, lanes = self._lanes
         if generation == self._at and last == generations:  # the last block, advanced
-            lanes = _mod(lanes + spread, ones)
+            lanes = _advance(lanes, spread, ones, low)
         else:
             if generation == self._at:
                 base = self._base
             else:
                 weights = self._weights
                 base = _pack(
-                    [(weights[i] * generation + i * _OFFSET) % MAX_WEIGHT for i in range(n)]
+                    [(weights[i] * generation + i * _OFFSET) % MAX_WEIGHT + 1 for i in range(n)]
                 )
-            lanes = _mod(_repeat(base, n, generations) + advance, ones)
-        picked = ((lanes + w1) >> 16) & ones
+            lanes = _advance(_repeat(base, n, generations), advance, ones, low)
         count = n * generations
-        mask = picked.to_bytes(_LANE_BYTES * count, "little")[::_LANE_BYTES]
+        # Byte 2 of a lane is bit 16 of a + 1 + w: 1 when picked, else 0.
+        mask = (lanes + w).to_bytes(_LANE_BYTES * count, "little")[2::_LANE_BYTES]
         end = generation * n + count
         if end > SEQUENCE_LIMIT:  # the sequence wraps to 0 in this block
             count -= end - SEQUENCE_LIMIT
@@ -253,7 +274,7 @@ class StrideBlocks(Generic[T]):
             mask = mask[skip:count]
             items = items[skip:count]
         self._lanes = (generations, lanes)
-        self._base = _mod((lanes & self._low) + step, self._ones)
+        self._base = _advance(lanes & self._low, step, self._ones, self._low16)
         self._at = generation + generations
         return list(compress(items, mask)), mask, end % SEQUENCE_LIMIT
 
