@@ -163,6 +163,43 @@ class Backend:
         return f"<Backend {self.name} {self.url} delay={self.delay} status={self.status}>"
 
 
+class Silent:
+    """A TCP listener on 127.0.0.1 that accepts connections and never says a word.
+
+    Over ``https://`` a client's TLS handshake never completes (a connect
+    timeout: nothing of the request was sent); over ``http://`` the request is
+    sent and no answer comes (a read timeout). ``accepted`` counts connections.
+    """
+
+    def __init__(self) -> None:
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(16)
+        self._sock.settimeout(0.05)
+        self.port: int = self._sock.getsockname()[1]
+        self.accepted = 0
+        self._held: list[socket.socket] = []
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        deadline = time.monotonic() + 60.0  # bounded, whatever the test does
+        while not self._closed.is_set() and time.monotonic() < deadline:
+            try:
+                connection, _ = self._sock.accept()
+            except OSError:  # the 50 ms poll, or closed
+                continue
+            self.accepted += 1
+            self._held.append(connection)
+
+    def close(self) -> None:
+        self._closed.set()
+        self._thread.join(2.0)
+        for connection in [*self._held, self._sock]:
+            connection.close()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -219,6 +256,11 @@ class RedisServer:
 
 def in_ci() -> bool:
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def new_threads(name: str, before: set[threading.Thread]) -> list[threading.Thread]:
+    """Live threads called ``name`` that were not in ``before``."""
+    return [t for t in threading.enumerate() if t.name == name and t not in before]
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 5.0, step: float = 0.01) -> bool:

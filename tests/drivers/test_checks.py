@@ -12,11 +12,12 @@ from balancekit.drivers.checks import (
     AsyncHealthChecker,
     HealthChecker,
     HTTPProbe,
+    Probe,
     http_probe,
     tcp_probe,
 )
 
-from .backends import Backend, free_port, wait_until
+from .backends import Backend, free_port, new_threads, wait_until
 
 H = bk.HealthState
 
@@ -86,6 +87,8 @@ def test_async_probes(backends: Callable[..., Backend]) -> None:
     [
         (lambda: http_probe("health"), ValueError, "path must be a str starting with '/'"),
         (lambda: http_probe(method="GE T"), ValueError, "method must be"),
+        (lambda: http_probe(method=""), ValueError, "RFC 9110 token characters.*, got ''"),
+        (lambda: http_probe(method=1), TypeError, r"method name \(a str\), got 1"),
         (lambda: http_probe(statuses="200"), TypeError, "statuses must be"),
         (lambda: http_probe(statuses=200), TypeError, "statuses must be a collection"),
         (lambda: http_probe(statuses=[]), ValueError, r"at least one status, got \[\]"),
@@ -106,6 +109,7 @@ def test_probe_options_are_checked(make: Callable[[], object], error: type, word
 
 def test_probe_reprs() -> None:
     assert repr(tcp_probe()) == "TCPProbe(timeout=2.0)"
+    assert http_probe(method="m-search").method == "M-SEARCH"  # a token, upper-cased
     assert repr(HTTPProbe("/h", statuses=(200, 204))) == (
         "HTTPProbe('/h', method='GET', statuses=(200, 204), timeout=2.0)"
     )
@@ -295,3 +299,123 @@ def test_async_checker_cancels_a_hung_probe_and_survives_errors() -> None:
     assert state(pool, "ok") is H.HEALTHY
     assert cancelled and isinstance(checker.last_error, ValueError)
     assert repr(checker).startswith("AsyncHealthChecker(Pool(")
+
+
+# -- stop and start again -------------------------------------------------------------
+
+
+class Gated(Probe):
+    """Passes at once, but for ``"hung"``, held until ``gate`` is set; notes each
+    close and whether its checker was running then."""
+
+    timeout = 1.0
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.calls: dict[str, int] = {}
+        self.checker: HealthChecker | None = None
+        self.closed_while_running: list[bool] = []
+
+    def check(self, server: str, timeout: float) -> bool:
+        self.calls[server] = self.calls.get(server, 0) + 1
+        if server == "hung":
+            self.gate.wait(5.0)  # bounded
+        return True
+
+    async def check_async(self, server: str, timeout: float) -> bool:
+        raise NotImplementedError("the thread runner only")
+
+    def close(self) -> None:
+        assert self.checker is not None
+        self.closed_while_running.append(self.checker.running)
+
+
+def test_a_thread_stopped_mid_round_exits_and_leaves_the_probe_to_the_new_run() -> None:
+    """The old thread is held inside a round (in the on_change callback it runs
+    when the hung probe's timeout makes its server UNHEALTHY) while the checker
+    is stopped without waiting and started again. Released, it must exit, not
+    loop beside the new thread, and must not close the probe the new run uses."""
+    hold, held = threading.Event(), threading.Event()
+    first: list[threading.Thread] = []
+
+    def on_change(change: bk.StateChange) -> None:
+        me = threading.current_thread()
+        if me.name == "balancekit-health" and not first:
+            first.append(me)
+            held.set()
+            hold.wait(5.0)  # bounded
+
+    tracker = bk.HealthTracker(interval=0.2, timeout=0.1, unhealthy_threshold=1)
+    pool = bk.Pool(bk.RoundRobin(["hung"]), health=tracker, on_change=on_change)
+    probe = Gated()
+    checker = HealthChecker(pool, probe)
+    probe.checker = checker
+    before = set(threading.enumerate())
+    try:
+        checker.start()
+        assert held.wait(5.0)  # only the runner thread reads the pool's clock so far
+        checker.stop(timeout=0)
+        checker.start()
+        assert len(new_threads("balancekit-health", before)) == 2  # the old one is held
+        pool.update(["hung", "ok"])
+        hold.set()
+        assert wait_until(lambda: not first[0].is_alive(), timeout=2.0)
+        assert len(new_threads("balancekit-health", before)) == 1
+        assert wait_until(lambda: probe.calls.get("ok", 0) >= 3, timeout=5.0)
+        assert probe.closed_while_running == []  # the old run left the probe alone
+        time.sleep(0.2)
+        assert len(new_threads("balancekit-health", before)) == 1
+    finally:
+        hold.set()
+        probe.gate.set()
+        checker.stop(timeout=2.0)
+    assert probe.closed_while_running == [False]  # closed once, at the last stop
+    assert probe.calls["hung"] == 1  # never started twice, across both runs
+
+
+def test_a_restart_probes_every_server_again() -> None:
+    """Probes queued behind a busy slot are cancelled by a stop; their servers must
+    not stay marked as being probed, or a restarted checker never probes them."""
+    servers = ["a", "b", "c", "d"]
+    pool = fast_pool(servers, interval=0.5, timeout=0.4)
+    calls: dict[str, int] = dict.fromkeys(servers, 0)
+    lock = threading.Lock()
+
+    def probe(server: str) -> bool:
+        with lock:
+            calls[server] += 1
+        time.sleep(0.05)
+        return True
+
+    checker = HealthChecker(pool, probe, concurrency=1)
+    checker.start()
+    assert wait_until(lambda: sum(calls.values()) >= 1, timeout=5.0)
+    checker.stop(timeout=2.0)  # three probes were still queued: cancelled
+    seen = dict(calls)
+    try:
+        checker.start()
+        assert wait_until(lambda: all(calls[s] > seen[s] for s in servers), timeout=5.0), calls
+    finally:
+        checker.stop(timeout=2.0)
+
+
+@pytest.mark.parametrize(
+    ("timeout", "error"), [(-1, ValueError), (float("nan"), ValueError), ("1", TypeError)]
+)
+def test_a_bad_stop_timeout_is_an_error_and_the_checker_runs_on(
+    timeout: object, error: type
+) -> None:
+    pool = fast_pool(["a"])
+    checker = HealthChecker(pool, lambda server: True)
+    checker.start()
+    try:
+        with pytest.raises(
+            error, match=r"timeout must be None or a finite number in \[0, 1e\+09\]"
+        ):
+            checker.stop(timeout=timeout)  # type: ignore[arg-type]
+        assert checker.running
+        probes = checker.probes
+        assert wait_until(lambda: checker.probes > probes, timeout=3.0)  # still probing
+    finally:
+        checker.stop(timeout=2.0)
+    assert not checker.running

@@ -11,7 +11,7 @@ import pytest
 import balancekit as bk
 from balancekit.drivers.dns import DNSDiscovery, Resolution, resolve
 
-from .backends import wait_until
+from .backends import new_threads, wait_until
 
 # Names under .invalid never resolve (RFC 6761).
 NOWHERE = "balancekit-test.invalid"
@@ -53,6 +53,21 @@ def test_resolve_failure_raises_gaierror() -> None:
         (("h", "80"), {}, TypeError, r"port must be an int in \[1, 65535\], got '80'"),
         (("h", True), {}, TypeError, r"port must be an int in \[1, 65535\], got True"),
         (("h", 80), {"scheme": "ht tp"}, ValueError, "scheme must be None or letters"),
+        (("h", 80), {"scheme": 5}, TypeError, "scheme must be None or letters .*, got 5"),
+        (("127.0.0.1", 80), {"family": 99}, ValueError, r"AF_INET or AF_INET6, got 99"),
+        (("127.0.0.1", 80), {"family": -1}, ValueError, r"AF_INET or AF_INET6, got -1"),
+        (("127.0.0.1", 80), {"family": "inet"}, TypeError, r"AF_INET6, got 'inet'"),
+        (("127.0.0.1", 80), {"family": None}, TypeError, r"AF_INET6, got None"),
+        (("127.0.0.1", 80), {"family": True}, TypeError, r"AF_INET6, got True"),
+        (("localhost:80", 80), {}, ValueError, "no scheme, port or path.*got 'localhost:80'"),
+        (("http://api", 80), {}, ValueError, "IP address .*got 'http://api'"),
+        (("api/v1", 80), {}, ValueError, "got 'api/v1'"),
+        (("[::1]", 80), {}, ValueError, r"got '\[::1\]'"),
+        ((" api", 80), {}, ValueError, "got ' api'"),
+        (("a\x00b", 80), {}, ValueError, r"got 'a\\x00b'"),
+        (("a..b", 80), {}, ValueError, "got 'a..b' .*label empty or too long"),
+        (("x" * 64 + ".example", 80), {}, ValueError, "got 'xxx.*label"),
+        ((".".join(["abc"] * 70), 80), {}, ValueError, "at most 253 characters, got 279"),
     ],
 )
 def test_bad_arguments(
@@ -70,8 +85,26 @@ def test_discovery_arguments_are_checked() -> None:
         DNSDiscovery(pool, "", 80)
     with pytest.raises(TypeError, match=r"port must be an int in \[1, 65535\], got '80'"):
         DNSDiscovery(pool, "h", "80")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="interval must be a finite number > 0, got 0"):
+    with pytest.raises(
+        ValueError, match=r"interval must be a finite number in \(0, 1e\+09\], got 0$"
+    ):
         DNSDiscovery(pool, "localhost", 80, interval=0)
+    with pytest.raises(ValueError, match=r"in \(0, 1e\+09\], got 10000000000.0"):
+        DNSDiscovery(pool, "localhost", 80, interval=1e10)  # the thread's wait would overflow
+    with pytest.raises(ValueError, match="AF_INET or AF_INET6, got 99"):
+        DNSDiscovery(pool, "localhost", 80, family=99)
+    with pytest.raises(ValueError, match="got 'localhost:80'"):
+        DNSDiscovery(pool, "localhost:80", 80)
+    assert set(pool.servers) == {"a:1"}  # nothing was changed
+
+
+def test_good_hosts_and_families_are_accepted() -> None:
+    for host in ("h", "localhost", "api.internal.", "_srv._tcp.example", "bücher.example"):
+        assert DNSDiscovery(bk.Pool(bk.RoundRobin(["a:1"])), host, 80).host == host
+    assert resolve("127.0.0.1", 80, family=socket.AF_UNSPEC) == ["127.0.0.1:80"]
+    assert resolve("127.0.0.1", 80, family=socket.AF_INET) == ["127.0.0.1:80"]
+    assert resolve("::1", 80, family=int(socket.AF_INET6)) == ["[::1]:80"]
+    assert resolve("fe80::1%1", 80, family=socket.AF_INET6)  # a scoped address literal
 
 
 def test_the_pool_follows_localhost() -> None:
@@ -198,3 +231,74 @@ def test_on_error_must_be_callable() -> None:
     pool = bk.Pool(bk.RoundRobin(["a:1"]))
     with pytest.raises(TypeError, match=r"on_error must be None or a callable\(error\), got 'log'"):
         DNSDiscovery(pool, "localhost", 80, on_error="log")  # type: ignore[arg-type]
+
+
+# -- stop and start again -------------------------------------------------------------
+
+
+def test_a_thread_stopped_mid_round_exits_instead_of_refreshing_beside_the_new_one() -> None:
+    """The old thread is held in its on_error callback while discovery is stopped
+    without waiting and started again; released, it must exit, not loop on."""
+    hold, held = threading.Event(), threading.Event()
+    first: list[threading.Thread] = []
+    runs: dict[threading.Thread, int] = {}
+
+    def on_error(error: Exception) -> None:
+        me = threading.current_thread()
+        runs[me] = runs.get(me, 0) + 1
+        if not first:
+            first.append(me)
+            held.set()
+            hold.wait(5.0)  # bounded
+
+    pool = bk.Pool(bk.RoundRobin(["10.0.0.1:80"]))
+    discovery = DNSDiscovery(pool, NOWHERE, 80, interval=0.02, on_error=on_error)
+    before = set(threading.enumerate())
+    try:
+        discovery.start()
+        assert held.wait(5.0)
+        discovery.stop(timeout=0)
+        discovery.start()
+        assert len(new_threads("balancekit-dns", before)) == 2  # the old one is held
+        hold.set()
+        assert wait_until(lambda: not first[0].is_alive(), timeout=2.0)
+        assert runs[first[0]] == 1  # it refreshed no more once released
+        assert len(new_threads("balancekit-dns", before)) == 1
+        second = new_threads("balancekit-dns", before)[0]
+        assert wait_until(lambda: runs.get(second, 0) >= 3, timeout=5.0)  # the new one works
+    finally:
+        hold.set()
+        discovery.stop(timeout=2.0)
+    assert not new_threads("balancekit-dns", before)
+
+
+def test_on_error_may_stop_the_discovery(caplog: pytest.LogCaptureFixture) -> None:
+    pool = bk.Pool(bk.RoundRobin(["10.0.0.1:80"]))
+    calls: list[str] = []
+
+    def on_error(error: Exception) -> None:
+        calls.append(threading.current_thread().name)
+        discovery.stop()  # from the discovery's own thread: no join of itself
+
+    discovery = DNSDiscovery(pool, NOWHERE, 80, interval=0.02, on_error=on_error)
+    before = set(threading.enumerate())
+    with caplog.at_level(logging.ERROR, logger="balancekit.drivers.dns"):
+        discovery.start()
+        assert wait_until(lambda: not new_threads("balancekit-dns", before), timeout=5.0)
+    assert calls == ["balancekit-dns"] and not discovery.running
+    assert not [r for r in caplog.records if "on_error" in r.getMessage()]  # nothing raised
+
+
+@pytest.mark.parametrize(("timeout", "error"), [(-0.5, ValueError), ("now", TypeError)])
+def test_a_bad_stop_timeout_is_an_error_and_discovery_runs_on(timeout: object, error: type) -> None:
+    discovery = DNSDiscovery(bk.Pool(bk.RoundRobin(["a:1"])), "127.0.0.1", 80, interval=0.02)
+    discovery.start()
+    try:
+        with pytest.raises(error, match="timeout must be None or a finite number"):
+            discovery.stop(timeout=timeout)  # type: ignore[arg-type]
+        assert discovery.running
+        count = discovery.refreshes
+        assert wait_until(lambda: discovery.refreshes > count, timeout=3.0)
+    finally:
+        discovery.stop(timeout=2.0)
+    assert not discovery.running

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -8,9 +9,9 @@ import httpx
 import pytest
 
 import balancekit as bk
-from balancekit.drivers.httpx import BalancedTransport
+from balancekit.drivers.httpx import AsyncBalancedTransport, BalancedTransport
 
-from .backends import Backend, free_port
+from .backends import Backend, Silent, free_port
 
 
 class Never:
@@ -225,9 +226,8 @@ def test_sticky_cookie_round_trip(
     pool = bk.Pool(bk.RoundRobin([x.url for x in three]), sticky=sticky)
     client = make_client(pool)
     first = client.get("/x")
-    assert (
-        "bk_route=" in first.headers["set-cookie"] and "Max-Age=600" in first.headers["set-cookie"]
-    )
+    attributes = first.headers["set-cookie"].split("; ")[1:]
+    assert attributes == ["Path=/", "HttpOnly", "SameSite=Lax", "Max-Age=600"]  # not Secure
     name = first.text.split()[0]
     assert [client.get("/x").text.split()[0] for _ in range(5)] == [name] * 5
     backend = next(b for b in three if b.name == name)
@@ -271,15 +271,41 @@ def test_an_interrupt_releases_the_lease_abandoned(
     assert stats.health is bk.HealthState.HEALTHY  # one failure would have ejected it
 
 
-def test_a_server_id_that_is_not_a_url_is_a_clear_error(
-    make_client: Callable[..., httpx.Client],
+@pytest.mark.parametrize("bad", ["10.0.0.2:80", "ftp://10.0.0.2:21", "http://", "http://h:99999"])
+def test_a_pool_member_that_is_not_an_http_url_is_refused_at_construction(bad: str) -> None:
+    pool = bk.Pool(bk.RoundRobin(["http://10.0.0.1:80", bad]))
+    before = pool.stats()
+    with pytest.raises(
+        ValueError, match=f"server ids must be base URLs .*, got {re.escape(repr(bad))}"
+    ):
+        BalancedTransport(pool)
+    with pytest.raises(ValueError, match=re.escape(repr(bad))):
+        AsyncBalancedTransport(pool)
+    assert pool.stats() == before  # nothing acquired
+
+
+def test_a_member_added_later_that_is_not_a_url_fails_its_request_clearly_and_is_ejected(
+    backends: Callable[..., Backend], make_client: Callable[..., httpx.Client]
 ) -> None:
-    pool = bk.Pool(bk.RoundRobin(["10.0.0.1:80"]))
-    with pytest.raises(ValueError, match=r"server ids must be base URLs .* got '10\.0\.0\.1:80'"):
-        make_client(pool).get("/x")
-    assert in_flight(pool) == {"10.0.0.1:80": 0}
-    stats = pool.stats()["10.0.0.1:80"]
-    assert (stats.errors, stats.abandoned) == (0, 1)  # not the server's failure
+    live = backends("live")
+    tracker = bk.HealthTracker(consecutive_failures=1)
+    pool = bk.Pool(bk.RoundRobin([live.url]), health=tracker, panic_threshold=0.0)
+    client = make_client(pool)
+    assert client.get("/x").status_code == 200
+    pool.update([live.url, "10.0.0.9:80"])  # as a DNSDiscovery without scheme= would
+    outcomes = []
+    for _ in range(6):
+        try:
+            outcomes.append(client.get("/x").status_code)
+        except ValueError as error:
+            assert "got '10.0.0.9:80'" in str(error)
+            outcomes.append(0)
+    assert outcomes.count(0) == 1 and outcomes.count(200) == 5
+    stats = pool.stats()["10.0.0.9:80"]
+    # A failure, not an abandoned lease: the member can serve nothing through this
+    # transport, so health ejects it instead of letting it be picked again and again.
+    assert (stats.in_flight, stats.errors, stats.abandoned) == (0, 1, 0)
+    assert stats.health is bk.HealthState.EJECTED
 
 
 @pytest.mark.parametrize(
@@ -291,6 +317,13 @@ def test_a_server_id_that_is_not_a_url_is_a_clear_error(
         ({"retry_statuses": "503"}, TypeError, "retry_statuses must be a collection"),
         ({"retry_statuses": [503.0]}, TypeError, "retry_statuses must hold ints, got 503.0"),
         ({"retry_methods": "GET"}, TypeError, "retry_methods must be a collection"),
+        ({"retry_methods": 5}, TypeError, "retry_methods must be a collection .*, got 5"),
+        ({"retry_methods": [1]}, TypeError, r"method name \(a str\), got 1"),
+        ({"retry_methods": ["GET", b"PUT"]}, TypeError, "got b'PUT'"),
+        ({"retry_methods": ["GE T"]}, ValueError, r"\(RFC 9110 token characters\), got 'GE T'"),
+        ({"retry_methods": [""]}, ValueError, "token characters.*, got ''"),
+        ({"retry_methods": ["GET\r\n"]}, ValueError, r"got 'GET\\r\\n'"),
+        ({"retry_methods": ["PÖST"]}, ValueError, "got 'PÖST'"),
         ({"retry_budget": 5}, TypeError, "retry_budget must be a RetryBudget, got 5"),
         ({"key": "user"}, TypeError, "key must be None or a callable, got 'user'"),
         ({"classify": 1}, TypeError, "classify must be None or a callable, got 1"),
@@ -301,8 +334,18 @@ def test_bad_options(options: dict[str, object], error: type, words: str) -> Non
     pool = bk.Pool(bk.RoundRobin(["http://10.0.0.1:80"]))
     with pytest.raises(error, match=words):
         BalancedTransport(pool, **options)  # type: ignore[arg-type]
+    if "transport" not in options:
+        with pytest.raises(error, match=words):
+            AsyncBalancedTransport(pool, **options)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="pool must be a Pool, got 'p'"):
         BalancedTransport("p")  # type: ignore[arg-type]
+
+
+def test_retry_methods_are_upper_cased_tokens() -> None:
+    pool = bk.Pool(bk.RoundRobin(["http://10.0.0.1:80"]))
+    transport = BalancedTransport(pool, retry_methods=("get", "M-SEARCH", "PURGE"))
+    assert "retry_methods=['GET', 'M-SEARCH', 'PURGE']" in repr(transport)
+    assert "retry_methods=[]" in repr(BalancedTransport(pool, retry_methods=()))
 
 
 def test_a_shared_inner_transport_and_repr(
@@ -390,3 +433,110 @@ def test_a_sticky_request_whose_server_fails_is_retried_elsewhere_and_moves(
     assert new_cookie is not None and new_cookie != backend.url
     backend.status = 200
     assert client.get("/x").text.split()[0] == moved.text.split()[0]  # stays on the new one
+
+
+def test_an_https_request_gets_a_secure_sticky_cookie_and_keeps_its_server(
+    three: list[Backend],
+) -> None:
+    sticky = bk.StickySession("a long secret for the test")
+    pool = bk.Pool(bk.RoundRobin([x.url for x in three]), sticky=sticky)
+    transport = BalancedTransport(pool)
+    # The client speaks https to the service name; the servers behind are http.
+    with httpx.Client(transport=transport, base_url="https://service") as client:
+        first = client.get("/x")
+        attributes = first.headers["set-cookie"].split("; ")[1:]
+        assert attributes == ["Path=/", "HttpOnly", "SameSite=Lax", "Secure"]
+        name = first.text.split()[0]
+        # the cookie jar sends a Secure cookie back over https: the session stays
+        assert [client.get("/x").text.split()[0] for _ in range(4)] == [name] * 4
+        assert "set-cookie" not in client.get("/x").headers  # known cookie: not set again
+
+
+# -- a failure to connect is retried for every method -----------------------------------
+
+
+def test_a_post_is_retried_after_a_refused_connection_and_sent_once(
+    backends: Callable[..., Backend], make_client: Callable[..., httpx.Client]
+) -> None:
+    refused = f"http://127.0.0.1:{free_port()}"
+    live = backends("live")
+    pool = bk.Pool(bk.RoundRobin([refused, live.url]))  # RoundRobin: a fixed order
+    client = make_client(pool)
+    for i in range(20):
+        response = client.post(f"/write/{i}", content=b"payload")
+        assert (response.status_code, response.text) == (200, f"live /write/{i}")
+    assert [live.hits[f"POST /write/{i}"] for i in range(20)] == [1] * 20  # each sent once
+    stats = pool.stats()
+    assert stats[refused].errors >= 10 and stats[refused].requests == stats[refused].errors
+    assert all(s.in_flight == 0 for s in stats.values())
+
+
+def test_the_connect_retry_still_needs_attempts_and_the_budget(
+    backends: Callable[..., Backend], make_client: Callable[..., httpx.Client]
+) -> None:
+    refused = f"http://127.0.0.1:{free_port()}"
+    live = backends("live")
+    for options in ({"attempts": 1}, {"retry_budget": Never()}):
+        pool = bk.Pool(bk.RoundRobin([refused, live.url]))
+        with pytest.raises(httpx.ConnectError):
+            make_client(pool, **options).post("/w", content=b"x")
+    assert live.hits["POST /w"] == 0
+    # PUT is idempotent, POST listed or not: a PUT meets the refusal and is retried too
+    pool = bk.Pool(bk.RoundRobin([refused, live.url]))
+    assert make_client(pool, retry_methods=()).put("/p", content=b"x").text == "live /p"
+
+
+def test_a_post_is_retried_after_a_connect_timeout_but_not_a_read_timeout(
+    backends: Callable[..., Backend],
+) -> None:
+    live = backends("live")
+    timeout = httpx.Timeout(2.0, connect=0.3, read=0.3)
+    silent = Silent()
+    try:
+        # https: the TLS handshake never completes (httpx.ConnectTimeout), nothing was sent
+        handshake = f"https://127.0.0.1:{silent.port}"
+        pool = bk.Pool(bk.RoundRobin([handshake, live.url]))
+        transport = BalancedTransport(pool)
+        with httpx.Client(transport=transport, base_url="http://service", timeout=timeout) as c:
+            assert c.post("/w", content=b"x").text == "live /w"
+        assert pool.stats()[handshake].errors == 1 and live.hits["POST /w"] == 1
+        # http: the request is sent and no answer comes (httpx.ReadTimeout): it may
+        # have been received, so a POST is not sent again
+        unanswered = f"http://127.0.0.1:{silent.port}"
+        pool = bk.Pool(bk.RoundRobin([unanswered, live.url]))
+        transport = BalancedTransport(pool)
+        with httpx.Client(transport=transport, base_url="http://service", timeout=timeout) as c:
+            with pytest.raises(httpx.ReadTimeout):
+                c.post("/r", content=b"x")
+            assert live.hits["POST /r"] == 0
+            # the rotation is at live, then back at the silent server: that GET's
+            # read timeout is retried on live
+            assert [c.get("/g").text for _ in range(2)] == ["live /g"] * 2
+        assert pool.stats()[unanswered].errors == 2 and live.hits["GET /g"] == 2
+    finally:
+        silent.close()
+
+
+def test_a_post_answered_503_is_not_retried(
+    three: list[Backend], make_client: Callable[..., httpx.Client]
+) -> None:
+    three[0].status = 503
+    pool = bk.Pool(bk.RoundRobin([x.url for x in three]))
+    response = make_client(pool).post("/w", content=b"x")
+    assert (response.status_code, response.text) == (503, "a /w")
+    assert [x.hits["POST /w"] for x in three] == [1, 0, 0]
+
+
+def test_a_streamed_post_body_is_not_retried_even_after_a_refused_connection(
+    backends: Callable[..., Backend], make_client: Callable[..., httpx.Client]
+) -> None:
+    refused = f"http://127.0.0.1:{free_port()}"
+    live = backends("live")
+    pool = bk.Pool(bk.RoundRobin([refused, live.url]))
+
+    def body() -> Iterator[bytes]:
+        yield b"a generator"  # read once: it could not be sent again
+
+    with pytest.raises(httpx.ConnectError):
+        make_client(pool).post("/w", content=body())
+    assert live.hits["POST /w"] == 0

@@ -148,3 +148,48 @@ def test_bad_transport_option() -> None:
     with pytest.raises(TypeError, match="transport must be None, an AsyncBaseTransport"):
         AsyncBalancedTransport(pool, transport=httpx.HTTPTransport())  # type: ignore[arg-type]
     assert repr(AsyncBalancedTransport(pool)).startswith("AsyncBalancedTransport(Pool(")
+
+
+def test_a_post_is_retried_after_a_failed_connect_but_not_after_a_503(
+    backends: Callable[..., Backend],
+) -> None:
+    refused = f"http://127.0.0.1:{free_port()}"
+    live, failing = backends("live"), backends("failing")
+    failing.status = 503
+    pool = bk.Pool(bk.RoundRobin([refused, live.url]))
+    answered = bk.Pool(bk.RoundRobin([failing.url, live.url]))
+
+    async def main() -> tuple[list[str], int]:
+        async with client_for(pool) as client:
+            texts = [(await client.post(f"/w/{i}", content=b"x")).text for i in range(10)]
+        async with client_for(answered) as client:
+            status = (await client.post("/f", content=b"x")).status_code
+        return texts, status
+
+    texts, status = run(main)
+    assert texts == [f"live /w/{i}" for i in range(10)]  # every POST succeeds, sent once
+    assert [live.hits[f"POST /w/{i}"] for i in range(10)] == [1] * 10
+    assert status == 503 and live.hits["POST /f"] == 0  # it was answered: not retried
+
+
+def test_a_member_added_later_that_is_not_a_url_fails_its_request_as_a_failure(
+    backends: Callable[..., Backend],
+) -> None:
+    live = backends("live")
+    pool = bk.Pool(bk.RoundRobin([live.url]))
+
+    async def main() -> list[str]:
+        seen = []
+        async with client_for(pool) as client:
+            pool.update([live.url, "10.0.0.9:80"])
+            for _ in range(2):
+                try:
+                    seen.append((await client.get("/x")).text)
+                except ValueError as error:
+                    seen.append(str(error))
+        return seen
+
+    seen = run(main)
+    assert "live /x" in seen and any("got '10.0.0.9:80'" in text for text in seen)
+    stats = pool.stats()["10.0.0.9:80"]
+    assert (stats.in_flight, stats.errors, stats.abandoned) == (0, 1, 0)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -154,3 +155,40 @@ def test_bad_arguments(kwargs: dict[str, object], error: type, words: str) -> No
     with pytest.raises(error, match=words.replace("[", r"\[")):
         RedisRouteStore(**arguments)  # type: ignore[arg-type]
     client.close()
+
+
+@pytest.mark.parametrize(
+    ("bad", "shown"),
+    [
+        ("http://x", "'http://x'"),
+        ("", "''"),
+        ("cache:6379", "'cache:6379'"),
+        ("redis://x:notaport/0", "'redis://x:notaport/0'"),
+        ("redis://app:s3cret@x:notaport/0", "'redis://app:\\*\\*\\*@x:notaport/0'"),
+        (
+            "redis://x/0?socket_timeout=abc&password=s3cret",
+            "'redis://x/0\\?socket_timeout=abc&password=\\*\\*\\*'",
+        ),
+    ],
+)
+def test_from_url_names_a_bad_url_and_keeps_redis_error_as_the_cause(bad: str, shown: str) -> None:
+    with pytest.raises(ValueError, match="url must be a Redis URL") as caught:
+        RedisRouteStore.from_url(bad)
+    message = str(caught.value)
+    assert re.search(f"got {shown}$", message), message
+    assert "s3cret" not in message  # a password never reaches a log line
+    assert isinstance(caught.value.__cause__, ValueError)  # redis-py's own, kept
+    assert caught.value.__cause__ is not caught.value
+
+
+def test_from_url_checks_its_other_arguments() -> None:
+    with pytest.raises(TypeError, match="url must be a Redis URL \\(a str\\), got 5"):
+        RedisRouteStore.from_url(5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="got None"):
+        RedisRouteStore.from_url(None)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="timeout must be a finite number > 0, got 0"):
+        RedisRouteStore.from_url("redis://127.0.0.1:9/0", timeout=0)
+    with pytest.raises(ValueError, match="prefix must be a non-empty str, got ''"):
+        RedisRouteStore.from_url("redis://127.0.0.1:9/0", prefix="")
+    good = RedisRouteStore.from_url("unix:///tmp/balancekit-test-none.sock", ttl=5.0)
+    assert good.ttl == 5.0  # a unix socket URL is accepted (nothing connects yet)

@@ -16,12 +16,17 @@ from ..health import HealthState
 from ..lease import Lease
 from ..pool import Pool
 from ..retry import RetryBudget
-from ..validate import check_count
-from ._validate import check_statuses
+from ..validate import check_count, show
+from ._address import split_server
+from ._validate import check_methods, check_statuses
 
 __all__ = [
+    "CONNECT_ERRORS",
     "IDEMPOTENT_METHODS",
+    "RETRY_ALL",
+    "RETRY_CONNECT",
     "RETRY_ERRORS",
+    "RETRY_NONE",
     "Budget",
     "Rules",
     "default_classify",
@@ -36,6 +41,15 @@ RETRY_ERRORS: tuple[type[Exception], ...] = (
     httpx.RemoteProtocolError,  # the server closed the connection without an answer
 )
 """Exceptions after which an idempotent request may be retried on another server."""
+
+CONNECT_ERRORS: tuple[type[Exception], ...] = (httpx.ConnectError, httpx.ConnectTimeout)
+"""Failures to connect: the request was never sent, so any method may be retried
+(Envoy's ``connect-failure`` retry policy, gRPC's transparent retry)."""
+
+RETRY_NONE, RETRY_CONNECT, RETRY_ALL = 0, 1, 2
+"""What a request may be retried after: nothing (its body cannot be sent again),
+a failure to connect only (a method not in ``retry_methods``), or any
+retryable error or status."""
 
 
 _new_request = httpx.Request.__new__
@@ -87,11 +101,7 @@ class Rules:
         ):
             raise TypeError(f"retry_budget must be a RetryBudget, got {retry_budget!r}")
         self.budget: Budget = RetryBudget() if retry_budget is None else retry_budget
-        if isinstance(retry_methods, str):
-            raise TypeError(
-                f"retry_methods must be a collection of method names, got {retry_methods!r}"
-            )
-        self.retry_methods = frozenset(str(m).upper() for m in retry_methods)
+        self.retry_methods = check_methods("retry_methods", retry_methods)
         statuses = check_statuses("retry_statuses", retry_statuses, empty=True)
         self.retry_statuses = frozenset(statuses)
         for name, value in (("key", key), ("classify", classify)):
@@ -104,19 +114,24 @@ class Rules:
         self.cookie_max_age = None if sticky is None else sticky.ttl
         self._bases: dict[str, tuple[str, str, int | None]] = {}
         self._urls: dict[tuple[str, bytes, bytes], tuple[httpx.URL, str]] = {}
+        for server in pool.servers:  # members added later are checked at their first request
+            self._base(server)
 
     # -- one request ---------------------------------------------------------------
 
-    def start(self, request: httpx.Request) -> tuple[Any, str | None, bool]:
-        """``(hash key, sticky cookie, may retry)`` for a new request; deposits in the budget."""
+    def start(self, request: httpx.Request) -> tuple[Any, str | None, int]:
+        """``(hash key, sticky cookie, retry mode)`` for a new request; deposits in the
+        budget. The mode is ``RETRY_ALL``, ``RETRY_CONNECT`` or ``RETRY_NONE``."""
         self.budget.deposit()
         key = None if self.key is None else self.key(request)
         cookie = None if self.cookie_name is None else read_cookie(request, self.cookie_name)
-        retryable = request.method in self.retry_methods and isinstance(
-            request.stream,
-            httpx.ByteStream,  # a body that can be sent again
-        )
-        return key, cookie, retryable
+        if not isinstance(request.stream, httpx.ByteStream):  # a body read once: never again
+            mode = RETRY_NONE
+        elif request.method in self.retry_methods:
+            mode = RETRY_ALL
+        else:
+            mode = RETRY_CONNECT
+        return key, cookie, mode
 
     def acquire(self, key: Any, cookie: str | None, tried: Collection[str]) -> Lease:
         """A lease on a server, preferring those not in ``tried``."""
@@ -169,30 +184,41 @@ class Rules:
             self._urls[cache_key] = found
         return found
 
-    def retry_response(self, retryable: bool, attempt: int, response: httpx.Response) -> bool:
-        """Whether to retry after ``response``; withdraws from the budget when yes."""
+    def retry_response(self, mode: int, attempt: int, response: httpx.Response) -> bool:
+        """Whether to retry after ``response``; withdraws from the budget when yes.
+
+        Only in ``RETRY_ALL`` mode: an answer means the request was sent.
+        """
         return (
-            retryable
+            mode == RETRY_ALL
             and attempt < self.attempts
             and response.status_code in self.retry_statuses
             and self._withdraw()
         )
 
-    def retry_error(self, retryable: bool, attempt: int, error: BaseException) -> bool:
-        """Whether to retry after ``error``; withdraws from the budget when yes."""
-        return (
-            retryable
-            and attempt < self.attempts
-            and isinstance(error, RETRY_ERRORS)
-            and self._withdraw()
-        )
+    def retry_error(self, mode: int, attempt: int, error: BaseException) -> bool:
+        """Whether to retry after ``error``; withdraws from the budget when yes.
 
-    def finish(self, response: httpx.Response, lease: Lease, cookie: str | None) -> bool:
-        """Set the sticky cookie on ``response``; return whether it is a success."""
+        ``RETRY_ALL``: any of ``RETRY_ERRORS``; ``RETRY_CONNECT``: a failure to
+        connect only (``CONNECT_ERRORS``), after which nothing was sent. A
+        read timeout or a connection closed mid-exchange may follow a request
+        the server received, so it is retried only for ``retry_methods``.
+        """
+        if mode == RETRY_ALL:
+            retryable = isinstance(error, RETRY_ERRORS)
+        else:
+            retryable = mode == RETRY_CONNECT and isinstance(error, CONNECT_ERRORS)
+        return retryable and attempt < self.attempts and self._withdraw()
+
+    def finish(
+        self, request: httpx.Request, response: httpx.Response, lease: Lease, cookie: str | None
+    ) -> bool:
+        """Set the sticky cookie on ``response`` to ``request``; return whether it is a success."""
         if lease.cookie is not None and lease.cookie != cookie:
+            secure = request.url.scheme == "https"
             items = [
                 *response.headers.multi_items(),
-                ("set-cookie", self._set_cookie(lease.cookie)),
+                ("set-cookie", self._set_cookie(lease.cookie, secure)),
             ]
             response.headers = httpx.Headers(items)
         return bool(self.classify(response))
@@ -200,21 +226,27 @@ class Rules:
     def _withdraw(self) -> bool:
         return self.budget.try_withdraw()
 
-    def _set_cookie(self, value: str) -> str:
-        parts = [f"{self.cookie_name}={value}", "Path=/", "HttpOnly"]
+    def _set_cookie(self, value: str, secure: bool) -> str:
+        # SameSite=Lax: a route cookie needs no cross-site POST, and browsers
+        # treat a cookie without SameSite inconsistently. Secure when the
+        # client asked over https (the URL its cookie jar keys on), so the
+        # cookie never travels in clear where it came encrypted.
+        parts = [f"{self.cookie_name}={value}", "Path=/", "HttpOnly", "SameSite=Lax"]
+        if secure:
+            parts.append("Secure")
         if self.cookie_max_age is not None:
             parts.append(f"Max-Age={int(self.cookie_max_age)}")
         return "; ".join(parts)
 
     def _base(self, server: str) -> tuple[str, str, int | None]:
+        """``(scheme, host, port)`` of a server id, which must be an http(s) base URL.
+
+        Raises:
+            ValueError: naming the id.
+        """
         base = self._bases.get(server)
         if base is None:
-            url = httpx.URL(server) if "://" in server else None
-            if url is None or url.scheme not in ("http", "https") or not url.host:
-                raise ValueError(
-                    f"server ids must be base URLs such as 'http://10.0.0.1:8080', got {server!r}"
-                )
-            base = self._bases[server] = (url.scheme, url.host, url.port)
+            base = self._bases[server] = _parse_base(server)
         return base
 
     def __repr__(self) -> str:
@@ -223,6 +255,20 @@ class Rules:
             f"retry_methods={sorted(self.retry_methods)!r}, "
             f"retry_statuses={sorted(self.retry_statuses)!r}, key={self.key!r}"
         )
+
+
+def _parse_base(server: str) -> tuple[str, str, int | None]:
+    try:
+        url = httpx.URL(server) if "://" in server else None
+        split_server(server)  # a port in range, IPv6 brackets closed
+    except (httpx.InvalidURL, ValueError):
+        url = None
+    if url is None or url.scheme not in ("http", "https") or not url.host:
+        raise ValueError(
+            "server ids must be base URLs such as 'http://10.0.0.1:8080' "
+            f"(http or https), got {show(server)}"
+        )
+    return url.scheme, url.host, url.port
 
 
 def _healthy_first(pool: Pool, tried: Collection[str]) -> Collection[str]:

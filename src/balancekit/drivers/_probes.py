@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from ..validate import check_positive
 from ._address import split_server
-from ._validate import check_statuses
+from ._validate import check_method, check_statuses
 
 if TYPE_CHECKING:
     import httpx
@@ -95,14 +95,13 @@ class HTTPProbe(Probe):
     ) -> None:
         if not isinstance(path, str) or not path.startswith("/"):
             raise ValueError(f"path must be a str starting with '/', got {path!r}")
-        if not isinstance(method, str) or not method.isalpha():
-            raise ValueError(f"method must be an HTTP method name, got {method!r}")
+        checked_method = check_method("method", method)
         accepted = check_statuses("statuses", statuses, empty=False)
         import httpx  # the httpx extra is needed only by this probe
 
         self._httpx = httpx
         self.path = path
-        self.method = method.upper()
+        self.method = checked_method
         self.statuses = accepted
         self.headers = dict(headers or {})
         self.timeout = check_positive("timeout", timeout)
@@ -165,10 +164,11 @@ def http_probe(
     HTTPProbe('/ready', method='GET', statuses=range(200, 300), timeout=2.0)
 
     Raises:
-        ValueError: ``path`` does not start with ``/``, a bad method or timeout;
+        ValueError: ``path`` does not start with ``/``, a method that is no
+            RFC 9110 token, a bad timeout;
             ``statuses`` empty or holding a status outside [100, 599] (such a
             probe could never pass).
-        TypeError: ``statuses`` is not a collection of ints.
+        TypeError: ``statuses`` is not a collection of ints, ``method`` not a str.
     """
     return HTTPProbe(path, method=method, statuses=statuses, headers=headers, timeout=timeout)
 

@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import threading
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 from typing import Any
 
@@ -35,6 +36,7 @@ from ..errors import UnknownServer
 from ..pool import Pool
 from ..validate import check_count
 from ._probes import HTTPProbe, Probe, TCPProbe, http_probe, tcp_probe
+from ._thread_loop import ThreadLoop
 
 __all__ = [
     "AsyncHealthChecker",
@@ -143,15 +145,14 @@ class HealthChecker(_Runner):
     def __init__(self, pool: Pool, probe: SyncProbe | Probe, *, concurrency: int = 16) -> None:
         super().__init__(pool, probe, concurrency)
         self._probe = probe
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._running: set[str] = set()
+        self._loop = ThreadLoop("HealthChecker", "balancekit-health", self._run)
+        self._running: set[str] = set()  # servers with a probe started or queued, any run
         self._lock = threading.Lock()
 
     @property
     def running(self) -> bool:
         """Whether the thread is running."""
-        return self._thread is not None
+        return self._loop.running
 
     def start(self) -> None:
         """Start the thread.
@@ -159,60 +160,65 @@ class HealthChecker(_Runner):
         Raises:
             RuntimeError: it is already running.
         """
-        if self._thread is not None:
-            raise RuntimeError("HealthChecker is already running")
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="balancekit-health", daemon=True)
-        self._thread.start()
+        self._loop.start()
 
     def stop(self, timeout: float | None = None) -> None:
         """Stop the thread and wait up to ``timeout`` seconds for it; no error if stopped.
 
-        Probes still running finish in the background and are not recorded.
-        """
-        thread, self._thread = self._thread, None
-        if thread is None:
-            return
-        self._stop.set()
-        thread.join(timeout)
+        Probes still running finish in the background and are not recorded;
+        a server whose probe is still running is not probed again by a new
+        :meth:`start` until that probe ends. Even with a short ``timeout`` the
+        stopped thread starts no new round, so a restart never runs two loops.
 
-    def _run(self) -> None:
+        Raises:
+            TypeError, ValueError: ``timeout`` is not ``None`` or a number >= 0
+                (then the thread runs on).
+        """
+        self._loop.stop(timeout)
+
+    def _run(self, stop: threading.Event) -> None:
         executor = ThreadPoolExecutor(self._concurrency, thread_name_prefix="balancekit-probe")
         try:
-            while not self._stop.is_set():
+            while not stop.is_set():
                 for server in self._pool.due_checks():
+                    if stop.is_set():
+                        break  # the tracker times the rest out, as for any stop
                     with self._lock:
                         if server in self._running:
                             continue
                         self._running.add(server)
                     self.probes += 1
                     started = self._pool.clock()
-                    executor.submit(self._one, server, started)
-                self._stop.wait(self._pause())
+                    future = executor.submit(self._one, server, started, stop)
+                    # Done or cancelled by the shutdown below: either way the server
+                    # may be probed again (a cancelled probe never runs _one).
+                    future.add_done_callback(functools.partial(self._forget, server))
+                stop.wait(self._pause())
         finally:
             executor.shutdown(wait=False, cancel_futures=True)
             if isinstance(self._probe, Probe):
-                self._probe.close()
+                # Not under a run started since: it uses the same probe.
+                self._loop.unless_running(self._probe.close)
 
-    def _one(self, server: str, started: float) -> None:
+    def _forget(self, server: str, future: Future[None]) -> None:
+        with self._lock:
+            self._running.discard(server)
+
+    def _one(self, server: str, started: float, stop: threading.Event) -> None:
+        if stop.is_set():
+            return
+        remaining = self._timeout - (self._pool.clock() - started)
+        if remaining <= 0:
+            self._count(failures=1)  # waited too long for a free slot
+            return
         try:
-            if self._stop.is_set():
-                return
-            remaining = self._timeout - (self._pool.clock() - started)
-            if remaining <= 0:
-                self._count(failures=1)  # waited too long for a free slot
-                return
-            try:
-                probe = self._probe
-                ok = probe.check(server, remaining) if isinstance(probe, Probe) else probe(server)
-                ok = bool(ok)
-            except Exception as error:
-                ok = self._failed(error)
-            if not self._stop.is_set():
-                self._finish(server, started, ok)
-        finally:
-            with self._lock:
-                self._running.discard(server)
+            probe = self._probe
+            ok = probe.check(server, remaining) if isinstance(probe, Probe) else probe(server)
+            ok = bool(ok)
+        except Exception as error:
+            ok = self._failed(error)
+        if not stop.is_set():
+            self._finish(server, started, ok)
 
     def __enter__(self) -> HealthChecker:
         self.start()

@@ -24,8 +24,10 @@ from types import TracebackType
 from typing import Protocol
 
 from ..events import StateChange
-from ..validate import check_positive
+from ..validate import MAX_SECONDS, check_range, show
 from ._address import join_server
+from ._thread_loop import ThreadLoop
+from ._validate import check_family, check_host
 
 __all__ = ["DNSDiscovery", "Resolution", "resolve"]
 
@@ -48,10 +50,14 @@ def resolve(host: str, port: int, *, scheme: str | None = None, family: int = 0)
     O(addresses).
 
     Raises:
-        TypeError, ValueError: a bad ``host``, ``port`` or ``scheme``.
+        TypeError, ValueError: a bad argument, naming it and its value: a
+            ``host`` that is neither an IP address nor a DNS name (a port,
+            scheme or path in it included), a ``port`` outside [1, 65535], a
+            ``scheme`` that is not letters, a ``family`` other than
+            ``socket.AF_UNSPEC`` (0), ``AF_INET`` and ``AF_INET6``.
         OSError: (``socket.gaierror``) the name does not resolve.
     """
-    _check_target(host, port, scheme)
+    _check_target(host, port, scheme, family)
     infos = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM)
     found: dict[str, None] = {}
     for _, _, _, _, address in infos:
@@ -59,17 +65,17 @@ def resolve(host: str, port: int, *, scheme: str | None = None, family: int = 0)
     return list(found)
 
 
-def _check_target(host: object, port: object, scheme: object) -> None:
-    if not isinstance(host, str):
-        raise TypeError(f"host must be a non-empty str, got {host!r}")
-    if not host:
-        raise ValueError("host must be a non-empty str, got ''")
+def _check_target(host: object, port: object, scheme: object, family: object) -> None:
+    check_host(host)
     if isinstance(port, bool) or not isinstance(port, int):
-        raise TypeError(f"port must be an int in [1, 65535], got {port!r}")
+        raise TypeError(f"port must be an int in [1, 65535], got {show(port)}")
     if not 0 < port < 65536:
-        raise ValueError(f"port must be an int in [1, 65535], got {port!r}")
-    if scheme is not None and (not isinstance(scheme, str) or not scheme.isalpha()):
-        raise ValueError(f"scheme must be None or letters such as 'http', got {scheme!r}")
+        raise ValueError(f"port must be an int in [1, 65535], got {show(port)}")
+    if scheme is not None and not isinstance(scheme, str):
+        raise TypeError(f"scheme must be None or letters such as 'http', got {show(scheme)}")
+    if scheme is not None and not scheme.isalpha():
+        raise ValueError(f"scheme must be None or letters such as 'http', got {show(scheme)}")
+    check_family(family)
 
 
 class Updatable(Protocol):
@@ -106,8 +112,9 @@ class DNSDiscovery:
         port: the port of every server.
         scheme: ``"http"`` or ``"https"`` to make base-URL ids (for the httpx
             transport); ``None`` for ``"ip:port"`` ids.
-        interval: seconds between two resolutions once started.
-        family: ``socket.AF_INET`` or ``socket.AF_INET6`` to keep one family; 0 both.
+        interval: seconds between two resolutions once started, in (0, 1e9].
+        family: ``socket.AF_INET`` or ``socket.AF_INET6`` to keep one family;
+            ``socket.AF_UNSPEC`` (0) both.
         on_error: ``on_error(error)``, called with the exception of every failed
             resolution, in the thread that resolved, after the failure is
             recorded; an exception it raises is logged, never propagated.
@@ -137,15 +144,14 @@ class DNSDiscovery:
             raise TypeError(f"pool must have an update(servers) method (a Pool), got {pool!r}")
         if on_error is not None and not callable(on_error):
             raise TypeError(f"on_error must be None or a callable(error), got {on_error!r}")
-        _check_target(host, port, scheme)
-        self._interval = check_positive("interval", interval)
+        _check_target(host, port, scheme, family)
+        self._interval = check_range("interval", interval, 0.0, MAX_SECONDS, low_open=True)
         self._pool = pool
         self._host = host
         self._port = port
         self._scheme = scheme
         self._family = family
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = ThreadLoop("DNSDiscovery", "balancekit-dns", self._run)
         self._lock = threading.Lock()  # one refresh at a time
         self._on_error = on_error
         self.refreshes = 0
@@ -160,7 +166,16 @@ class DNSDiscovery:
         failure or a refused update (both are in ``error``, logged and handed
         to ``on_error``).
         """
+        result = self._refresh(None)
+        assert result is not None  # only a stopped run's refresh is skipped
+        return result
+
+    def _refresh(self, stop: threading.Event | None) -> Resolution | None:
+        """:meth:`refresh`, skipped (``None``) when ``stop``, the event of a
+        background run, is set by the time no other refresh runs."""
         with self._lock:
+            if stop is not None and stop.is_set():
+                return None
             self.refreshes += 1
             try:
                 servers = resolve(self._host, self._port, scheme=self._scheme, family=self._family)
@@ -201,7 +216,7 @@ class DNSDiscovery:
     @property
     def running(self) -> bool:
         """Whether the background thread is running."""
-        return self._thread is not None
+        return self._loop.running
 
     def start(self) -> None:
         """Refresh now in a thread, then every ``interval`` seconds until :meth:`stop`.
@@ -209,25 +224,27 @@ class DNSDiscovery:
         Raises:
             RuntimeError: it is already running.
         """
-        if self._thread is not None:
-            raise RuntimeError("DNSDiscovery is already running")
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="balancekit-dns", daemon=True)
-        self._thread.start()
+        self._loop.start()
 
     def stop(self, timeout: float | None = None) -> None:
         """Stop the thread, waiting up to ``timeout`` seconds (a lookup in progress
-        finishes first); no error if stopped."""
-        thread, self._thread = self._thread, None
-        if thread is None:
-            return
-        self._stop.set()
-        thread.join(timeout)
+        finishes first); no error if stopped.
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.refresh()
-            self._stop.wait(self._interval)
+        Even with a short ``timeout`` the stopped thread starts no new lookup
+        (one in progress finishes and is applied), so a :meth:`start` right
+        after never leaves two threads refreshing. ``on_error`` may call it
+        (it then does not wait).
+
+        Raises:
+            TypeError, ValueError: ``timeout`` is not ``None`` or a number >= 0
+                (then the thread runs on).
+        """
+        self._loop.stop(timeout)
+
+    def _run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            self._refresh(stop)
+            stop.wait(self._interval)
 
     @property
     def host(self) -> str:

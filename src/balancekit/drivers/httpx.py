@@ -6,9 +6,11 @@
 >>> client = httpx.Client(transport=BalancedTransport(pool), base_url="http://service")
 >>> client.close()
 
-Server ids are base URLs. A request's scheme, host and port (and its Host
-header) are replaced by the chosen server's; the path and query stay. Each
-server gets its own inner transport (its own pooled connections).
+Server ids are base URLs (http or https): the pool's members are checked
+when the transport is made, a member added later at its first request. A
+request's scheme, host and port (and its Host header) are replaced by the
+chosen server's; the path and query stay. Each server gets its own inner
+transport (its own pooled connections).
 
 - **Leases**: the lease stays open until the response is closed, so a
   streamed body counts as in flight; ``client.get()`` closes the response
@@ -19,14 +21,19 @@ server gets its own inner transport (its own pooled connections).
 - **Retries**: up to ``attempts`` tries in all, each on a server not tried
   yet for this request (``exclude=``), only for ``retry_methods`` (the
   idempotent ones), only after a connection error, a timeout or a status in
-  ``retry_statuses``, and only while the ``retry_budget`` allows. When
-  retries run out the caller gets the last response or exception, unchanged.
+  ``retry_statuses``, and only while the ``retry_budget`` allows. One
+  exception: a failure to *connect* (``httpx.ConnectError``,
+  ``httpx.ConnectTimeout``) is retried for every method, a POST included,
+  since the request was never sent (as Envoy's ``connect-failure`` and
+  gRPC's transparent retries). When retries run out the caller gets the
+  last response or exception, unchanged.
 - **Timeouts**: httpx's timeout for the request applies to each try; one
   that expires is a failure. A request the caller cancels (or interrupts)
   releases its lease abandoned (``ok=None``): no verdict on the server.
 - **Sticky sessions**: with a ``StickySession`` in the pool, the cookie is
-  read from the request and set on the response (an httpx client's cookie
-  jar sends it back). ``key(request)`` picks the hash key for hash strategies.
+  read from the request and set on the response (``HttpOnly``,
+  ``SameSite=Lax``, ``Secure`` for an https request); an httpx client's
+  cookie jar sends it back. ``key(request)`` picks the hash key for hash strategies.
 """
 
 from __future__ import annotations
@@ -106,7 +113,9 @@ class BalancedTransport(httpx.BaseTransport):
         attempts: tries in all per request (1: no retry).
         retry_budget: a :class:`~balancekit.RetryBudget` paying for retries; a
             fresh one by default (shared by all requests of this transport).
-        retry_methods: methods that may be retried (default: the idempotent ones).
+        retry_methods: methods that may be retried after any retryable error or
+            status (default: the idempotent ones); any method is retried after
+            a failure to connect. Names are RFC 9110 tokens, upper-cased.
         retry_statuses: statuses after which a retry is tried.
         key: ``key(request)`` gives the hash key (hash strategies need one).
         classify: ``classify(response) -> bool``, the verdict on a response
@@ -119,7 +128,8 @@ class BalancedTransport(httpx.BaseTransport):
     one acquire per try.
 
     Raises:
-        TypeError, ValueError: a bad option, naming it and its value.
+        TypeError, ValueError: a bad option, naming it and its value; a pool
+            member that is not an http(s) base URL, naming it.
     """
 
     def __init__(
@@ -157,7 +167,7 @@ class BalancedTransport(httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         rules = self._rules
-        key, cookie, retryable = rules.start(request)
+        key, cookie, mode = rules.start(request)
         tried: list[str] = []
         lease: Lease | None = rules.acquire(key, cookie, tried)
         while lease is not None:
@@ -168,15 +178,15 @@ class BalancedTransport(httpx.BaseTransport):
                 response: httpx.Response = inner.handle_request(target)
             except BaseException as error:
                 Release(lease, False)(error)
-                if rules.retry_error(retryable, len(tried), error):
+                if rules.retry_error(mode, len(tried), error):
                     lease = rules.next_lease(key, cookie, tried)
                     if lease is not None:
                         continue
                 raise
             try:
-                ok = rules.finish(response, lease, cookie)
+                ok = rules.finish(request, response, lease, cookie)
                 retry = None
-                if rules.retry_response(retryable, len(tried), response):
+                if rules.retry_response(mode, len(tried), response):
                     retry = rules.next_lease(key, cookie, tried)
             except BaseException as error:
                 response.close()
@@ -248,7 +258,7 @@ class AsyncBalancedTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         rules = self._rules
-        key, cookie, retryable = rules.start(request)
+        key, cookie, mode = rules.start(request)
         tried: list[str] = []
         lease: Lease | None = rules.acquire(key, cookie, tried)
         while lease is not None:
@@ -259,15 +269,15 @@ class AsyncBalancedTransport(httpx.AsyncBaseTransport):
                 response: httpx.Response = await inner.handle_async_request(target)
             except BaseException as error:
                 Release(lease, False)(error)
-                if rules.retry_error(retryable, len(tried), error):
+                if rules.retry_error(mode, len(tried), error):
                     lease = rules.next_lease(key, cookie, tried)
                     if lease is not None:
                         continue
                 raise
             try:
-                ok = rules.finish(response, lease, cookie)
+                ok = rules.finish(request, response, lease, cookie)
                 retry = None
-                if rules.retry_response(retryable, len(tried), response):
+                if rules.retry_response(mode, len(tried), response):
                     retry = rules.next_lease(key, cookie, tried)
             except BaseException as error:
                 await response.aclose()
@@ -295,9 +305,18 @@ class AsyncBalancedTransport(httpx.AsyncBaseTransport):
 
 
 def _target(rules: Rules, request: httpx.Request, lease: Lease) -> httpx.Request:
-    """The request for the lease's server; a server id that is no URL says nothing of it."""
+    """The request for the lease's server.
+
+    A server id that is no http(s) URL (a member added after the transport
+    was made, by ``pool.update`` say) raises a ``ValueError`` naming it, and
+    its lease is released as a *failure*: the server can serve no request
+    through this transport, so its health should count it (passive ejection
+    then takes it out of rotation), where an abandoned lease would leave it
+    picked again and again. The request was not sent; it is not retried, so
+    the misconfiguration reaches the caller.
+    """
     try:
         return rules.target(request, lease.server)
-    except BaseException:
-        lease.release(ok=None)
+    except BaseException as error:
+        Release(lease, False)(error)  # an interrupt meanwhile: abandoned
         raise

@@ -25,15 +25,29 @@ would let the first request of an outage wait seconds.
 from __future__ import annotations
 
 import math
+import re
 import threading
 from typing import Any
 
 import redis
 
 from ..sticky.route_store import check_ttl
-from ..validate import check_positive
+from ..validate import check_positive, show
 
-__all__ = ["RedisRouteStore"]
+__all__ = ["RedisRouteStore", "masked"]
+
+_PASSWORD_IN_AUTHORITY = re.compile(r"(?<=://)([^/@:]*):[^/]*@")  # to the last @: p@ss
+_PASSWORD_IN_QUERY = re.compile(r"(?<=[?&]password=)[^&#]*")
+
+
+def masked(url: str) -> str:
+    """``repr(url)`` with any password replaced by ``***``, fit for an error message.
+
+    >>> masked("redis://app:s3cret@cache:6379/0?password=s3cret")
+    "'redis://app:***@cache:6379/0?password=***'"
+    """
+    url = _PASSWORD_IN_AUTHORITY.sub(r"\1:***@", url)
+    return show(_PASSWORD_IN_QUERY.sub("***", url))
 
 
 class RedisRouteStore:
@@ -103,20 +117,41 @@ class RedisRouteStore:
     ) -> RedisRouteStore:
         """A store over a new client for ``url`` with ``timeout``-second sockets and no retries.
 
+        ``url`` is a Redis URL: ``redis://[[user]:password@]host[:port][/db]``,
+        ``rediss://`` (TLS) or ``unix://path``. Nothing connects yet.
+
+        >>> RedisRouteStore.from_url("http://cache:6379")
+        Traceback (most recent call last):
+        ...
+        ValueError: url must be a Redis URL (redis://, rediss:// or unix://), got 'http://cache:6379'
+
         Raises:
-            ValueError: a bad ``url`` or option.
+            TypeError: ``url`` is not a str.
+            ValueError: a bad ``url`` (naming it, its password masked; redis-py's
+                own error is the ``__cause__``) or a bad option.
         """
+        if not isinstance(url, str):
+            raise TypeError(f"url must be a Redis URL (a str), got {show(url)}")
         seconds = check_positive("timeout", timeout)
         from redis.backoff import NoBackoff
         from redis.retry import Retry
 
-        client = redis.Redis.from_url(
-            url,
-            socket_timeout=seconds,
-            socket_connect_timeout=seconds,
-            retry=Retry(NoBackoff(), 0),
-        )
-        return cls(client, ttl=ttl, prefix=prefix, retry_after=retry_after)
+        try:
+            client = redis.Redis.from_url(
+                url,
+                socket_timeout=seconds,
+                socket_connect_timeout=seconds,
+                retry=Retry(NoBackoff(), 0),
+            )
+        except ValueError as error:
+            raise ValueError(
+                f"url must be a Redis URL (redis://, rediss:// or unix://), got {masked(url)}"
+            ) from error
+        try:
+            return cls(client, ttl=ttl, prefix=prefix, retry_after=retry_after)
+        except BaseException:
+            client.close()
+            raise
 
     # -- the RouteStore protocol --------------------------------------------------
 
