@@ -41,7 +41,9 @@ class OneOfThree:
         self.servers = [self.good.url, self.failing.url, self.refused]
 
     def pool(self, strategy: type[bk.Balancer], **options: object) -> bk.Pool:
-        tracker = bk.HealthTracker(interval=0.25, timeout=0.2, unhealthy_threshold=2)
+        # A probe may take most of a second on a loaded machine: the good backend must
+        # not miss two of them (the bad ones fail at once: a 503, a refused port).
+        tracker = bk.HealthTracker(interval=1.0, timeout=0.9, unhealthy_threshold=2)
         return bk.Pool(strategy(self.servers), health=tracker, **options)  # type: ignore[arg-type]
 
     @staticmethod
@@ -61,7 +63,7 @@ def test_the_documented_client_loses_no_request(
     client = httpx.Client(transport=BalancedTransport(pool), base_url="http://api", timeout=2.0)
     failures: list[int | Exception] = []
     with client, HealthChecker(pool, http_probe("/health")):
-        assert wait_until(lambda: scene.bad_ones_seen(pool), timeout=5.0)
+        assert wait_until(lambda: scene.bad_ones_seen(pool), timeout=15.0)
         assert not pool.panic
         before = {server: stats.requests for server, stats in pool.stats().items()}
         for _ in range(count):
@@ -90,7 +92,7 @@ def test_the_documented_async_client_loses_no_request(backends: Callable[..., Ba
             httpx.AsyncClient(transport=transport, base_url="http://api", timeout=2.0) as client,
             AsyncHealthChecker(pool, http_probe("/health")),
         ):
-            for _ in range(250):  # bounded: about 5 s at most
+            for _ in range(750):  # bounded: about 15 s at most
                 if scene.bad_ones_seen(pool):
                     break
                 await asyncio.sleep(0.02)
@@ -120,7 +122,7 @@ def test_in_panic_a_retry_goes_to_the_healthy_server(backends: Callable[..., Bac
     client = httpx.Client(transport=transport, base_url="http://api", timeout=2.0)
     failures: list[int | Exception] = []
     with client, HealthChecker(pool, http_probe("/health")):
-        assert wait_until(lambda: scene.bad_ones_seen(pool), timeout=5.0)
+        assert wait_until(lambda: scene.bad_ones_seen(pool), timeout=15.0)
         assert pool.panic
         for _ in range(300):
             try:

@@ -123,7 +123,7 @@ def test_an_unreachable_redis_never_raises() -> None:
 
 
 def test_stickiness_resumes_when_redis_comes_back(redis_server: RedisServer) -> None:
-    store = RedisRouteStore.from_url(url(redis_server), ttl=60.0, timeout=0.2, retry_after=0.3)
+    store = RedisRouteStore.from_url(url(redis_server), ttl=60.0, timeout=2.0, retry_after=0.3)
     store.set("alice", "a", now=0.0)
     redis_server.kill()
     assert store.get("alice", now=1.0) is None and store.errors == 1
