@@ -188,7 +188,8 @@ class HealthTracker(Machine[_Server]):
     ``min(base_ejection * k, max_ejection)``, ``k`` being its ejection count
     (one less for every ``outlier_interval`` after an ejection, as Envoy's),
     unless that would eject more than ``max_ejected_percent`` of the servers
-    (one ejection is always allowed when the percentage is > 0).
+    (one ejection is always allowed when the percentage is > 0: Envoy's
+    ``always_eject_one_host``, off by default there).
     With ``uneject_on_probe`` (the default, as Envoy's
     ``successful_active_health_check_uneject_host``) one passing active probe
     ends an ejection, whatever ``healthy_threshold``.
