@@ -552,6 +552,9 @@ def test_the_multiplier_decays_one_per_outlier_interval_not_per_base_ejection() 
     assert tracker.ejection_count("a") == 1  # was 3: one step per 30 s
     assert ejected_for(tracker, clock, "a") == 60  # was 120
     assert Ejection(5, 30, 300, 10).decayed(3, unejected_for=20) == 1
+    # Before the ejection's end (a re-ejection while a cut-short one would still
+    # run): no decay, and never a rise.
+    assert Ejection(5, 30, 300, 10).decayed(3, unejected_for=-25) == 3
     tracker._check()
 
 

@@ -232,7 +232,9 @@ def test_membership_and_state_changes_read_the_clock_once(
     # call instead of reading the clock again.
     clock = CountingClock()
     pool = Pool(
-        make(["a", "b", "c", "d"]), health=HealthTracker(consecutive_failures=1), clock=clock
+        make(["a", "b", "c", "d"]),
+        health=HealthTracker(unhealthy_threshold=1, healthy_threshold=1),
+        clock=clock,
     )
     calls: list[tuple[str, Callable[[], object]]] = [
         ("drain", lambda: pool.drain("a")),
@@ -249,6 +251,8 @@ def test_membership_and_state_changes_read_the_clock_once(
         clock.reads = 0
         call()
         assert clock.reads == 1, (name, what, clock.reads)
+        if what in ("eject", "recover"):  # b's weight went to 0, then back
+            assert pool.strategy.servers["b"] == (0 if what == "eject" else 1), (name, what)
     pool._check()
 
 

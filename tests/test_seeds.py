@@ -247,11 +247,24 @@ class RaisingUnpicklable(RoundRobin):
         raise Unpicklable()
 
 
+class NeedsTwo(Exception):
+    """An exception that pickles but cannot be rebuilt (its __init__ wants two arguments)."""
+
+    def __init__(self, first: str, second: str) -> None:
+        super().__init__(f"{first} and {second}")
+
+
+class RaisingNeedsTwo(RoundRobin):
+    def __init__(self, servers: object, **options: object) -> None:
+        raise NeedsTwo("the real reason", "its detail")
+
+
 @pytest.mark.parametrize(
     ("strategy", "error", "match"),
     [
         (Dying, RuntimeError, r"a simulation worker died while running task \d+"),
-        (RaisingUnpicklable, RuntimeError, "Unpicklable: holds a lock|cannot pickle"),
+        (RaisingUnpicklable, RuntimeError, "^Unpicklable: holds a lock$"),
+        (RaisingNeedsTwo, RuntimeError, "^NeedsTwo: the real reason and its detail$"),
     ],
 )
 def test_a_worker_that_dies_or_cannot_answer_is_an_error_and_no_worker_is_left(

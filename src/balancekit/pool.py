@@ -46,6 +46,10 @@ from .validate import (
 
 __all__ = ["RAMP_STEPS", "Pool", "ServerStats"]
 
+_CLAIMS = threading.Lock()
+"""Guards a component's check-and-claim by a Pool (a strategy, tracker or drainer
+belongs to one Pool)."""
+
 
 @dataclass(frozen=True, slots=True)
 class ServerStats:
@@ -179,10 +183,14 @@ class Pool(Membership):
                     f"{type(component).__name__} has its own clock {component._clock!r}, "
                     f"not the pool's {clock!r}"
                 )
-        for component in (strategy, health, drainer):
-            if component is not None and component._owned:
-                raise ValueError(f"{component!r} already belongs to a Pool")
         now = check_time(clock())
+        with _CLAIMS:  # two Pools built at once on one component: one of them gets it
+            for component in (strategy, health, drainer):
+                if component is not None and component._owned:
+                    raise ValueError(f"{component!r} already belongs to a Pool")
+            for component in (strategy, health, drainer):
+                if component is not None:
+                    component._owned = True
         if drainer is None:
             drainer = Drainer(clock=clock)
         for component in components:
@@ -190,7 +198,6 @@ class Pool(Membership):
                 component._adopt_clock(clock)
         self._clock = clock
         self._strategy = strategy
-        strategy._owned = True
         self._health = health
         self._drainer = drainer
         self._sticky = sticky

@@ -271,7 +271,18 @@ def test_an_interrupt_releases_the_lease_abandoned(
     assert stats.health is bk.HealthState.HEALTHY  # one failure would have ejected it
 
 
-@pytest.mark.parametrize("bad", ["10.0.0.2:80", "ftp://10.0.0.2:21", "http://", "http://h:99999"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "10.0.0.2:80",
+        "ftp://10.0.0.2:21",
+        "http://",
+        "http://h:99999",
+        "http://10.0.0.2:80/api",  # a path every request would lose
+        "http://user:pw@10.0.0.2:80",
+        "http://10.0.0.2:80?x=1",
+    ],
+)
 def test_a_pool_member_that_is_not_an_http_url_is_refused_at_construction(bad: str) -> None:
     pool = bk.Pool(bk.RoundRobin(["http://10.0.0.1:80", bad]))
     before = pool.stats()

@@ -263,10 +263,19 @@ def _parse_base(server: str) -> tuple[str, str, int | None]:
         split_server(server)  # a port in range, IPv6 brackets closed
     except (httpx.InvalidURL, ValueError):
         url = None
-    if url is None or url.scheme not in ("http", "https") or not url.host:
+    if (
+        url is None
+        or url.scheme not in ("http", "https")
+        or not url.host
+        # A path, a user or a query would be dropped from every request: refused.
+        or url.path not in ("", "/")
+        or url.userinfo
+        or url.query
+        or url.fragment
+    ):
         raise ValueError(
             "server ids must be base URLs such as 'http://10.0.0.1:8080' "
-            f"(http or https), got {show(server)}"
+            f"(http or https; no path, user or query), got {show(server)}"
         )
     return url.scheme, url.host, url.port
 

@@ -36,7 +36,8 @@ from ..validate import check_positive, show
 
 __all__ = ["RedisRouteStore", "masked"]
 
-_PASSWORD_IN_AUTHORITY = re.compile(r"(?<=://)([^/@:]*):[^/]*@")  # to the last @: p@ss
+# To the last @ before any query: a password may hold "@" or "/" (p@ss, pa/ss).
+_PASSWORD_IN_AUTHORITY = re.compile(r"(?<=://)([^/@:]*):[^?#]*@")
 _PASSWORD_IN_QUERY = re.compile(r"(?<=[?&]password=)[^&#]*")
 
 
@@ -144,9 +145,13 @@ class RedisRouteStore:
                 retry=Retry(NoBackoff(), 0),
             )
         except ValueError as error:
-            raise ValueError(
-                f"url must be a Redis URL (redis://, rediss:// or unix://), got {masked(url)}"
-            ) from error
+            shown = masked(url)
+            refused = ValueError(
+                f"url must be a Redis URL (redis://, rediss:// or unix://), got {shown}"
+            )
+            # redis-py's message may quote a piece of the password: keep it only when
+            # there was none to hide.
+            raise refused from (error if shown == show(url) else None)
         try:
             return cls(client, ttl=ttl, prefix=prefix, retry_after=retry_after)
         except BaseException:

@@ -87,7 +87,8 @@ class Ejection:
         percent = self.max_ejected_percent
         if percent == 0:
             return False
-        # As Envoy: the cap never prevents the first ejection.
+        # The cap never prevents the first ejection: Envoy's always_eject_one_host (which
+        # Envoy leaves off by default; there 10 % of fewer than 10 servers ejects none).
         return self.ejected == 0 or (self.ejected + 1) * 100 <= percent * servers
 
     def decayed(self, ejections: int, unejected_for: float) -> int:
@@ -114,7 +115,8 @@ class Ejection:
         return ejections
 
     def length(self, ejections: int) -> float:
-        """Seconds an ejection lasts when it is the server's ``ejections``-th. O(1)."""
+        """Seconds an ejection lasts when the server's multiplier is ``ejections``
+        (see :meth:`decayed` and :meth:`grown`). O(1)."""
         return min(self.base_ejection * ejections, self.max_ejection)
 
     def __repr__(self) -> str:

@@ -310,7 +310,9 @@ class HealthTracker(Machine[_Server]):
 
     @property
     def base_ejection(self) -> float:
-        """Seconds of a first ejection; the k-th lasts k times as long."""
+        """Seconds of a first ejection; one lasts ``multiplier`` times as long, the
+        multiplier growing by one per ejection and decaying by one per
+        ``outlier_interval`` out of ejection (Envoy's ``ejection_time_backoff``)."""
         return self._ejection.base_ejection
 
     @property

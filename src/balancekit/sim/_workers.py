@@ -15,6 +15,7 @@ A worker keeps the request streams of the seeds it has run
 from __future__ import annotations
 
 import multiprocessing
+import pickle
 import signal
 from collections import deque
 from collections.abc import Iterator
@@ -111,8 +112,15 @@ def _serve(connection: Connection) -> None:
         try:
             result: SimulationResult | _Failure = simulate_sharing(scenario, strategy, streams)
         except Exception as error:
-            result = _Failure(error)
-        try:
-            connection.send(result)
-        except Exception as error:  # an exception that cannot be pickled: its text then
-            connection.send(_Failure(RuntimeError(f"{type(error).__name__}: {error}")))
+            result = _Failure(_portable(error))
+        connection.send(result)
+
+
+def _portable(error: Exception) -> Exception:
+    """``error`` if it survives the trip to the parent (pickled there and back), else a
+    ``RuntimeError`` carrying its type and text, so the real reason is never lost."""
+    try:
+        pickle.loads(pickle.dumps(error))
+    except Exception:
+        return RuntimeError(f"{type(error).__name__}: {error}")
+    return error
