@@ -53,6 +53,10 @@ retryable error or status."""
 
 
 _new_request = httpx.Request.__new__
+_new_headers = httpx.Headers.__new__
+
+HeaderRow = tuple[bytes, bytes, bytes]
+"""A row of ``httpx.Headers``: the name as given, the name lower-cased, the value."""
 
 _URL_CACHE = 1024
 """Target URLs kept, per transport."""
@@ -113,7 +117,7 @@ class Rules:
         self.cookie_name = None if sticky is None else sticky.cookie_name
         self.cookie_max_age = None if sticky is None else sticky.ttl
         self._bases: dict[str, tuple[str, str, int | None]] = {}
-        self._urls: dict[tuple[str, bytes, bytes], tuple[httpx.URL, str]] = {}
+        self._urls: dict[tuple[str, bytes, bytes], tuple[httpx.URL, HeaderRow]] = {}
         for server in pool.servers:  # members added later are checked at their first request
             self._base(server)
 
@@ -133,10 +137,6 @@ class Rules:
             mode = RETRY_CONNECT
         return key, cookie, mode
 
-    def acquire(self, key: Any, cookie: str | None, tried: Collection[str]) -> Lease:
-        """A lease on a server, preferring those not in ``tried``."""
-        return self.pool.acquire(key, cookie=cookie, exclude=tried)
-
     def next_lease(self, key: Any, cookie: str | None, tried: Collection[str]) -> Lease | None:
         """A lease for a retry, or ``None`` when no server is left (keep the last outcome).
 
@@ -149,15 +149,25 @@ class Rules:
         if pool.health is not None and pool.panic:
             exclude = _healthy_first(pool, tried)
         try:
-            return self.acquire(key, cookie, exclude)
+            return pool.acquire(key, cookie=cookie, exclude=exclude)
         except LookupError:  # NoServerAvailable: every server went out meanwhile
             return None
 
     def target(self, request: httpx.Request, server: str) -> httpx.Request:
         """``request`` sent to ``server``: its scheme, host and port (and Host header)."""
         url, host = self._target_url(request.url, server)
-        headers = request.headers.copy()
-        headers["Host"] = host
+        # The Host header replaced in a copy of the header rows, as
+        # ``headers.copy()`` then ``headers["Host"] = ...`` would do, at half
+        # their cost; a request without one Host header takes that general path.
+        old = request.headers
+        rows = [host if row[1] == b"host" else row for row in old._list]
+        if rows.count(host) == 1:
+            headers: httpx.Headers = _new_headers(httpx.Headers)
+            headers._list = rows
+            headers._encoding = old.encoding
+        else:
+            headers = old.copy()
+            headers["Host"] = host[2].decode("ascii")
         # A copy of the request with two fields replaced: Request() would copy
         # the headers a second time and re-check the method and URL, a third of
         # this call's cost; the request keeps its state in its __dict__.
@@ -169,8 +179,8 @@ class Rules:
         fields["extensions"] = dict(request.extensions)
         return target
 
-    def _target_url(self, url: httpx.URL, server: str) -> tuple[httpx.URL, str]:
-        """The URL for ``server`` and its Host header."""
+    def _target_url(self, url: httpx.URL, server: str) -> tuple[httpx.URL, HeaderRow]:
+        """The URL for ``server`` and its Host header row."""
         # Parsing a URL costs more than the rest of a try together, and clients
         # repeat their paths: keep the recent ones (bounded, cleared when full).
         cache_key = (server, url.raw_path, url.userinfo)
@@ -178,7 +188,7 @@ class Rules:
         if found is None:
             scheme, host, port = self._base(server)
             target = url.copy_with(scheme=scheme, host=host, port=port)
-            found = (target, target.netloc.decode("ascii"))
+            found = (target, (b"Host", b"host", target.netloc))
             if len(self._urls) >= _URL_CACHE:
                 self._urls.clear()
             self._urls[cache_key] = found

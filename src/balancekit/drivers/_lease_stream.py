@@ -20,86 +20,74 @@ from ..lease import Lease
 __all__ = [
     "AsyncLeaseStream",
     "LeaseStream",
-    "Release",
     "adiscard",
     "async_stream",
     "discard",
+    "end_lease",
     "sync_stream",
 ]
 
 
-class Release:
-    """Ends a lease once: the verdict of the response, failed by a broken body."""
-
-    __slots__ = ("_done", "lease", "ok")
-
-    def __init__(self, lease: Lease, ok: bool) -> None:
-        self.lease = lease
-        self.ok = ok
-        self._done = False
-
-    def __call__(self, error: BaseException | None = None) -> None:
-        if self._done:
-            return
-        self._done = True
-        if error is None:
-            self.lease.release(ok=self.ok)
-        elif isinstance(error, Exception):
-            self.lease.release(ok=False)
-        else:
-            self.lease.release(ok=None)  # the caller gave up: no verdict on the server
-
-    def __repr__(self) -> str:
-        return f"Release({self.lease!r}, ok={self.ok!r}, done={self._done!r})"
+def end_lease(lease: Lease, error: BaseException) -> None:
+    """End ``lease`` after ``error``: a failure for an ``Exception``; abandoned
+    (``ok=None``) for an interrupt or a cancellation, which says nothing about the
+    server. A lease already released stays as it was (``Lease.release`` is once)."""
+    lease.release(ok=False if isinstance(error, Exception) else None)
 
 
 class LeaseStream(httpx.SyncByteStream):
-    """A response body that releases its lease when closed (or when reading it fails)."""
+    """A response body that releases its lease when closed (or when reading it fails).
 
-    def __init__(self, stream: httpx.SyncByteStream, release: Release) -> None:
+    The first release wins: a body that broke has released its lease as a
+    failure, and the close that follows changes nothing.
+    """
+
+    def __init__(self, stream: httpx.SyncByteStream, lease: Lease, ok: bool) -> None:
         self._stream = stream
-        self._release = release
+        self._lease = lease
+        self._ok = ok
 
     def __iter__(self) -> Iterator[bytes]:
         try:
             yield from self._stream
         except BaseException as error:
-            self._release(error)
+            end_lease(self._lease, error)
             raise
 
     def close(self) -> None:
         try:
             self._stream.close()
         finally:
-            self._release()
+            self._lease.release(ok=self._ok)
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self._stream!r} {self._release!r}>"
+        return f"<{type(self).__name__} {self._stream!r} {self._lease!r} ok={self._ok!r}>"
 
 
 class AsyncLeaseStream(httpx.AsyncByteStream):
     """The async twin of :class:`LeaseStream`."""
 
-    def __init__(self, stream: httpx.AsyncByteStream, release: Release) -> None:
+    def __init__(self, stream: httpx.AsyncByteStream, lease: Lease, ok: bool) -> None:
         self._stream = stream
-        self._release = release
+        self._lease = lease
+        self._ok = ok
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         try:
             async for chunk in self._stream:
                 yield chunk
         except BaseException as error:
-            self._release(error)
+            end_lease(self._lease, error)
             raise
 
     async def aclose(self) -> None:
         try:
             await self._stream.aclose()
         finally:
-            self._release()
+            self._lease.release(ok=self._ok)
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self._stream!r} {self._release!r}>"
+        return f"<{type(self).__name__} {self._stream!r} {self._lease!r} ok={self._ok!r}>"
 
 
 def sync_stream(response: httpx.Response) -> httpx.SyncByteStream:

@@ -50,10 +50,10 @@ from ._http_rules import IDEMPOTENT_METHODS, Budget, Rules
 from ._lease_stream import (
     AsyncLeaseStream,
     LeaseStream,
-    Release,
     adiscard,
     async_stream,
     discard,
+    end_lease,
     sync_stream,
 )
 
@@ -169,15 +169,15 @@ class BalancedTransport(httpx.BaseTransport):
         rules = self._rules
         key, cookie, mode = rules.start(request)
         tried: list[str] = []
-        lease: Lease | None = rules.acquire(key, cookie, tried)
+        lease: Lease | None = rules.pool.acquire(key, cookie=cookie, exclude=tried)
         while lease is not None:
-            tried.append(lease.server)
+            server = lease.server
+            tried.append(server)
             target = _target(rules, request, lease)
             try:
-                inner = self._transports.get(lease.server)
-                response: httpx.Response = inner.handle_request(target)
+                response: httpx.Response = self._transports.get(server).handle_request(target)
             except BaseException as error:
-                Release(lease, False)(error)
+                end_lease(lease, error)
                 if rules.retry_error(mode, len(tried), error):
                     lease = rules.next_lease(key, cookie, tried)
                     if lease is not None:
@@ -190,10 +190,10 @@ class BalancedTransport(httpx.BaseTransport):
                     retry = rules.next_lease(key, cookie, tried)
             except BaseException as error:
                 response.close()
-                Release(lease, False)(error)
+                end_lease(lease, error)
                 raise
             if retry is None:
-                response.stream = LeaseStream(sync_stream(response), Release(lease, ok))
+                response.stream = LeaseStream(sync_stream(response), lease, ok)
                 return response
             try:
                 discard(response)
@@ -260,15 +260,16 @@ class AsyncBalancedTransport(httpx.AsyncBaseTransport):
         rules = self._rules
         key, cookie, mode = rules.start(request)
         tried: list[str] = []
-        lease: Lease | None = rules.acquire(key, cookie, tried)
+        lease: Lease | None = rules.pool.acquire(key, cookie=cookie, exclude=tried)
         while lease is not None:
-            tried.append(lease.server)
+            server = lease.server
+            tried.append(server)
             target = _target(rules, request, lease)
             try:
-                inner = self._transports.get(lease.server)
+                inner = self._transports.get(server)
                 response: httpx.Response = await inner.handle_async_request(target)
             except BaseException as error:
-                Release(lease, False)(error)
+                end_lease(lease, error)
                 if rules.retry_error(mode, len(tried), error):
                     lease = rules.next_lease(key, cookie, tried)
                     if lease is not None:
@@ -281,10 +282,10 @@ class AsyncBalancedTransport(httpx.AsyncBaseTransport):
                     retry = rules.next_lease(key, cookie, tried)
             except BaseException as error:
                 await response.aclose()
-                Release(lease, False)(error)
+                end_lease(lease, error)
                 raise
             if retry is None:
-                response.stream = AsyncLeaseStream(async_stream(response), Release(lease, ok))
+                response.stream = AsyncLeaseStream(async_stream(response), lease, ok)
                 return response
             try:
                 await adiscard(response)
@@ -318,5 +319,5 @@ def _target(rules: Rules, request: httpx.Request, lease: Lease) -> httpx.Request
     try:
         return rules.target(request, lease.server)
     except BaseException as error:
-        Release(lease, False)(error)  # an interrupt meanwhile: abandoned
+        end_lease(lease, error)  # an interrupt meanwhile: abandoned
         raise
