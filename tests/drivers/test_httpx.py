@@ -551,3 +551,33 @@ def test_a_streamed_post_body_is_not_retried_even_after_a_refused_connection(
     with pytest.raises(httpx.ConnectError):
         make_client(pool).post("/w", content=body())
     assert live.hits["POST /w"] == 0
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [("Host", "api"), ("Accept", "*/*")],
+        [(b"accept", b"*/*"), (b"HOST", b"api"), (b"X-Name", "café".encode())],
+        [("Host", "a"), ("Host", "b")],  # two Host headers: the general path
+        [("X-Only", "1")],  # none: the general path adds one
+    ],
+)
+def test_the_host_swap_gives_what_copy_and_set_would(
+    monkeypatch: pytest.MonkeyPatch, headers: list[tuple[str, str]] | list[tuple[bytes, bytes]]
+) -> None:
+    from balancekit.drivers import _http_rules
+
+    assert _http_rules._FAST_HOST  # this httpx keeps the rows the swap expects
+    rules = BalancedTransport(bk.Pool(bk.RoundRobin(["http://10.0.0.1:8080"])))._rules
+    request = httpx.Request("GET", "http://api/x?q=1", headers=headers)
+    before = request.headers.raw
+    fast = rules.target(request, "http://10.0.0.1:8080")
+    monkeypatch.setattr(_http_rules, "_FAST_HOST", False)
+    general = rules.target(request, "http://10.0.0.1:8080")
+    expected = request.headers.copy()
+    expected["Host"] = "10.0.0.1:8080"
+    for made in (fast, general):
+        assert made.headers.raw == expected.raw
+        assert made.headers.encoding == expected.encoding
+        assert str(made.url) == "http://10.0.0.1:8080/x?q=1"
+    assert request.headers.raw == before  # the caller's request is untouched

@@ -55,6 +55,23 @@ retryable error or status."""
 _new_request = httpx.Request.__new__
 _new_headers = httpx.Headers.__new__
 
+
+def _rows_as_expected() -> bool:
+    """Whether this httpx keeps its headers as the rows the fast Host swap writes
+    (``_list`` of ``(name, lower-case name, value)`` and ``_encoding``): private
+    fields, so a version that changes them gets the public path instead."""
+    try:
+        probe = httpx.Headers({"Host": "a"})
+        copy = _new_headers(httpx.Headers)
+        copy._list = [(b"Host", b"host", b"b")]
+        copy._encoding = probe.encoding
+        return probe._list == [(b"Host", b"host", b"a")] and dict(copy) == {"host": "b"}
+    except Exception:  # any shape we do not know
+        return False
+
+
+_FAST_HOST = _rows_as_expected()
+
 HeaderRow = tuple[bytes, bytes, bytes]
 """A row of ``httpx.Headers``: the name as given, the name lower-cased, the value."""
 
@@ -160,7 +177,7 @@ class Rules:
         # ``headers.copy()`` then ``headers["Host"] = ...`` would do, at half
         # their cost; a request without one Host header takes that general path.
         old = request.headers
-        rows = [host if row[1] == b"host" else row for row in old._list]
+        rows = [host if row[1] == b"host" else row for row in old._list] if _FAST_HOST else []
         if rows.count(host) == 1:
             headers: httpx.Headers = _new_headers(httpx.Headers)
             headers._list = rows
